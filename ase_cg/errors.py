@@ -1,0 +1,21 @@
+"""Exception base classes shared by every ``ase_cg`` module.
+
+Bad input raises a specific exception whose message names the file, dataset, field,
+molecule, bead or atom at fault and says how to fix it.  Catch :class:`ASECGError` to
+catch everything ``ase_cg`` raises on purpose; :class:`InputError` is also a
+:class:`ValueError`, so code written against the standard library keeps working.
+"""
+
+from __future__ import annotations
+
+
+class ASECGError(Exception):
+    """Base class of every exception that ``ase_cg`` raises on purpose."""
+
+
+class InputError(ASECGError, ValueError):
+    """A file, dataset, field or argument given to ``ase_cg`` is missing or malformed.
+
+    The message names what is at fault (file path and dataset / field), what was
+    expected, what was found, and how to fix it.
+    """
