@@ -1,0 +1,177 @@
+"""Model files: one self-contained, safely loadable file per trained CG model.
+
+Layout of the file (a ``torch.save`` of plain containers, loaded with ``weights_only=True``, so a
+file from a stranger cannot run code)::
+
+    {
+      "format": "ase_cg-model",
+      "version": 1,
+      "config": "<JSON text>"   # see below
+      "state_dict": {name: tensor, ...}
+    }
+
+    config = {
+      "bead_type_names": [...],            # order of bead-type indices
+      "exclusion_bonds": 3,
+      "units": {"length": "Å", "energy": "eV"},
+      "dtype": "float64" | "float32",
+      "mapping": {...} | null,             # CGMapping.to_dict(): templates, groups, bead names
+      "terms": [{"type": "<EnergyTerm class>", "config": {...}}, ...],
+      "provenance": {...}                  # data checksum, training config, package version
+    }
+
+Writes are atomic (temporary file + rename): a crash never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+import ase_cg
+from ase_cg.errors import InputError
+from ase_cg.potentials import TERM_TYPES, CGModel
+
+FORMAT_TAG = "ase_cg-model"
+FORMAT_VERSION = 1
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class ModelFileError(InputError):
+    """A model file that cannot be loaded: not ours, a newer version, or damaged."""
+
+
+def model_config(model: CGModel) -> dict:
+    """The JSON-able description of ``model`` (everything but its tensors)."""
+    mapping = model.mapping.to_dict() if model.mapping is not None else None
+    return {
+        "bead_type_names": list(model.bead_type_names),
+        "exclusion_bonds": model.exclusion_bonds,
+        "units": {"length": "Å", "energy": "eV"},
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "mapping": mapping,
+        "terms": [{"type": type(term).__name__, "config": term.config()} for term in model.terms],
+        "provenance": {"ase_cg_version": ase_cg.__version__, **model.provenance},
+    }
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: CGModel, path: str | os.PathLike) -> Path:
+    """Write ``model`` to ``path`` atomically; returns the path."""
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    payload = {
+        "format": FORMAT_TAG,
+        "version": FORMAT_VERSION,
+        "config": json.dumps(model_config(model), ensure_ascii=False),
+        "state_dict": state,
+    }
+    atomic_torch_save(payload, path)
+    return Path(path)
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Validated ``(config, state_dict)`` of a model file, without building the model.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory, expected an ase_cg model file")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for damaged or unsafe files
+        raise ModelFileError(
+            f"{path}: not a loadable ase_cg model file (damaged, truncated, or carrying pickled "
+            f"code, which is refused): {type(error).__name__}: {str(error)[:300]}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_TAG:
+        raise ModelFileError(f"{path}: not an ase_cg model file (no format tag {FORMAT_TAG!r})")
+    version = payload.get("version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format version {version!r}, this ase_cg ({ase_cg.__version__}) reads "
+            f"version {FORMAT_VERSION}; upgrade ase_cg or re-export the model"
+        )
+    try:
+        config = json.loads(payload["config"])
+        state = payload["state_dict"]
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{path}: damaged model config: {error}") from None
+    for key in ("bead_type_names", "terms", "dtype"):
+        if key not in config:
+            raise ModelFileError(f"{path}: model config lacks the field {key!r}")
+    if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+        raise ModelFileError(f"{path}: 'state_dict' must map names to tensors")
+    return config, state
+
+
+def build_model(config: dict, *, source: str = "model config") -> CGModel:
+    """A :class:`CGModel` with freshly initialised tensors from a model config dict."""
+    terms = []
+    for index, entry in enumerate(config["terms"]):
+        term_type = TERM_TYPES.get(entry.get("type"))
+        if term_type is None:
+            raise ModelFileError(
+                f"{source}: term {index} has unknown type {entry.get('type')!r} "
+                f"(known: {sorted(TERM_TYPES)})"
+            )
+        try:
+            terms.append(term_type(**entry["config"]))
+        except (TypeError, ValueError, KeyError) as error:
+            raise ModelFileError(
+                f"{source}: term {index} ({entry['type']}) has an invalid config: {error}"
+            ) from None
+    mapping = None
+    if config.get("mapping") is not None:
+        from ase_cg.mapping import CGMapping
+
+        mapping = CGMapping.from_dict(config["mapping"])
+    dtype = _DTYPES.get(config["dtype"])
+    if dtype is None:
+        raise ModelFileError(f"{source}: unknown dtype {config['dtype']!r}")
+    model = CGModel(
+        config["bead_type_names"],
+        terms,
+        mapping=mapping,
+        exclusion_bonds=config.get("exclusion_bonds", 3),
+        provenance=config.get("provenance"),
+    )
+    return model.to(dtype)
+
+
+def load_model(path: str | os.PathLike) -> CGModel:
+    """Load a model written by :func:`save_model` (safely: ``weights_only=True``).
+
+    The returned model carries ``.mapping`` and ``.cutoff`` (Å) and is in evaluation mode.
+    """
+    config, state = read_model_file(path)
+    model = build_model(config, source=str(path))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ModelFileError(f"{path}: tensors do not match the model config: {error}") from None
+    return model.eval()
