@@ -444,7 +444,9 @@ class CGModel(nn.Module):
             grads = torch.autograd.grad(
                 energy.sum(), inputs, create_graph=create_graph, allow_unused=True
             )
-            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
+            grads = [
+                torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs, strict=True)
+            ]
             if compute_forces:
                 out[K.FORCES] = -grads[0]
             if compute_stress:
