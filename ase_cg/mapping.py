@@ -1518,11 +1518,12 @@ def map_trajectory(
                 mol_ids=system.bead_mol_ids,
                 bonds=system.topology["bonds"],
                 time_step=trajectory.time_step,
+                pbc=system.pbc,
             ) as writer,
             tqdm(total=trajectory.n_frames, unit="frame", desc="map", disable=disable) as bar,
         ):
             steps = np.asarray(trajectory.steps)
-            times = np.asarray(trajectory.times)
+            times = trajectory.times
             for frames in trajectory.iter_chunks(chunk_size):
                 cells = trajectory.cells(frames)
                 beads = system.map_positions(trajectory.positions(frames), cells)
@@ -1541,7 +1542,7 @@ def map_trajectory(
                         forces=None if forces is None else forces[k],
                         velocities=None if velocities is None else velocities[k],
                         step=int(steps[frame]),
-                        time=float(times[frame]),
+                        time=None if times is None else float(times[frame]),
                     )
                 bar.update(len(beads))
     return system
