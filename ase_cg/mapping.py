@@ -298,7 +298,7 @@ class _MoleculeType:
             k = int(bad[0])
             raise MappingError(
                 f"molecule type '{name}': template atom {k} ({chemical_symbols[self.numbers[k]]})"
-                f" has mass {self.masses[k]!r}; every atom needs a mass > 0 amu (set "
+                f" has mass {float(self.masses[k])!r}; every atom needs a mass > 0 amu (set "
                 "template.set_masses(...))"
             )
         if self.weighting not in WEIGHTINGS:
@@ -997,8 +997,9 @@ def _parse_mapping_dict(data, source: str) -> list[_MoleculeType]:
         if unknown:
             fail(f"{where}.species", f"unknown element symbols {unknown}")
         n = len(species)
+        raw_positions = need(entry, "positions", list, where)
         try:
-            positions = np.asarray(need(entry, "positions", list, where), dtype=np.float64)
+            positions = np.asarray(raw_positions, dtype=np.float64)
         except (TypeError, ValueError):
             fail(f"{where}.positions", "must be a list of [x, y, z] numbers (Å)")
         if positions.shape != (n, 3):
@@ -1006,14 +1007,16 @@ def _parse_mapping_dict(data, source: str) -> list[_MoleculeType]:
                 f"{where}.positions",
                 f"shape {positions.shape}, expected ({n}, 3) (one per species)",
             )
+        raw_masses = need(entry, "masses", list, where)
         try:
-            masses = np.asarray(need(entry, "masses", list, where), dtype=np.float64)
+            masses = np.asarray(raw_masses, dtype=np.float64)
         except (TypeError, ValueError):
             fail(f"{where}.masses", "must be a list of numbers (amu)")
         if masses.shape != (n,):
             fail(f"{where}.masses", f"length {masses.shape}, expected {n} (one per species)")
+        raw_bonds = need(entry, "bonds", list, where)
         try:
-            bonds = np.asarray(need(entry, "bonds", list, where), dtype=np.int64).reshape(-1, 2)
+            bonds = np.asarray(raw_bonds, dtype=np.int64).reshape(-1, 2)
         except (TypeError, ValueError):
             fail(f"{where}.bonds", "must be a list of [i, j] atom index pairs")
         groups = need(entry, "groups", list, where)
@@ -1107,7 +1110,9 @@ class SystemMapping:
             name, perm = mapping._matcher.match(self.numbers[members], local_bonds[m], label=label)
             in_template_order = members[perm]
             if atom_masses is not None:
-                _check_atom_masses(mapping._types[name], atom_masses[in_template_order], label)
+                _check_atom_masses(
+                    mapping._types[name], atom_masses[in_template_order], in_template_order, label
+                )
             types.append(name)
             per_type[name].append((m, in_template_order))
         self.molecule_types = types
@@ -1337,14 +1342,15 @@ def _molecule_label(m: int, members: np.ndarray, atoms: Atoms, source: str) -> s
     return label + f"; molecules from {source})"
 
 
-def _check_atom_masses(t: _MoleculeType, masses: np.ndarray, label: str) -> None:
+def _check_atom_masses(t: _MoleculeType, masses: np.ndarray, atoms: np.ndarray, label: str):
+    """Masses (amu) of a molecule's atoms (template order; global indices ``atoms``) vs template."""
     bad = np.flatnonzero(~np.isclose(masses, t.masses, rtol=1e-4, atol=0))
     if len(bad):
         k = int(bad[0])
         raise MappingError(
-            f"{label}: atom playing template atom {k} ({chemical_symbols[t.numbers[k]]}) has mass "
-            f"{masses[k]!r} amu, the template of '{t.name}' {t.masses[k]!r} amu; fix the "
-            "trajectory's masses or the mapping's template"
+            f"{label}: atom {int(atoms[k])}, template atom {k} ({chemical_symbols[t.numbers[k]]}),"
+            f" has mass {float(masses[k])!r} amu, the template of '{t.name}' "
+            f"{float(t.masses[k])!r} amu; fix the trajectory's masses or the mapping's template"
         )
 
 
