@@ -1,0 +1,469 @@
+"""SchNet over CG beads: a many-body neural energy term, parameter-compatible with schnetpack.
+
+The network (Schütt et al., J. Chem. Phys. 148, 241722 (2018)) in the form of schnetpack 2.1.1's
+``SchNet`` representation followed by its ``Atomwise`` head:
+
+.. math::
+
+    x^{(0)}_i &= \\mathrm{Emb}(t_i) \\\\
+    e_k(r) &= \\exp\\!\\big(-(r - \\mu_k)^2 / 2w_k^2\\big), \\qquad
+    f_c(r) = \\tfrac12\\big(1 + \\cos(\\pi r / r_c)\\big)\\,[r < r_c] \\\\
+    W_{ij} &= \\big(\\mathrm{ssp}(e(r_{ij}) A_1 + a_1) A_2 + a_2\\big)\\, f_c(r_{ij}) \\\\
+    x^{(l+1)}_i &= x^{(l)}_i + \\mathrm{ssp}\\Big(\\big[\\textstyle\\sum_j
+        (x^{(l)}_j B) \\odot W_{ij}\\big] C_1 + c_1\\Big) C_2 + c_2 \\\\
+    E_i &= \\mathrm{MLP}(x^{(L)}_i) + \\Delta_{t_i}
+
+with ``ssp(x) = ln(1 + eˣ) − ln 2``, the sum over all neighbours ``j`` within ``r_c`` (bonded
+ones included: the term is many-body, it applies no exclusions) and ``Δ`` an optional per-type
+energy shift. The term returns per-bead energies; :class:`~ase_cg.potentials.CGModel` sums them and
+derives forces and stress by autograd.
+
+The same network, with the LAMMPS plugin's calling convention, is what
+:func:`export_torchscript` writes (see :meth:`NeuralPotential.lammps_module`).
+
+Bead-type embeddings: schnetpack embeds by atomic number (a 100-row table); here the table has
+one row per bead type. :meth:`NeuralPotential.from_schnetpack` copies row ``type_map[t]`` of
+schnetpack's table into row ``t`` of ours.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ase_cg.errors import InputError
+from ase_cg.potentials.base import CGGraph, EnergyTerm, register_term
+
+#: name of the TorchScript extra file holding the export metadata (read by the LAMMPS plugin)
+METADATA_FILE = "cgtorch.json"
+#: ``format`` and ``version`` of that metadata
+METADATA_FORMAT = "ase_cg.cgtorch"
+METADATA_VERSION = 1
+_ACTIVATIONS = ("silu", "shifted_softplus")
+_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
+
+
+class NeuralPotentialError(InputError):
+    """Invalid settings of a :class:`NeuralPotential` or of its export."""
+
+
+def shifted_softplus(x: Tensor) -> Tensor:
+    """``ln(1 + eˣ) − ln 2`` (zero at zero), SchNet's activation."""
+    return F.softplus(x) - math.log(2.0)
+
+
+class ShiftedSoftplus(nn.Module):
+    """:func:`shifted_softplus` as a module (for ``nn.Sequential`` heads)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return shifted_softplus(x)
+
+
+def _dense(n_in: int, n_out: int, *, bias: bool = True, dtype: torch.dtype) -> nn.Linear:
+    """A linear layer initialised as schnetpack's ``Dense`` (Xavier-uniform weight, zero bias)."""
+    layer = nn.Linear(n_in, n_out, bias=bias, dtype=dtype)
+    nn.init.xavier_uniform_(layer.weight)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class SchNetInteraction(nn.Module):
+    """One SchNet interaction block (continuous-filter convolution), schnetpack's layout.
+
+    Parameters
+    ----------
+    n_atom_basis, n_rbf, n_filters : int
+    """
+
+    def __init__(self, n_atom_basis: int, n_rbf: int, n_filters: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.in2f = _dense(n_atom_basis, n_filters, bias=False, dtype=dtype)
+        self.filter1 = _dense(n_rbf, n_filters, dtype=dtype)
+        self.filter2 = _dense(n_filters, n_filters, dtype=dtype)
+        self.f2out1 = _dense(n_filters, n_atom_basis, dtype=dtype)
+        self.f2out2 = _dense(n_atom_basis, n_atom_basis, dtype=dtype)
+
+    def forward(
+        self, x: Tensor, basis: Tensor, pair_i: Tensor, pair_j: Tensor, envelope: Tensor
+    ) -> Tensor:
+        """The residual update ``v`` (n_beads, n_atom_basis) of the features ``x``.
+
+        Parameters
+        ----------
+        x : (n_beads, n_atom_basis)
+        basis : (n_pairs, n_rbf)
+            Gaussian expansion of the pair distances.
+        pair_i, pair_j : (n_pairs,) int64
+        envelope : (n_pairs,)
+            Cosine cutoff of the pair distances.
+        """
+        filters = self.filter2(shifted_softplus(self.filter1(basis))) * envelope.unsqueeze(1)
+        messages = self.in2f(x).index_select(0, pair_j) * filters
+        aggregated = torch.zeros(
+            x.shape[0], messages.shape[1], dtype=messages.dtype, device=messages.device
+        ).index_add(0, pair_i, messages)
+        return self.f2out2(shifted_softplus(self.f2out1(aggregated)))
+
+
+class SchNetEnergy(nn.Module):
+    """Per-bead SchNet energies from bead types and directed pair vectors.
+
+    The computational core shared by :class:`NeuralPotential` (eager, on a :class:`CGGraph`) and
+    the exported LAMMPS module. Its inputs are plain tensors, its graph has no data-dependent
+    Python numbers, so it scripts with TorchScript and traces with ``torch.export``.
+
+    Parameters
+    ----------
+    n_types, n_atom_basis, n_filters, n_interactions, n_rbf : int
+    cutoff : float, Å
+    head_hidden : list of int
+        Hidden layer widths of the atom-wise output MLP.
+    head_activation : {"silu", "shifted_softplus"}
+    dtype : torch.dtype
+        Of the weights; inputs are cast to it, outputs cast back to the input dtype.
+    """
+
+    def __init__(
+        self,
+        n_types: int,
+        n_atom_basis: int,
+        n_filters: int,
+        n_interactions: int,
+        n_rbf: int,
+        cutoff: float,
+        head_hidden: list[int],
+        head_activation: str,
+        dtype: torch.dtype,
+    ) -> None:
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.embedding = nn.Embedding(n_types, n_atom_basis, dtype=dtype)
+        offsets = torch.linspace(0.0, self.cutoff, n_rbf, dtype=torch.float64)
+        widths = torch.full_like(offsets, self.cutoff / (n_rbf - 1))
+        self.register_buffer("rbf_offsets", offsets.to(dtype))
+        self.register_buffer("rbf_widths", widths.to(dtype))
+        self.interactions = nn.ModuleList(
+            SchNetInteraction(n_atom_basis, n_rbf, n_filters, dtype) for _ in range(n_interactions)
+        )
+        sizes = [n_atom_basis, *head_hidden, 1]
+        layers: list[nn.Module] = []
+        for index in range(len(sizes) - 1):
+            layers.append(_dense(sizes[index], sizes[index + 1], dtype=dtype))
+            if index < len(sizes) - 2:
+                layers.append(nn.SiLU() if head_activation == "silu" else ShiftedSoftplus())
+        # the untrained term adds zero energy: an untrained model is exactly its prior
+        nn.init.zeros_(layers[-1].weight)
+        self.head = nn.Sequential(*layers)
+        self.register_buffer("type_energy_shift", torch.zeros(n_types, dtype=dtype))
+
+    def forward(
+        self, bead_types: Tensor, pair_i: Tensor, pair_j: Tensor, pair_vectors: Tensor
+    ) -> Tensor:
+        """Per-bead energies (n_beads,) in eV, in the dtype of ``pair_vectors``.
+
+        Parameters
+        ----------
+        bead_types : (n_beads,) int64
+        pair_i, pair_j : (n_pairs,) int64
+            Directed pairs, both directions present, all pairs closer than the cutoff (pairs
+            beyond it contribute exactly zero).
+        pair_vectors : (n_pairs, 3) float, Å
+            ``x_j − x_i``.
+        """
+        dtype = self.rbf_offsets.dtype
+        vectors = pair_vectors.to(dtype)
+        distances = torch.sqrt((vectors * vectors).sum(dim=1))
+        coefficients = -0.5 / (self.rbf_widths * self.rbf_widths)
+        basis = torch.exp(coefficients * (distances.unsqueeze(1) - self.rbf_offsets) ** 2)
+        envelope = 0.5 * (torch.cos(distances * (math.pi / self.cutoff)) + 1.0)
+        envelope = envelope * (distances < self.cutoff).to(dtype)
+        x = self.embedding(bead_types)
+        for interaction in self.interactions:
+            x = x + interaction(x, basis, pair_i, pair_j, envelope)
+        energies = self.head(x).squeeze(1) + self.type_energy_shift.index_select(0, bead_types)
+        return energies.to(pair_vectors.dtype)
+
+
+class LAMMPSNeuralModule(nn.Module):
+    """The LAMMPS plugin's view of a :class:`NeuralPotential` (``pair_style cgtorch``).
+
+    ``forward(bead_types, pair_i, pair_j, pair_vectors, n_local) -> (n_all,)`` per-bead energies
+    in eV over local and ghost beads; the entries of ghost beads (index ≥ ``n_local``) are zero,
+    since their neighbourhoods are cut by the ghost shell. Forces come from the plugin's autograd
+    on ``pair_vectors``.
+    """
+
+    def __init__(self, network: SchNetEnergy) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(
+        self,
+        bead_types: Tensor,
+        pair_i: Tensor,
+        pair_j: Tensor,
+        pair_vectors: Tensor,
+        n_local: int,
+    ) -> Tensor:
+        """Per-bead energies.
+
+        Parameters
+        ----------
+        bead_types : (n_all,) int64
+            Model bead-type index of every local and ghost bead.
+        pair_i, pair_j : (n_pairs,) int64
+            Directed pairs (both directions) within the cutoff over local and ghost beads.
+        pair_vectors : (n_pairs, 3) float, Å
+            ``r_j − r_i``.
+        n_local : int
+            The first ``n_local`` beads are owned by this rank.
+
+        Returns
+        -------
+        (n_all,) float, eV
+        """
+        energies = self.network(bead_types, pair_i, pair_j, pair_vectors)
+        owned = torch.arange(energies.shape[0], device=energies.device) < n_local
+        return torch.where(owned, energies, torch.zeros_like(energies))
+
+
+@register_term
+class NeuralPotential(EnergyTerm):
+    """SchNet message passing over beads: a many-body energy term (see the module docstring).
+
+    Parameters
+    ----------
+    n_types : int
+        Number of bead types (rows of the embedding table).
+    n_atom_basis : int
+        Width of the bead feature vectors.
+    n_filters : int
+        Width of the continuous filters.
+    n_interactions : int
+        Number of interaction (message-passing) blocks.
+    n_rbf : int
+        Number of Gaussians on [0, cutoff].
+    cutoff : float, Å
+    head_hidden : list of int, optional
+        Hidden widths of the atom-wise output MLP; default schnetpack's ``Atomwise`` default
+        (two layers, halving: ``[n_atom_basis // 2]``).
+    head_activation : {"silu", "shifted_softplus"}
+        Activation of the output MLP (schnetpack's ``Atomwise`` uses SiLU).
+
+    Notes
+    -----
+    Weights are float32 unless the model is converted (``model.to(torch.float64)``); inputs are
+    cast to the weights' dtype and energies returned in the input dtype. The last head layer starts
+    at zero, so an untrained term adds no energy.
+    """
+
+    kind = "manybody"
+
+    def __init__(
+        self,
+        n_types: int,
+        *,
+        n_atom_basis: int = 64,
+        n_filters: int = 64,
+        n_interactions: int = 3,
+        n_rbf: int = 20,
+        cutoff: float = 8.0,
+        head_hidden: Sequence[int] | None = None,
+        head_activation: str = "silu",
+    ) -> None:
+        super().__init__()
+        for name, value, least in (
+            ("n_types", n_types, 1),
+            ("n_atom_basis", n_atom_basis, 1),
+            ("n_filters", n_filters, 1),
+            ("n_interactions", n_interactions, 1),
+            ("n_rbf", n_rbf, 2),
+        ):
+            if int(value) != value or value < least:
+                raise NeuralPotentialError(
+                    f"NeuralPotential: {name}={value!r}; it must be an integer ≥ {least}"
+                )
+        if not cutoff > 0:
+            raise NeuralPotentialError(f"NeuralPotential: cutoff={cutoff!r} Å; it must be > 0")
+        if head_activation not in _ACTIVATIONS:
+            raise NeuralPotentialError(
+                f"NeuralPotential: head_activation={head_activation!r}; use one of {_ACTIVATIONS}"
+            )
+        if head_hidden is None:
+            head_hidden = [max(1, n_atom_basis // 2)]
+        self.n_types = int(n_types)
+        self.n_atom_basis = int(n_atom_basis)
+        self.n_filters = int(n_filters)
+        self.n_interactions = int(n_interactions)
+        self.n_rbf = int(n_rbf)
+        self._cutoff = float(cutoff)
+        self.head_hidden = [int(width) for width in head_hidden]
+        self.head_activation = head_activation
+        self.network = SchNetEnergy(
+            self.n_types,
+            self.n_atom_basis,
+            self.n_filters,
+            self.n_interactions,
+            self.n_rbf,
+            self._cutoff,
+            self.head_hidden,
+            head_activation,
+            torch.float32,
+        )
+
+    @property
+    def cutoff(self) -> float:
+        return self._cutoff
+
+    @property
+    def message_passing_layers(self) -> int:
+        return self.n_interactions
+
+    def config(self) -> dict:
+        return {
+            "n_types": self.n_types,
+            "n_atom_basis": self.n_atom_basis,
+            "n_filters": self.n_filters,
+            "n_interactions": self.n_interactions,
+            "n_rbf": self.n_rbf,
+            "cutoff": self._cutoff,
+            "head_hidden": list(self.head_hidden),
+            "head_activation": self.head_activation,
+        }
+
+    def forward(self, graph: CGGraph) -> Tensor:
+        """Per-bead energies (n_beads,) in eV, over all pairs of the graph within the cutoff."""
+        return self.network(graph.bead_types, graph.pair_i, graph.pair_j, graph.pair_vectors)
+
+    def set_energy_shift(self, shift: Sequence[float]) -> None:
+        """Set the per-type energy shift Δ (n_types,) in eV, added to every bead of that type."""
+        values = torch.as_tensor(shift, dtype=torch.float64)
+        if values.shape != (self.n_types,):
+            raise NeuralPotentialError(
+                f"energy shift has shape {tuple(values.shape)}; give one value (eV) per bead "
+                f"type: ({self.n_types},)"
+            )
+        shift_buffer = self.network.type_energy_shift
+        shift_buffer.copy_(values.to(shift_buffer.dtype))
+
+    def lammps_module(self) -> LAMMPSNeuralModule:
+        """A TorchScript-able copy of the network with the LAMMPS plugin's calling convention.
+
+        The copy is detached from training (parameters do not require gradients) and in
+        evaluation mode; see :class:`LAMMPSNeuralModule` for the signature.
+        """
+        import copy
+
+        network = copy.deepcopy(self.network)
+        for parameter in network.parameters():
+            parameter.requires_grad_(False)
+        return LAMMPSNeuralModule(network).eval()
+
+    @classmethod
+    def from_schnetpack(
+        cls, representation, head=None, *, type_map: Sequence[int]
+    ) -> NeuralPotential:
+        """A term with the weights of a schnetpack 2.1.1 ``SchNet`` (and ``Atomwise`` head).
+
+        Parameters
+        ----------
+        representation : schnetpack.representation.SchNet
+            With ``GaussianRBF`` radial basis, ``CosineCutoff``, shifted-softplus activation, an
+            ``nn.Embedding`` nuclear embedding and no electronic embeddings.
+        head : schnetpack.atomistic.Atomwise, optional
+            Energy head (``n_out=1``, sum aggregation, SiLU or shifted-softplus MLP). Without it
+            the head is freshly initialised (its last layer zero).
+        type_map : sequence of int
+            ``type_map[t]`` is the atomic number whose schnetpack embedding row becomes the
+            embedding of bead type ``t``; its length is the number of bead types.
+
+        Raises
+        ------
+        SchnetpackCompatError
+            If the schnetpack modules have a layout this class cannot represent.
+        """
+        from ase_cg.potentials.schnetpack_compat import load_schnetpack_weights
+
+        return load_schnetpack_weights(cls, representation, head, type_map)
+
+
+def export_torchscript(
+    term: NeuralPotential,
+    path: str | os.PathLike,
+    metadata: dict,
+    *,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write ``term`` as a TorchScript file for the LAMMPS plugin (``pair_style cgtorch``).
+
+    The file holds the scripted :meth:`NeuralPotential.lammps_module` and, as the extra file
+    ``cgtorch.json``, the metadata the plugin reads::
+
+        {"format": "ase_cg.cgtorch", "version": 1,
+         "bead_type_names": [...], "cutoff": <Å>, "n_interactions": K,
+         "dtype": "float32" | "float64", "units": {"energy": "eV", "length": "Angstrom"},
+         ...any further keys of ``metadata``}
+
+    Parameters
+    ----------
+    term : NeuralPotential
+    path : path of the ``.pt`` file, written atomically
+    metadata : dict
+        Must hold ``bead_type_names`` (one name per bead type, in index order); other keys are
+        stored too. ``cutoff``, ``n_interactions``, ``dtype`` and ``units`` come from the term and
+        must not contradict it.
+    dtype : torch.dtype, optional
+        Weights' dtype in the file; default the term's.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    module = term.lammps_module()
+    dtype = dtype or module.network.rbf_offsets.dtype
+    if dtype not in _DTYPE_NAMES:
+        raise NeuralPotentialError(f"export dtype {dtype}; use torch.float32 or torch.float64")
+    module = module.to(dtype)
+    names = metadata.get("bead_type_names")
+    if names is None or len(names) != term.n_types:
+        raise NeuralPotentialError(
+            f"export metadata needs 'bead_type_names' with one name per bead type ({term.n_types}"
+            f" types), got {names!r}; pass the CGModel's bead_type_names"
+        )
+    derived = {
+        "format": METADATA_FORMAT,
+        "version": METADATA_VERSION,
+        "bead_type_names": [str(name) for name in names],
+        "cutoff": term.cutoff,
+        "n_interactions": term.n_interactions,
+        "dtype": _DTYPE_NAMES[dtype],
+        "units": {"energy": "eV", "length": "Angstrom"},
+    }
+    for key, value in metadata.items():
+        if key in derived and key != "bead_type_names" and value != derived[key]:
+            raise NeuralPotentialError(
+                f"export metadata {key}={value!r} contradicts the model ({derived[key]!r}); "
+                "leave it out, the model knows it"
+            )
+    info = {**metadata, **derived}
+    scripted = torch.jit.script(module)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.jit.save(scripted, tmp, _extra_files={METADATA_FILE: json.dumps(info)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
