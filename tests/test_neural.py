@@ -1,4 +1,4 @@
-"""NeuralPotential (SchNet over beads): forces, stress, invariances, model files, TorchScript export."""
+"""NeuralPotential (SchNet over beads): forces, stress, invariances, model files, export."""
 
 from __future__ import annotations
 

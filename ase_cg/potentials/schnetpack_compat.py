@@ -157,7 +157,9 @@ def load_schnetpack_weights(cls, representation, head, type_map: Sequence[int]):
         network.embedding.weight.copy_(representation.embedding.weight[type_map])
         network.rbf_offsets.copy_(representation.radial_basis.offsets)
         network.rbf_widths.copy_(representation.radial_basis.widths)
-        for index, (source, target) in enumerate(zip(interactions, network.interactions)):
+        for index, (source, target) in enumerate(
+            zip(interactions, network.interactions, strict=True)
+        ):
             where = f"interaction {index}"
             _copy_linear(source.in2f, target.in2f, f"{where} in2f")
             _copy_linear(source.filter_network[0], target.filter1, f"{where} filter_network[0]")
@@ -166,6 +168,6 @@ def load_schnetpack_weights(cls, representation, head, type_map: Sequence[int]):
             _copy_linear(source.f2out[1], target.f2out2, f"{where} f2out[1]")
         if head is not None:
             ours = [layer for layer in network.head if isinstance(layer, nn.Linear)]
-            for index, (source, target) in enumerate(zip(head.outnet, ours)):
+            for index, (source, target) in enumerate(zip(head.outnet, ours, strict=True)):
                 _copy_linear(source, target, f"Atomwise layer {index}")
     return term
