@@ -601,17 +601,21 @@ class H5MDTrajectory:
                 "The simulation that wrote it probably blew up; drop those frames."
             )
 
+    def _read_slab(self, dataset: h5py.Dataset, selection, full: str) -> np.ndarray:
+        """``dataset[selection]``, with HDF5 failures reported as :class:`InputError`."""
+        try:
+            return np.asarray(dataset[selection])
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError) as error:
+            raise InputError(
+                f"{self._where(full)}: cannot read ({type(error).__name__}: {error}); the "
+                "file is truncated or corrupted."
+            ) from error
+
     def _read(self, name: str, frames) -> np.ndarray:
         selection, reorder, squeeze = self._normalise(frames)
         full = f"{self._g_path}/{name}/value"
-        try:
-            raw = self._value[name][selection]
-        except (OSError, RuntimeError) as error:
-            raise InputError(
-                f"{self._where(full)}: cannot read frames {frames!r} ({error}); the file is "
-                "truncated or corrupted."
-            ) from error
-        data = raw.astype(np.float64) * self._factor[_VECTORS[name]]
+        data = self._read_slab(self._value[name], selection, full).astype(np.float64)
+        data = data * self._factor[_VECTORS[name]]
         self._check_finite(data, full, selection)
         if reorder is not None:
             data = data[reorder]
@@ -640,7 +644,9 @@ class H5MDTrajectory:
         if self._energy is None:
             raise InputError(f"{self.path}: no 'observables/potential_energy' in the file.")
         selection, reorder, squeeze = self._normalise(frames)
-        data = self._energy[selection].astype(np.float64) * self._factor["energy"]
+        full = "observables/potential_energy/value"
+        data = self._read_slab(self._energy, selection, full).astype(np.float64)
+        data = data * self._factor["energy"]
         self._check_finite(data, "observables/potential_energy/value", selection)
         if reorder is not None:
             data = data[reorder]
@@ -655,10 +661,7 @@ class H5MDTrajectory:
         n = len(range(self.n_frames)[selection]) if isinstance(selection, slice) else selection.size
         if self._edges is not None:
             full = f"{self._g_path}/box/edges/value"
-            try:
-                raw = self._edges[selection]
-            except (OSError, RuntimeError) as error:
-                raise InputError(f"{self._where(full)}: cannot read ({error}).") from error
+            raw = self._read_slab(self._edges, selection, full)
             cells = self._edges_to_cells(raw.astype(np.float64), full, selection)
         elif self._edges_fixed is not None:
             cells = np.broadcast_to(self._edges_fixed, (n, 3, 3)).copy()
@@ -673,7 +676,7 @@ class H5MDTrajectory:
         """Whether the box differs between frames (reads all box edges, small)."""
         if self._edges is None:
             return False
-        edges = self._edges[()]
+        edges = self._read_slab(self._edges, (), f"{self._g_path}/box/edges/value")
         return bool(np.any(edges != edges[:1]))
 
     def _require(self, name: str) -> None:
@@ -1388,6 +1391,7 @@ def _dump_mol_ids(path: Path) -> np.ndarray | None:
 
 
 def _iter_frames(path: Path, format: str | None, types, lammps_units):
+    from ase.calculators.singlepoint import SinglePointCalculator
     from ase.io import iread
     from ase.io.formats import filetype
 
@@ -1415,8 +1419,16 @@ def _iter_frames(path: Path, format: str | None, types, lammps_units):
             missing = sorted(set(lammps_types.tolist()) - set(type_map))
             if missing:
                 raise InputError(f"{path}: LAMMPS atom types {missing} missing from types map")
+            results = dict(atoms.calc.results) if atoms.calc is not None else {}
+            results.pop("energy", None)  # ASE's dump reader stores a dummy energy of 0
+            atoms.calc = None
+            velocities = atoms.get_velocities() if "momenta" in atoms.arrays else None
             atoms.numbers = [atomic_numbers[type_map[t]] for t in lammps_types.tolist()]
-            atoms.set_masses()
+            atoms.set_masses()  # ASE stores momenta: set the velocities again below
+            if velocities is not None:
+                atoms.set_velocities(velocities)
+            if results:
+                atoms.calc = SinglePointCalculator(atoms, **results)
             yield atoms, fmt
     else:
         yield from ((atoms, fmt) for atoms in iread(str(path), format=fmt))
