@@ -1,0 +1,192 @@
+"""Run LAMMPS decks in subprocesses (``lmp``, or ``mpiexec -n N lmp`` for several ranks).
+
+LAMMPS always runs in a child process: a plugin cannot be loaded twice into one process, and an
+MPI run needs its own processes anyway. The child gets ``lammps_plugin_env()`` (mpich's library
+folder, the venv's ``bin`` and the ``cgtorch`` plugin folder on ``LAMMPS_PLUGIN_PATH``) and, unless
+the caller's environment already sets it, ``OMP_NUM_THREADS`` = cores per rank so LibTorch does not
+oversubscribe the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ase_cg.errors import ASECGError, InputError
+from lammps_interface.plugin import lammps_plugin_env
+
+
+class LammpsRunError(ASECGError, RuntimeError):
+    """LAMMPS stopped with an error; the message holds LAMMPS's ``ERROR`` lines."""
+
+
+@dataclass(frozen=True)
+class SinglePoint:
+    """Energy, forces and virial of one configuration as LAMMPS computed them (ASE units).
+
+    Beads are ordered by LAMMPS atom ID (1, 2, …).
+    """
+
+    #: () eV, potential energy
+    energy: float
+    #: (n_beads, 3) float64, eV/Å
+    forces: np.ndarray
+    #: (3, 3) float64, eV; W_ab = Σ_i x_ia f_ib, so the ASE stress is -W / V
+    virial: np.ndarray
+    #: (n_beads,) float64, eV; per-bead energies (compute pe/atom), summing to ``energy``
+    bead_energies: np.ndarray
+    #: (n_beads, 6) float64, eV; per-bead virial (xx, yy, zz, xy, xz, yz), summing to ``virial``
+    bead_virials: np.ndarray
+    #: () Å³
+    volume: float
+
+
+def _environment(ranks: int) -> dict[str, str]:
+    env = lammps_plugin_env()
+    if "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // ranks))
+    return env
+
+
+def _launcher(ranks: int) -> list[str]:
+    if ranks < 1:
+        raise InputError(f"ranks={ranks}: the number of MPI ranks must be at least 1")
+    if ranks == 1:
+        return []
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    return [str(mpiexec if mpiexec.exists() else "mpiexec"), "-n", str(ranks)]
+
+
+def _raise_for_lammps(result: subprocess.CompletedProcess, what: str) -> None:
+    if result.returncode == 0:
+        return
+    output = f"{result.stdout}\n{result.stderr}"
+    errors = [line.strip() for line in output.splitlines() if "ERROR" in line]
+    detail = "\n".join(dict.fromkeys(errors)) or output[-3000:]
+    raise LammpsRunError(f"LAMMPS failed on {what} (exit {result.returncode}):\n{detail}")
+
+
+def evaluate(
+    input_path: str | os.PathLike,
+    ranks: int = 1,
+    *,
+    timeout: float | None = None,
+) -> SinglePoint:
+    """Energy, forces and virial of the system a LAMMPS input sets up, from ``run 0``.
+
+    Parameters
+    ----------
+    input_path : path
+        LAMMPS input that defines the system and its potential but does not ``run``; relative
+        paths in it are taken from its folder.
+    ranks : int, default 1
+        MPI ranks (``mpiexec -n ranks``).
+    timeout : float, optional
+        Seconds before the LAMMPS process is killed.
+
+    Raises
+    ------
+    LammpsRunError
+        If LAMMPS reports an error (its ``ERROR`` lines are in the message).
+    """
+    input_path = Path(input_path).resolve()
+    if not input_path.is_file():
+        raise InputError(f"LAMMPS input {input_path} does not exist")
+    with tempfile.TemporaryDirectory(prefix="cgsp", dir=input_path.parent) as scratch:
+        output = Path(scratch) / "single_point.npz"
+        command = _launcher(ranks) + [
+            sys.executable,
+            "-m",
+            "lammps_interface._single_point",
+            str(input_path),
+            str(output),
+        ]
+        result = subprocess.run(
+            command,
+            cwd=input_path.parent,
+            env=_environment(ranks),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        _raise_for_lammps(result, str(input_path))
+        with np.load(output) as data:
+            return SinglePoint(
+                energy=float(data["energy"]),
+                forces=data["forces"],
+                virial=data["virial"],
+                bead_energies=data["bead_energies"],
+                bead_virials=data["bead_virials"],
+                volume=float(data["volume"]),
+            )
+
+
+def run_deck(
+    directory: str | os.PathLike,
+    ranks: int = 1,
+    *,
+    deck: str = "in.cg",
+    variables: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> dict[str, Path]:
+    """Run a LAMMPS deck with ``lmp`` (``mpiexec -n ranks lmp`` for ranks > 1) in its folder.
+
+    Parameters
+    ----------
+    directory : path
+        Folder holding the deck and the files it reads (as written by
+        :func:`lammps_interface.export`).
+    ranks : int, default 1
+        MPI ranks.
+    deck : str, default "in.cg"
+        File name of the deck inside ``directory``.
+    variables : dict, optional
+        LAMMPS index variables passed as ``-var NAME VALUE`` (e.g. ``{"steps": "1000"}``).
+    timeout : float, optional
+        Seconds before LAMMPS is killed.
+
+    Returns
+    -------
+    dict
+        ``"log"`` → the LAMMPS log file; ``"dump"`` → the trajectory dump if the deck wrote one
+        (``dump.cg.lammpstrj``).
+
+    Raises
+    ------
+    LammpsRunError
+        If LAMMPS stops with an error.
+    """
+    directory = Path(directory).resolve()
+    if not (directory / deck).is_file():
+        raise InputError(
+            f"no LAMMPS deck {deck} in {directory}: write one with lammps_interface.export "
+            "(ase-cg export-lammps)"
+        )
+    lmp = Path(sys.executable).parent / "lmp"
+    command = _launcher(ranks) + [str(lmp if lmp.exists() else "lmp"), "-in", deck]
+    command += ["-log", "log.lammps", "-nocite"]
+    for name, value in (variables or {}).items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise InputError(f"LAMMPS variable name {name!r} is not a valid identifier")
+        command += ["-var", name, str(value)]
+    result = subprocess.run(
+        command,
+        cwd=directory,
+        env=_environment(ranks),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    _raise_for_lammps(result, str(directory / deck))
+    outputs = {"log": directory / "log.lammps"}
+    dump = directory / "dump.cg.lammpstrj"
+    if dump.exists():
+        outputs["dump"] = dump
+    return outputs
