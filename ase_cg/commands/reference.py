@@ -1,0 +1,85 @@
+"""``ase-cg reference``: simulate an all-atom reference liquid with LAMMPS and write H5MD."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "reference"
+HELP = "Simulate an all-atom OPLS-AA liquid (e.g. ethane) with LAMMPS; write H5MD."
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``ase-cg reference``."""
+    parser.add_argument(
+        "molecule", nargs="?", default="ethane", help="molecule template name (ethane, propane)"
+    )
+    parser.add_argument("-o", "--output", required=True, help="H5MD file to write")
+    parser.add_argument(
+        "--molecules", type=int, default=216, help="number of molecules in the cubic box"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="temperature, K (default: the template's liquid state point, ethane 180 K)",
+    )
+    parser.add_argument(
+        "--density",
+        type=float,
+        default=None,
+        help="packing/NVT density, g/cm³ (default: the template's, ethane 0.5495 g/cm³)",
+    )
+    parser.add_argument(
+        "--npt",
+        action="store_true",
+        help="add an NPT equilibration and run production at its mean volume",
+    )
+    parser.add_argument("--pressure", type=float, default=1.0, help="NPT pressure, atm")
+    parser.add_argument(
+        "--equilibration-ps", type=float, default=20.0, help="NVT (and NPT) equilibration, ps"
+    )
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--production-ps", type=float, default=None, help="production, ps")
+    length.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="number of frames to store (production = frames x stride x time step; "
+        "default when neither is given: 20 ps)",
+    )
+    parser.add_argument("--stride", type=int, default=100, help="time steps between frames")
+    parser.add_argument("--time-step", type=float, default=1.0, help="time step, fs")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument(
+        "--ranks", type=int, default=1, help="MPI ranks (> 1 runs LAMMPS under mpiexec)"
+    )
+    parser.add_argument("--lammps-log", default=None, help="LAMMPS log file (default: none)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run :func:`ase_cg.reference.generate_reference` with the parsed arguments."""
+    from ase_cg.reference import generate_reference
+
+    if args.frames is not None:
+        production_ps = args.frames * args.stride * args.time_step / 1000.0
+    else:
+        production_ps = 20.0 if args.production_ps is None else args.production_ps
+    path = generate_reference(
+        args.molecule,
+        output=args.output,
+        n_molecules=args.molecules,
+        temperature=args.temperature,
+        density=args.density,
+        npt=args.npt,
+        pressure=args.pressure,
+        equilibration_ps=args.equilibration_ps,
+        production_ps=production_ps,
+        stride=args.stride,
+        time_step_fs=args.time_step,
+        seed=args.seed,
+        ranks=args.ranks,
+        lammps_log=args.lammps_log,
+    )
+    print(path)
+    return 0

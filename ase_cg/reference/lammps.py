@@ -1,0 +1,248 @@
+"""The all-atom force field as a LAMMPS deck (``units real``), and unit conversion from LAMMPS.
+
+The deck is OPLS-AA as LAMMPS writes it::
+
+    units real / atom_style full
+    pair_style lj/cut/coul/long 10.0      pair_modify mix geometric
+    kspace_style pppm 1e-5                special_bonds lj/coul 0.0 0.0 0.5
+    bond_style harmonic / angle_style harmonic / dihedral_style opls
+
+All parameters travel in the data file (``Pair/Bond/Angle/Dihedral Coeffs``), written by
+:func:`write_lammps_data` from a :class:`~ase_cg.reference.molecules.MoleculeTemplate`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from ase_cg._lammps import import_lammps
+from ase_cg.errors import InputError
+from ase_cg.reference.molecules import MoleculeTemplate, term_atoms
+from ase_cg.units import to_ase_factor
+
+# LAMMPS ``units real`` → ASE units: multiply a LAMMPS value by the factor.
+# (Lengths are Å and masses g/mol = amu on both sides.)
+#: kcal/mol → eV
+ENERGY_FROM_REAL = to_ase_factor("kcal mol-1", "energy")
+#: kcal/(mol Å) → eV/Å
+FORCE_FROM_REAL = to_ase_factor("kcal mol-1 Å-1", "force")
+#: Å/fs → Å/(ASE time unit)
+VELOCITY_FROM_REAL = to_ase_factor("Å fs-1", "velocity")
+
+#: Pair cutoff of the reference force field, Å.
+CUTOFF = 10.0
+#: Relative accuracy of the PPPM long-range Coulomb solver.
+KSPACE_ACCURACY = 1.0e-5
+
+
+def force_field_commands(data_file: str | os.PathLike) -> list[str]:
+    """LAMMPS commands that set up the system in ``data_file`` with the OPLS-AA force field.
+
+    Parameters
+    ----------
+    data_file : path
+        A data file written by :func:`write_lammps_data`.
+
+    Returns
+    -------
+    list of str
+        Commands from ``units`` to the neighbour settings; no fixes, no run.
+    """
+    return [
+        "units real",
+        "atom_style full",
+        "boundary p p p",
+        f"pair_style lj/cut/coul/long {CUTOFF}",
+        "bond_style harmonic",
+        "angle_style harmonic",
+        "dihedral_style opls",
+        "special_bonds lj/coul 0.0 0.0 0.5",
+        f"read_data {Path(data_file).as_posix()}",
+        "pair_modify mix geometric",
+        f"kspace_style pppm {KSPACE_ACCURACY}",
+        "neighbor 2.0 bin",
+        "neigh_modify delay 0 every 1 check yes",
+    ]
+
+
+def check_system(template: MoleculeTemplate, atoms: Atoms) -> int:
+    """Number of molecules in ``atoms``, after checking it is ``template`` repeated.
+
+    Raises
+    ------
+    InputError
+        If ``atoms`` is not whole molecules of ``template`` in template order, or has no
+        orthorhombic periodic cell.
+    """
+    n_molecules, rest = divmod(len(atoms), template.n_atoms)
+    symbols = tuple(atoms.get_chemical_symbols())
+    if rest or n_molecules == 0 or symbols != template.elements * n_molecules:
+        raise InputError(
+            f"the {len(atoms)} atoms are not whole {template.name!r} molecules in template "
+            f"order ({' '.join(template.elements)} repeated); reorder them molecule by molecule"
+        )
+    cell = atoms.cell.array
+    if not atoms.pbc.all() or np.abs(cell - np.diag(np.diag(cell))).max() > 1e-9:
+        raise InputError(
+            "the all-atom reference needs a periodic orthorhombic cell (pbc all True, diagonal "
+            f"cell), got pbc={atoms.pbc.tolist()} and cell {cell.tolist()}"
+        )
+    return n_molecules
+
+
+def write_lammps_data(path: str | os.PathLike, template: MoleculeTemplate, atoms: Atoms) -> Path:
+    """Write ``atoms`` (molecules of ``template``) as a LAMMPS data file, ``atom_style full``.
+
+    Atoms are wrapped into the box ``[0, L)`` with image flags, so whole molecules stay whole.
+    Atom, bond, angle and dihedral types are the distinct names/parameter sets of the
+    template, written with their coefficients in ``units real``.
+
+    Parameters
+    ----------
+    path : path
+        File to write (atomically).
+    template : MoleculeTemplate
+    atoms : ase.Atoms
+        ``n_molecules * template.n_atoms`` atoms in template order, orthorhombic cell with its
+        origin at 0, positions in Å.
+
+    Returns
+    -------
+    Path
+    """
+    n_molecules = check_system(template, atoms)
+    n_atoms = template.n_atoms
+    lengths = np.diag(atoms.cell.array)
+
+    atom_type_names = list(dict.fromkeys(template.atom_types))
+    atom_type = [atom_type_names.index(t) + 1 for t in template.atom_types]
+    bond_params = list(dict.fromkeys((b.k, b.r0) for b in template.bonds))
+    angle_params = list(dict.fromkeys((a.k_theta, a.theta0) for a in template.angles))
+    dihedral_params = list(dict.fromkeys(d.v for d in template.dihedrals))
+
+    lines = [
+        f"LAMMPS data file: {n_molecules} x {template.name}, OPLS-AA, units real (ase_cg)",
+        "",
+        f"{len(atoms)} atoms",
+        f"{n_molecules * len(template.bonds)} bonds",
+        f"{n_molecules * len(template.angles)} angles",
+        f"{n_molecules * len(template.dihedrals)} dihedrals",
+        "",
+        f"{len(atom_type_names)} atom types",
+        f"{len(bond_params)} bond types",
+        f"{len(angle_params)} angle types",
+        f"{len(dihedral_params)} dihedral types",
+        "",
+    ]
+    lines += [f"0.0 {_num(length)} {a}lo {a}hi" for length, a in zip(lengths, "xyz", strict=True)]
+    lines += ["", "Masses", ""]
+    for t, name in enumerate(atom_type_names, start=1):
+        i = template.atom_types.index(name)
+        lines.append(f"{t} {_num(template.masses[i])}  # {name}")
+    lines += ["", "Pair Coeffs # lj/cut/coul/long", ""]
+    for t, name in enumerate(atom_type_names, start=1):
+        i = template.atom_types.index(name)
+        eps = template.lj_epsilon[i] / ENERGY_FROM_REAL
+        lines.append(f"{t} {eps:.12g} {_num(template.lj_sigma[i])}  # {name}")
+    lines += ["", "Bond Coeffs # harmonic", ""]
+    lines += [
+        f"{t} {k / ENERGY_FROM_REAL:.12g} {_num(r0)}" for t, (k, r0) in enumerate(bond_params, 1)
+    ]
+    lines += ["", "Angle Coeffs # harmonic", ""]
+    lines += [
+        f"{t} {k / ENERGY_FROM_REAL:.12g} {_num(theta0)}"
+        for t, (k, theta0) in enumerate(angle_params, 1)
+    ]
+    lines += ["", "Dihedral Coeffs # opls", ""]
+    lines += [
+        f"{t} " + " ".join(f"{v / ENERGY_FROM_REAL:.12g}" for v in params)
+        for t, params in enumerate(dihedral_params, 1)
+    ]
+
+    positions = atoms.positions
+    images = np.floor(positions / lengths).astype(np.int64)
+    wrapped = positions - images * lengths
+    mol_ids = np.repeat(np.arange(1, n_molecules + 1), n_atoms)
+    types = np.tile(atom_type, n_molecules)
+    charges = np.tile(template.charges, n_molecules)
+    lines += ["", "Atoms # full", ""]
+    lines += [
+        f"{i + 1} {mol_ids[i]} {types[i]} {_num(charges[i])} "
+        f"{wrapped[i, 0]:.10f} {wrapped[i, 1]:.10f} {wrapped[i, 2]:.10f} "
+        f"{images[i, 0]} {images[i, 1]} {images[i, 2]}"
+        for i in range(len(atoms))
+    ]
+
+    def topology(title: str, terms: tuple, params: list, key) -> list[str]:
+        rows, n = ["", title, ""], 0
+        for m in range(n_molecules):
+            offset = m * n_atoms + 1
+            for term in terms:
+                n += 1
+                ids = " ".join(str(a + offset) for a in term_atoms(term))
+                rows.append(f"{n} {params.index(key(term)) + 1} {ids}")
+        return rows
+
+    lines += topology("Bonds", template.bonds, bond_params, lambda b: (b.k, b.r0))
+    lines += topology("Angles", template.angles, angle_params, lambda a: (a.k_theta, a.theta0))
+    lines += topology("Dihedrals", template.dihedrals, dihedral_params, lambda d: d.v)
+
+    path = Path(path)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False
+    ) as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.replace(handle.name, path)
+    return path
+
+
+def _num(value: float) -> str:
+    """Shortest text that reads back as the same float."""
+    return repr(float(value))
+
+
+def gather_array(lmp, name: str) -> np.ndarray:
+    """Per-atom ``(n_atoms, 3)`` float64 array ``name`` (``"x"``, ``"v"``, ``"f"``), by atom id.
+
+    Collective: every MPI rank must call it.
+    """
+    raw = lmp.gather_atoms(name, 1, 3)
+    return np.ctypeslib.as_array(raw).reshape(-1, 3).astype(np.float64, copy=True)
+
+
+def compute_energy_forces(template: MoleculeTemplate, atoms: Atoms) -> tuple[float, np.ndarray]:
+    """Potential energy and forces of ``atoms`` under the reference force field, from LAMMPS.
+
+    A fresh LAMMPS instance reads the configuration and runs ``run 0``; the forces are the
+    total per-atom forces (pair + bonded + PPPM).
+
+    Parameters
+    ----------
+    template : MoleculeTemplate
+    atoms : ase.Atoms
+        Molecules of ``template`` in template order, orthorhombic cell with origin 0
+        (positions may be wrapped per atom).
+
+    Returns
+    -------
+    energy : float, eV
+    forces : (n_atoms, 3) float64, eV/Å
+    """
+    lammps = import_lammps()
+    with tempfile.TemporaryDirectory(prefix="ase_cg_eval_") as tmp:
+        data_file = write_lammps_data(Path(tmp) / "system.data", template, atoms)
+        lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+        try:
+            lmp.commands_list(force_field_commands(data_file))
+            lmp.command("thermo_style custom step pe")
+            lmp.command("run 0")
+            energy = lmp.get_thermo("pe") * ENERGY_FROM_REAL
+            forces = gather_array(lmp, "f") * FORCE_FROM_REAL
+        finally:
+            lmp.close()
+    return energy, forces
