@@ -161,25 +161,30 @@ def _mol_ids(atoms: Atoms, frame: int, what: str, needed: bool) -> np.ndarray | 
 
 
 class _RDFAccumulator:
-    """Pair-distance histogram and its ideal-gas normalisation, summed over frames."""
+    """Pair-distance histograms of several type pairs and their ideal-gas normalisation.
 
-    def __init__(self, r_max: float, n_bins: int, types, intermolecular: bool, what: str):
+    One neighbour list per frame serves every type pair. ``pairs`` holds ``None`` (all
+    particles) or ``(name_a, name_b)`` tuples.
+    """
+
+    def __init__(self, r_max: float, n_bins: int, pairs, intermolecular: bool, what: str):
         if not r_max > 0.0:
             raise AnalysisError(f"{what}: r_max = {r_max} Å; give a positive r_max")
         if int(n_bins) < 1:
             raise AnalysisError(f"{what}: n_bins = {n_bins}; give at least one bin")
-        if types is not None and (isinstance(types, str) or len(types) != 2):
-            raise AnalysisError(
-                f"{what}: types = {types!r}; give a pair of type names such as ('CH3', 'CH3') "
-                "or None for all particles"
-            )
+        for types in pairs:
+            if types is not None and (isinstance(types, str) or len(types) != 2):
+                raise AnalysisError(
+                    f"{what}: types = {types!r}; give a pair of type names such as "
+                    "('CH3', 'CH3'), or None for all particles"
+                )
         self.edges = np.linspace(0.0, float(r_max), int(n_bins) + 1)
-        self.types = None if types is None else (str(types[0]), str(types[1]))
+        self.pairs = [None if t is None else (str(t[0]), str(t[1])) for t in pairs]
         self.intermolecular = bool(intermolecular)
         self.what = what
-        self.counts = np.zeros(int(n_bins), dtype=np.float64)
-        # Σ_frames n_pairs / V: the pair density an ideal gas would have, 1/Å³
-        self.ideal_pair_density = 0.0
+        self.counts = np.zeros((len(self.pairs), int(n_bins)), dtype=np.float64)
+        # Σ_frames n_pairs / V per type pair: the pair density an ideal gas would have, 1/Å³
+        self.ideal_pair_density = np.zeros(len(self.pairs))
         self.n_frames = 0
 
     def add(self, atoms: Atoms, frame: int) -> None:
@@ -193,20 +198,23 @@ class _RDFAccumulator:
                 f"{half_width:.4g} Å or a larger box"
             )
         names = _particle_types(atoms)
-        if self.types is None:
-            in_a = in_b = np.ones(len(atoms), dtype=bool)
-        else:
-            in_a, in_b = names == self.types[0], names == self.types[1]
-            for name, selected in zip(self.types, (in_a, in_b), strict=True):
+        mol = _mol_ids(atoms, frame, self.what, needed=self.intermolecular)
+        members = []
+        for types in self.pairs:
+            if types is None:
+                everyone = np.ones(len(atoms), dtype=bool)
+                members.append((everyone, everyone))
+                continue
+            in_a, in_b = names == types[0], names == types[1]
+            for name, selected in zip(types, (in_a, in_b), strict=True):
                 if not selected.any():
                     raise AnalysisError(
                         f"{self.what}, frame {frame}: no particle of type {name!r}; types "
                         f"present: {sorted(set(names.tolist()))}"
                     )
-        same = self.types is None or self.types[0] == self.types[1]
-        mol = _mol_ids(atoms, frame, self.what, needed=self.intermolecular)
+            members.append((in_a, in_b))
 
-        selected = np.flatnonzero(in_a | in_b)
+        selected = np.flatnonzero(np.any([a | b for a, b in members], axis=0))
         points = np.ascontiguousarray(atoms.positions[selected], dtype=np.float64)
         calculator = vesin.NeighborList(cutoff=float(r_max), full_list=False)
         pair_i, pair_j, distances = calculator.compute(
@@ -214,36 +222,40 @@ class _RDFAccumulator:
         )
         pair_i = selected[pair_i.astype(np.int64)]
         pair_j = selected[pair_j.astype(np.int64)]
-        if same:
-            keep = in_a[pair_i] & in_a[pair_j]
-        else:
-            keep = (in_a[pair_i] & in_b[pair_j]) | (in_b[pair_i] & in_a[pair_j])
         if self.intermolecular:
-            keep &= mol[pair_i] != mol[pair_j]
-        self.counts += np.histogram(distances[keep], bins=self.edges)[0]
-
-        n_a, n_b = int(in_a.sum()), int(in_b.sum())
-        n_pairs = n_a * (n_a - 1) / 2 if same else n_a * n_b
-        if self.intermolecular:
+            different = mol[pair_i] != mol[pair_j]
+            pair_i, pair_j, distances = pair_i[different], pair_j[different], distances[different]
             _, inverse = np.unique(mol, return_inverse=True)
-            per_mol_a = np.bincount(inverse, weights=in_a.astype(float))
-            per_mol_b = np.bincount(inverse, weights=in_b.astype(float))
+
+        for k, (types, (in_a, in_b)) in enumerate(zip(self.pairs, members, strict=True)):
+            same = types is None or types[0] == types[1]
             if same:
-                n_pairs -= float(np.sum(per_mol_a * (per_mol_a - 1) / 2))
+                keep = in_a[pair_i] & in_a[pair_j]
             else:
-                n_pairs -= float(np.sum(per_mol_a * per_mol_b))
-        if n_pairs <= 0:
-            raise AnalysisError(
-                f"{self.what}, frame {frame}: no {'intermolecular ' * self.intermolecular}pair "
-                f"of types {self.types or 'all'} exists; check the types and molecule ids"
-            )
-        self.ideal_pair_density += n_pairs / volume
+                keep = (in_a[pair_i] & in_b[pair_j]) | (in_b[pair_i] & in_a[pair_j])
+            self.counts[k] += np.histogram(distances[keep], bins=self.edges)[0]
+            n_a, n_b = int(in_a.sum()), int(in_b.sum())
+            n_pairs = n_a * (n_a - 1) / 2 if same else n_a * n_b
+            if self.intermolecular:
+                per_mol_a = np.bincount(inverse, weights=in_a.astype(float))
+                per_mol_b = np.bincount(inverse, weights=in_b.astype(float))
+                if same:
+                    n_pairs -= float(np.sum(per_mol_a * (per_mol_a - 1) / 2))
+                else:
+                    n_pairs -= float(np.sum(per_mol_a * per_mol_b))
+            if n_pairs <= 0:
+                raise AnalysisError(
+                    f"{self.what}, frame {frame}: no {'intermolecular ' * self.intermolecular}"
+                    f"pair of types {types or 'all'} exists; check the types and molecule ids"
+                )
+            self.ideal_pair_density[k] += n_pairs / volume
         self.n_frames += 1
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bin centres (n_bins,) in Å and g(r) (n_pairs, n_bins)."""
         r = 0.5 * (self.edges[1:] + self.edges[:-1])
         shell = 4.0 / 3.0 * np.pi * (self.edges[1:] ** 3 - self.edges[:-1] ** 3)
-        return r, self.counts / (self.ideal_pair_density * shell)
+        return r, self.counts / (self.ideal_pair_density[:, None] * shell)
 
 
 def rdf(
@@ -299,11 +311,12 @@ def rdf(
         Non-periodic frames, ``r_max`` beyond half the box, unknown types, missing molecule
         ids.
     """
-    accumulator = _RDFAccumulator(r_max, n_bins, types, intermolecular, "rdf")
+    accumulator = _RDFAccumulator(r_max, n_bins, [types], intermolecular, "rdf")
     with _open_frames(images, "rdf") as frames:
         for frame, atoms in enumerate(_iter_frames(frames, desc="RDF")):
             accumulator.add(atoms, frame)
-    return accumulator.result()
+    r, g = accumulator.result()
+    return r, g[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -859,3 +872,726 @@ def jensen_shannon(p, q) -> float:
         return float(np.sum(a[nonzero] * np.log(a[nonzero] / m[nonzero])))
 
     return float(min(max(0.5 * kl(p) + 0.5 * kl(q), 0.0), np.log(2.0)))
+
+
+# --------------------------------------------------------------------------------------------
+# CG vs all-atom comparison
+# --------------------------------------------------------------------------------------------
+
+#: Default RDF bin width of :func:`compare`, Å.
+COMPARE_BIN_WIDTH = 0.05
+#: Default largest RDF distance of :func:`compare` (when the box allows it), Å.
+COMPARE_R_MAX = 15.0
+
+_BONDED = (
+    ("bonds", 2, bond_lengths),
+    ("angles", 3, bond_angles),
+    ("dihedrals", 4, dihedral_angles),
+)
+_BONDED_LABEL = {
+    "bonds": ("bond length (Å)", "1/Å"),
+    "angles": ("bond angle (°)", "1/°"),
+    "dihedrals": ("dihedral angle (°)", "1/°"),
+}
+
+
+def _type_key(names) -> str:
+    """Canonical name of a bonded term or pair by its types: the smaller of both directions."""
+    names = tuple(str(n) for n in names)
+    return "-".join(min(names, names[::-1]))
+
+
+class _MappedFrames:
+    """Frames of an all-atom trajectory mapped to beads on access (one frame in memory)."""
+
+    def __init__(self, frames, mapping):
+        self.frames = frames
+        first = frames[0]
+        self.system = mapping.system(first, bonds=getattr(frames, "bonds", None))
+        self.topology = self.system.topology
+        self.times = getattr(frames, "times", None)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> Atoms:
+        atoms = self.frames[index]
+        mapped = self.system.map_atoms(atoms)
+        mapped.info.update({k: v for k, v in atoms.info.items() if k in ("time", "step")})
+        return mapped
+
+
+@dataclass
+class _Observed:
+    """Everything :func:`compare` measures on one trajectory, gathered in one pass."""
+
+    label: str
+    n_frames: int = 0
+    n_beads: int = 0
+    n_molecules: int = 0
+    bead_types: tuple = ()
+    rdf: _RDFAccumulator | None = None
+    bonded: dict | None = None  # kind -> type key -> list of (n_terms,) arrays
+    densities: list | None = None
+    times: list | None = None
+    centres: list | None = None  # (n_molecules or n_beads, 3) continuous positions per frame
+    msd_of: str = "beads"
+
+
+def _observe(frames, label, topology, pairs, r_max, n_bins) -> _Observed:
+    """One pass over a CG (or mapped) trajectory: RDF counts, bonded values, density, MSD input."""
+    observed = _Observed(label=label, rdf=_RDFAccumulator(r_max, n_bins, pairs, True, label))
+    observed.bonded = {kind: {} for kind, _, _ in _BONDED}
+    observed.densities, observed.times, observed.centres = [], [], []
+    unwrapper = _Unwrapper()
+    groups = {}
+    first = frames[0]
+    names = _particle_types(first)
+    mol_ids = _mol_ids(first, 0, label, needed=True)
+    masses = first.get_masses()
+    observed.n_beads = len(first)
+    observed.n_molecules = len(np.unique(mol_ids))
+    observed.bead_types = tuple(sorted(set(names.tolist())))
+    molecular = observed.n_molecules < len(first)
+    observed.msd_of = "molecule centres of mass" if molecular else "beads"
+    for kind, width, _ in _BONDED:
+        terms = _as_index_array(topology.get(kind, ()), width, kind, len(first))
+        keys = np.array([_type_key(names[t]) for t in terms])
+        groups[kind] = {key: terms[keys == key] for key in sorted(set(keys.tolist()))}
+    for frame, atoms in enumerate(_iter_frames(frames, desc=f"analysing {label}")):
+        if len(atoms) != observed.n_beads:
+            raise AnalysisError(
+                f"{label}, frame {frame}: {len(atoms)} beads, frame 0 has {observed.n_beads}; "
+                "the analysis needs a fixed number of particles"
+            )
+        observed.rdf.add(atoms, frame)
+        cell, volume = _check_periodic(atoms, frame, label)
+        observed.densities.append(masses.sum() / volume * AMU_PER_A3_TO_G_PER_CM3)
+        for kind, _, function in _BONDED:
+            for key, terms in groups[kind].items():
+                observed.bonded[kind].setdefault(key, []).append(function(atoms, terms))
+        continuous = unwrapper.add(atoms.positions, cell)
+        observed.centres.append(
+            _centres_of_mass(continuous, mol_ids, masses) if molecular else continuous.copy()
+        )
+        observed.times.append(atoms.info.get("time"))
+        observed.n_frames += 1
+    if getattr(frames, "times", None) is not None:
+        observed.times = list(np.asarray(frames.times, dtype=float))
+    return observed
+
+
+def _first_peak(r: np.ndarray, g: np.ndarray) -> tuple[float, float]:
+    """Position (Å) and height of the first maximum of g(r).
+
+    The first local maximum (of a 3-bin running mean, against bin noise) after g first exceeds
+    1; the global maximum when g never does.
+    """
+    above = np.flatnonzero(g > 1.0)
+    if len(above) == 0:
+        k = int(np.argmax(g))
+        return float(r[k]), float(g[k])
+    smooth = np.convolve(g, np.ones(3) / 3, mode="same")
+    k = int(above[0])
+    while k + 1 < len(g) and smooth[k + 1] >= smooth[k]:
+        k += 1
+    k = max(0, k - 1) + int(np.argmax(g[max(0, k - 1) : k + 2]))
+    return float(r[k]), float(g[k])
+
+
+def _plot_rdf(folder, key, r, g_ref, g_cg, metrics) -> str:
+    from ase_cg.report import AA_COLOR, AA_LABEL, CG_COLOR, CG_LABEL, new_figure, save_figure
+
+    figure, (top, bottom) = new_figure(2, 1, size=(6.4, 5.2), height_ratios=(3, 1.2), sharex=True)
+    top.plot(r, g_ref, color=AA_COLOR, lw=2.2, label=AA_LABEL)
+    top.plot(r, g_cg, color=CG_COLOR, lw=1.4, ls="--", label=CG_LABEL)
+    top.axhline(1.0, color="0.6", lw=0.8, ls=":")
+    top.set_ylabel("g(r)")
+    top.set_title(f"Intermolecular RDF, {key.replace('-', '–')}")
+    top.legend(frameon=False, loc="upper right")
+    top.text(
+        0.98,
+        0.62,
+        f"max |Δg| = {metrics['max_abs_difference']:.3f}\n"
+        f"IAE = {metrics['integrated_absolute_error']:.3f} Å",
+        transform=top.transAxes,
+        ha="right",
+        va="top",
+        fontsize=9,
+    )
+    bottom.plot(r, g_cg - g_ref, color="0.2", lw=1.2)
+    bottom.axhline(0.0, color="0.6", lw=0.8, ls=":")
+    bottom.set_ylabel("Δg (CG − AA)")
+    bottom.set_xlabel("r (Å)")
+    bottom.set_xlim(0.0, r[-1] + 0.5 * (r[1] - r[0]))
+    name = f"rdf_{key}.png"
+    save_figure(figure, Path(folder) / name)
+    return name
+
+
+def _plot_bonded(folder, kind, histograms) -> str:
+    from ase_cg.report import AA_COLOR, AA_LABEL, CG_COLOR, CG_LABEL, new_figure, save_figure
+
+    n = len(histograms)
+    n_cols = min(n, 3)
+    n_rows = -(-n // n_cols)
+    figure, axes = new_figure(n_rows, n_cols, size=(4.2 * n_cols, 3.4 * n_rows))
+    axes = np.atleast_1d(axes).ravel()
+    xlabel, unit = _BONDED_LABEL[kind]
+    for ax, (key, (centres, p_ref, p_cg, js)) in zip(axes, histograms.items(), strict=False):
+        ax.plot(centres, p_ref, color=AA_COLOR, lw=2.2, drawstyle="steps-mid", label=AA_LABEL)
+        ax.plot(
+            centres, p_cg, color=CG_COLOR, lw=1.4, ls="--", drawstyle="steps-mid", label=CG_LABEL
+        )
+        ax.set_title(f"{key.replace('-', '–')}   (JS = {js:.3g})", fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"probability density ({unit})")
+        ax.set_ylim(bottom=0.0)
+        ax.legend(frameon=False, fontsize=8)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    name = f"{kind}.png"
+    save_figure(figure, Path(folder) / name)
+    return name
+
+
+def _plot_msd(folder, curves, title) -> str:
+    from ase_cg.report import AA_COLOR, AA_LABEL, CG_COLOR, CG_LABEL, new_figure, save_figure
+
+    figure, ax = new_figure(size=(6.4, 4.4))
+    for label, color, style, (t, values, fit) in (
+        (AA_LABEL, AA_COLOR, "-", curves["reference"]),
+        (CG_LABEL, CG_COLOR, "--", curves["cg"]),
+    ):
+        shown = t <= 0.5 * t[-1] if len(t) > 2 else slice(None)
+        ax.plot(
+            t[shown] / 1000.0,
+            values[shown],
+            color=color,
+            lw=2.0 if style == "-" else 1.4,
+            ls=style,
+            label=f"{label}: D = {fit.cm2_per_s:.3g} cm²/s",
+        )
+        low, high = fit.fit_range_fs
+        line_t = np.linspace(low, high, 20)
+        ax.plot(
+            line_t / 1000.0,
+            fit.intercept_a2 + 2 * fit.dimensions * fit.a2_per_fs * line_t,
+            color=color,
+            lw=0.9,
+            ls=":",
+        )
+    ax.axvspan(low / 1000.0, high / 1000.0, color="0.92", zorder=0, label="fit range")
+    ax.set_xlabel("lag time (ps)")
+    ax.set_ylabel("MSD (Å²)")
+    ax.set_title(title)
+    ax.set_xlim(left=0.0)
+    ax.set_ylim(bottom=0.0)
+    ax.legend(frameon=False, fontsize=9, loc="upper left")
+    name = "msd.png"
+    save_figure(figure, Path(folder) / name)
+    return name
+
+
+def _plot_density(folder, series) -> str:
+    from ase_cg.report import AA_COLOR, AA_LABEL, CG_COLOR, CG_LABEL, new_figure, save_figure
+
+    figure, ax = new_figure(size=(6.4, 3.4))
+    for label, color, style, (t, values) in (
+        (AA_LABEL, AA_COLOR, "-", series["reference"]),
+        (CG_LABEL, CG_COLOR, "--", series["cg"]),
+    ):
+        x, xlabel = (np.arange(len(values)), "frame") if t is None else (t / 1000.0, "time (ps)")
+        ax.plot(
+            x, values, color=color, ls=style, lw=1.6, label=f"{label}: {np.mean(values):.4f} g/cm³"
+        )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density (g/cm³)")
+    ax.legend(frameon=False, fontsize=9)
+    name = "density.png"
+    save_figure(figure, Path(folder) / name)
+    return name
+
+
+def _describe(source, frames) -> str:
+    if isinstance(source, str | os.PathLike):
+        return str(source)
+    return f"{len(frames)} ase.Atoms frames given in memory"
+
+
+def _topology_of(frames, mapping, given) -> dict:
+    """Bonded topology of a CG trajectory: from the mapping, else the file's bonds, else given."""
+    if isinstance(frames, _MappedFrames):
+        return frames.topology
+    if mapping is not None:
+        return mapping.topology(frames[0])
+    bonds = getattr(frames, "bonds", None)
+    if bonds is not None:
+        return topology_from_bonds(bonds)
+    return given or {}
+
+
+def _times_or_none(times) -> np.ndarray | None:
+    if times is None or any(t is None for t in times) or len(times) < 3:
+        return None
+    return np.asarray(times, dtype=np.float64)
+
+
+def compare(
+    reference,
+    cg,
+    *,
+    mapping=None,
+    output_dir="report",
+    r_max: float | None = None,
+    n_bins: int | None = None,
+    bond_bins: int = 80,
+    angle_bins: int = 90,
+    dihedral_bins: int = 72,
+    fit_range_fs: tuple[float, float] | None = None,
+    topology: dict | None = None,
+    title: str = "CG vs all-atom comparison",
+) -> dict:
+    """Compare a CG run with its all-atom reference and write a report folder.
+
+    The reference is mapped to beads first when ``mapping`` is given (frame by frame: one
+    all-atom frame in memory at a time); otherwise both inputs must already be CG (bead types
+    in ``arrays["bead-type"]``). Both are then analysed identically:
+
+    - intermolecular RDF of every bead-type pair (:func:`rdf` normalisation), compared by
+      :func:`max_abs_difference` and :func:`integrated_absolute_error`;
+    - bond, angle and dihedral distributions per type (from the mapping's topology, else from
+      the bonds stored in the H5MD files), compared by :func:`jensen_shannon` on common bins;
+    - density per frame (mean, standard deviation, relative difference);
+    - MSD of molecule centres of mass (of beads for one-bead molecules), diffusion coefficient
+      by :func:`diffusion_coefficient` on a common fit range, and the ratio D_CG / D_AA.
+
+    Written to ``output_dir``::
+
+        report/
+        ├── index.md          Markdown tables of every number below, figure links
+        ├── metrics.json      the returned dict
+        ├── rdf_<A>-<B>.png   g(r) overlay with a difference panel, per bead-type pair
+        ├── bonds.png, angles.png, dihedrals.png   (those the topology has)
+        ├── density.png
+        └── msd.png           (when both trajectories carry frame times)
+
+    Parameters
+    ----------
+    reference : sequence of ase.Atoms or path of an H5MD file
+        All-atom (with ``mapping``) or CG reference trajectory.
+    cg : sequence of ase.Atoms or path of an H5MD file
+        CG trajectory (``arrays["bead-type"]`` and ``arrays["mol-id"]``).
+    mapping : CGMapping or path of a mapping JSON file, optional
+        Maps the reference; also gives both sides' bonded topology.
+    output_dir : str or path
+        Report folder (created; files in it are replaced).
+    r_max : float, Å, optional
+        Largest RDF distance; default the smaller of 15 Å and 98 % of half the shortest
+        perpendicular box width of both first frames.
+    n_bins : int, optional
+        RDF bins; default one per 0.05 Å.
+    bond_bins, angle_bins, dihedral_bins : int
+        Bins of the bonded distributions (common to both sides; bonds and angles span both
+        sides' observed ranges, dihedrals −180°..180°).
+    fit_range_fs : (float, float), fs, optional
+        Lag times of the diffusion fit; default 10 %–50 % of the shorter trajectory's span.
+    topology : dict, optional
+        Bead ``"bonds"`` (n, 2), ``"angles"`` (n, 3), ``"dihedrals"`` (n, 4) of both
+        trajectories (same bead order), for inputs that carry none (in-memory frames without
+        a mapping); a mapping or the bonds stored in an H5MD file take precedence.
+    title : str
+        Title of ``index.md``.
+
+    Returns
+    -------
+    dict
+        The metrics, also in ``metrics.json``: ``"rdf"`` (per pair ``max_abs_difference``,
+        ``integrated_absolute_error`` in Å, first peaks), ``"bonds"`` / ``"angles"`` /
+        ``"dihedrals"`` (per type ``jensen_shannon`` in nats, means and standard deviations),
+        ``"density"`` (g/cm³), ``"diffusion"`` (cm²/s, ``ratio`` = D_CG / D_AA), ``"inputs"``,
+        ``"files"``.
+    """
+    from ase_cg import __version__
+    from ase_cg.report import (
+        AA_LABEL,
+        CG_LABEL,
+        FigureLink,
+        Section,
+        Table,
+        write_json,
+        write_report,
+    )
+
+    folder = Path(output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise AnalysisError(f"compare: output_dir {folder} exists and is not a folder")
+    mapping_source = None
+    if mapping is not None and not hasattr(mapping, "system"):
+        from ase_cg.mapping import CGMapping
+
+        mapping_source = str(mapping)
+        mapping = CGMapping.load(mapping)
+
+    with (
+        _open_frames(reference, "reference") as reference_frames,
+        _open_frames(cg, "cg") as cg_frames,
+    ):
+        if mapping is not None:
+            reference_frames = _MappedFrames(reference_frames, mapping)
+        sides = {"reference": reference_frames, "cg": cg_frames}
+        sources = {
+            "reference": _describe(reference, reference_frames),
+            "cg": _describe(cg, cg_frames),
+        }
+        first = {side: frames[0] for side, frames in sides.items()}
+        types = {}
+        for side, atoms in first.items():
+            if BEAD_TYPE_KEY not in atoms.arrays:
+                hint = (
+                    "it looks all-atom: pass the mapping (--mapping FILE)"
+                    if side == "reference"
+                    else "give a CG trajectory (written by ase-cg simulate or ase-cg map)"
+                )
+                raise AnalysisError(
+                    f"compare: the {side} trajectory ({sources[side]}) has no bead types "
+                    f"(arrays['{BEAD_TYPE_KEY}']); {hint}"
+                )
+            types[side] = sorted(set(_particle_types(atoms).tolist()))
+        if types["reference"] != types["cg"]:
+            raise AnalysisError(
+                f"compare: bead types differ: reference {types['reference']}, CG {types['cg']}; "
+                "compare a CG run with the reference mapped by the same mapping"
+            )
+        bead_types = types["cg"]
+        pairs = [(a, b) for k, a in enumerate(bead_types) for b in bead_types[k:]]
+        if r_max is None:
+            largest = min(_half_width(_check_periodic(a, 0, s)[0]) for s, a in first.items())
+            r_max = min(COMPARE_R_MAX, 0.98 * largest)
+        if n_bins is None:
+            n_bins = max(1, int(round(r_max / COMPARE_BIN_WIDTH)))
+        observed = {}
+        for side, frames in sides.items():
+            label = "reference" if side == "reference" else "CG"
+            observed[side] = _observe(
+                frames, label, _topology_of(frames, mapping, topology), pairs, r_max, n_bins
+            )
+        inputs = {
+            side: {
+                "source": _describe(source, sides[side]),
+                "n_frames": observed[side].n_frames,
+                "n_beads": observed[side].n_beads,
+                "n_molecules": observed[side].n_molecules,
+            }
+            for side, source in (("reference", reference), ("cg", cg))
+        }
+
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics: dict = {
+        "inputs": {**inputs, "mapping": mapping_source, "bead_types": bead_types},
+        "parameters": {"r_max_A": float(r_max), "n_bins": int(n_bins)},
+    }
+    sections, figures = [], []
+
+    # RDFs
+    r, g_ref = observed["reference"].rdf.result()
+    _, g_cg = observed["cg"].rdf.result()
+    metrics["rdf"] = {}
+    rdf_rows, rdf_figures = [], []
+    for k, (a, b) in enumerate(pairs):
+        key = f"{a}-{b}"
+        entry = {
+            "max_abs_difference": max_abs_difference(g_ref[k], g_cg[k]),
+            "integrated_absolute_error": integrated_absolute_error(r, g_ref[k], g_cg[k]),
+            "first_peak_reference": dict(zip(("r_A", "g"), _first_peak(r, g_ref[k]), strict=True)),
+            "first_peak_cg": dict(zip(("r_A", "g"), _first_peak(r, g_cg[k]), strict=True)),
+        }
+        metrics["rdf"][key] = entry
+        rdf_rows.append(
+            [
+                key,
+                entry["max_abs_difference"],
+                entry["integrated_absolute_error"],
+                entry["first_peak_reference"]["r_A"],
+                entry["first_peak_cg"]["r_A"],
+                entry["first_peak_reference"]["g"],
+                entry["first_peak_cg"]["g"],
+            ]
+        )
+        name = _plot_rdf(folder, key, r, g_ref[k], g_cg[k], entry)
+        rdf_figures.append(
+            FigureLink(
+                name,
+                f"Intermolecular RDF {key}: {AA_LABEL} vs {CG_LABEL}, with the difference below.",
+            )
+        )
+    sections.append(
+        Section(
+            "Radial distribution functions",
+            f"Intermolecular bead–bead g(r) up to {r_max:.2f} Å in {n_bins} bins, pairs within one "
+            "molecule excluded (and from the normalisation, so g → 1 at large r). max |Δg| is the "
+            "largest difference over all bins; IAE = ∫|g_CG − g_AA| dr.",
+            [
+                Table(
+                    [
+                        "pair",
+                        "max |Δg|",
+                        "IAE (Å)",
+                        "peak r AA (Å)",
+                        "peak r CG (Å)",
+                        "peak g AA",
+                        "peak g CG",
+                    ],
+                    rdf_rows,
+                )
+            ],
+            rdf_figures,
+        )
+    )
+
+    # bonded distributions
+    bonded_tables, bonded_figures = [], []
+    bins_of = {"bonds": bond_bins, "angles": angle_bins, "dihedrals": dihedral_bins}
+    for kind, _, _ in _BONDED:
+        values = {s: observed[s].bonded[kind] for s in observed}
+        keys = sorted(set(values["reference"]) | set(values["cg"]))
+        metrics[kind] = {}
+        histograms, rows = {}, []
+        for key in keys:
+            if key not in values["reference"] or key not in values["cg"]:
+                only = "reference" if key in values["reference"] else "CG"
+                metrics[kind][key] = {"only_in": only}
+                rows.append([key, "–", "–", "–", f"only in the {only}"])
+                continue
+            ref_values = np.concatenate(values["reference"][key])
+            cg_values = np.concatenate(values["cg"][key])
+            if kind == "dihedrals":
+                value_range = (-180.0, 180.0)
+            else:
+                pooled = np.concatenate([ref_values, cg_values])
+                low, high = np.percentile(pooled, [0.05, 99.95])
+                pad = 0.05 * max(high - low, 1e-3)
+                value_range = (low - pad, high + pad)
+            edges = _bin_edges(bins_of[kind], value_range, kind)
+            p_ref = np.histogram(ref_values, bins=edges, density=True)[0]
+            p_cg = np.histogram(cg_values, bins=edges, density=True)[0]
+            if p_ref.sum() == 0 or p_cg.sum() == 0:
+                js = float(np.log(2.0))
+            else:
+                js = jensen_shannon(p_ref, p_cg)
+            entry = {
+                "jensen_shannon": js,
+                "mean_reference": float(ref_values.mean()),
+                "std_reference": float(ref_values.std()),
+                "mean_cg": float(cg_values.mean()),
+                "std_cg": float(cg_values.std()),
+            }
+            metrics[kind][key] = entry
+            histograms[key] = (0.5 * (edges[1:] + edges[:-1]), p_ref, p_cg, js)
+            rows.append(
+                [
+                    key,
+                    f"{entry['mean_reference']:.4g} ± {entry['std_reference']:.2g}",
+                    f"{entry['mean_cg']:.4g} ± {entry['std_cg']:.2g}",
+                    js,
+                    "",
+                ]
+            )
+        if not keys:
+            continue
+        unit = _BONDED_LABEL[kind][0].split("(")[-1].rstrip(")")
+        bonded_tables.append(
+            Table(
+                ["type", f"AA mean ± std ({unit})", f"CG mean ± std ({unit})", "JS (nats)", "note"],
+                rows,
+                caption=kind,
+            )
+        )
+        if histograms:
+            name = _plot_bonded(folder, kind, histograms)
+            bonded_figures.append(
+                FigureLink(name, f"{kind.capitalize()} distributions: {AA_LABEL} vs {CG_LABEL}.")
+            )
+    if bonded_tables:
+        sections.append(
+            Section(
+                "Bonded distributions",
+                "Minimum-image distributions on common bins; JS is the Jensen–Shannon divergence "
+                "of the two histograms (0 = identical, ln 2 ≈ 0.693 = no overlap).",
+                bonded_tables,
+                bonded_figures,
+            )
+        )
+
+    # density
+    rho = {s: np.asarray(observed[s].densities) for s in observed}
+    metrics["density"] = {
+        "reference_g_cm3": float(rho["reference"].mean()),
+        "reference_std_g_cm3": float(rho["reference"].std()),
+        "cg_g_cm3": float(rho["cg"].mean()),
+        "cg_std_g_cm3": float(rho["cg"].std()),
+        "relative_difference": float(rho["cg"].mean() / rho["reference"].mean() - 1.0),
+    }
+    density_times = {s: _times_or_none(observed[s].times) for s in observed}
+    name = _plot_density(folder, {s: (density_times[s], rho[s]) for s in observed})
+    d = metrics["density"]
+    sections.append(
+        Section(
+            "Density",
+            "Mass density of each frame (total bead mass / cell volume); constant in NVT runs.",
+            [
+                Table(
+                    ["", "mean (g/cm³)", "std (g/cm³)"],
+                    [
+                        [AA_LABEL, d["reference_g_cm3"], d["reference_std_g_cm3"]],
+                        [CG_LABEL, d["cg_g_cm3"], d["cg_std_g_cm3"]],
+                        ["relative difference (CG/AA − 1)", d["relative_difference"], None],
+                    ],
+                )
+            ],
+            [FigureLink(name, "Density of each frame.")],
+        )
+    )
+
+    # diffusion
+    times = {s: density_times[s] for s in observed}
+    if any(t is None for t in times.values()):
+        missing = [s for s, t in times.items() if t is None]
+        metrics["diffusion"] = {"skipped": f"no frame times in {', '.join(missing)}"}
+        sections.append(
+            Section(
+                "Diffusion", f"Skipped: {metrics['diffusion']['skipped']} (or fewer than 3 frames)."
+            )
+        )
+    else:
+        curves = {}
+        if fit_range_fs is None:
+            span = min(t[-1] - t[0] for t in times.values())
+            fit_range_fs = (0.1 * span, 0.5 * span)
+        for side in observed:
+            lags = times[side] - times[side][0]
+            _check_times(times[side], len(times[side]), observed[side].label)
+            values = _msd_fft(np.stack(observed[side].centres))
+            curves[side] = (lags, values, diffusion_coefficient(lags, values, fit_range_fs))
+        ratio = curves["cg"][2].cm2_per_s / curves["reference"][2].cm2_per_s
+        metrics["diffusion"] = {
+            "of": observed["cg"].msd_of,
+            "reference_cm2_s": curves["reference"][2].cm2_per_s,
+            "cg_cm2_s": curves["cg"][2].cm2_per_s,
+            "reference_A2_fs": curves["reference"][2].a2_per_fs,
+            "cg_A2_fs": curves["cg"][2].a2_per_fs,
+            "ratio": float(ratio),
+            "fit_range_fs": list(fit_range_fs),
+        }
+        name = _plot_msd(folder, curves, f"MSD of {observed['cg'].msd_of}")
+        dm = metrics["diffusion"]
+        sections.append(
+            Section(
+                "Diffusion",
+                f"Mean-squared displacement of {dm['of']} (unwrapped, averaged over time origins); "
+                f"D from a line MSD = 6Dt + c fitted over lag times {fit_range_fs[0] / 1000:.3g}–"
+                f"{fit_range_fs[1] / 1000:.3g} ps. CG dynamics are usually faster than all-atom "
+                "(smoother free-energy surface, less friction): the ratio measures that speed-up.",
+                [
+                    Table(
+                        ["", "D (cm²/s)", "D (Å²/fs)"],
+                        [
+                            [AA_LABEL, dm["reference_cm2_s"], dm["reference_A2_fs"]],
+                            [CG_LABEL, dm["cg_cm2_s"], dm["cg_A2_fs"]],
+                            ["ratio D_CG / D_AA", dm["ratio"], None],
+                        ],
+                    )
+                ],
+                [
+                    FigureLink(
+                        name,
+                        "MSD (solid/dashed) with the fitted lines (dotted) and the fit "
+                        "range (grey).",
+                    )
+                ],
+            )
+        )
+
+    # summary first: one row per quantity, both values and the comparison metric
+    def pm(mean, std, digits=4):
+        return f"{mean:.{digits}g} ± {std if std > 1e-9 * abs(mean) else 0.0:.2g}"
+
+    summary_rows = []
+    for key, v in metrics["rdf"].items():
+        peaks = [v[f"first_peak_{s}"] for s in ("reference", "cg")]
+        summary_rows.append(
+            [f"RDF {key}: first peak r (Å), g"]
+            + [f"{p['r_A']:.3g} Å, {p['g']:.3g}" for p in peaks]
+            + ["max |Δg|", v["max_abs_difference"]]
+        )
+    for kind, _, _ in _BONDED:
+        unit = _BONDED_LABEL[kind][0].split("(")[-1].rstrip(")")
+        for key, v in metrics[kind].items():
+            if "jensen_shannon" in v:
+                summary_rows.append(
+                    [
+                        f"{kind[:-1]} {key} ({unit})",
+                        pm(v["mean_reference"], v["std_reference"]),
+                        pm(v["mean_cg"], v["std_cg"]),
+                        "JS divergence (nats)",
+                        v["jensen_shannon"],
+                    ]
+                )
+    d = metrics["density"]
+    summary_rows.append(
+        [
+            "density (g/cm³)",
+            pm(d["reference_g_cm3"], d["reference_std_g_cm3"]),
+            pm(d["cg_g_cm3"], d["cg_std_g_cm3"]),
+            "CG/AA − 1",
+            d["relative_difference"],
+        ]
+    )
+    if "ratio" in metrics["diffusion"]:
+        dm = metrics["diffusion"]
+        summary_rows.append(
+            [
+                "D (cm²/s)",
+                f"{dm['reference_cm2_s']:.3e}",
+                f"{dm['cg_cm2_s']:.3e}",
+                "D_CG / D_AA",
+                dm["ratio"],
+            ]
+        )
+    input_rows = [
+        [
+            AA_LABEL if s == "reference" else CG_LABEL,
+            v["source"],
+            v["n_frames"],
+            v["n_beads"],
+            v["n_molecules"],
+        ]
+        for s, v in inputs.items()
+    ]
+    sections.insert(
+        0,
+        Section(
+            "Summary",
+            "",
+            [
+                Table(["quantity", AA_LABEL, CG_LABEL, "metric", "value"], summary_rows),
+                Table(["trajectory", "source", "frames", "beads", "molecules"], input_rows),
+            ],
+        ),
+    )
+    intro = (
+        f"Bead types: {', '.join(bead_types)}. "
+        + (f"Reference mapped to beads with `{mapping_source}`. " if mapping_source else "")
+        + (
+            "Reference mapped to beads with the given mapping. "
+            if mapping is not None and not mapping_source
+            else ""
+        )
+        + f"Written by ase_cg {__version__} (`ase_cg.analysis.compare`); the numbers are also in "
+        "`metrics.json`."
+    )
+    figures = [f.path for section in sections for f in section.figures]
+    metrics["files"] = {"index": "index.md", "metrics": "metrics.json", "figures": figures}
+    write_report(folder, title, sections, intro=intro)
+    write_json(folder / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,198 @@
+"""ase_cg.analysis.compare and ``ase-cg compare``: report files, metrics ~0 for identical inputs
+and large for different ones, the all-atom → CG mapping path through H5MD files and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+
+from ase_cg import cli
+from ase_cg.analysis import AnalysisError, compare
+from ase_cg.io import write_h5md
+from ase_cg.mapping import CGMapping
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def dimer_liquid(
+    rng,
+    *,
+    n_molecules=64,
+    n_frames=40,
+    box=14.0,
+    bond=1.69,
+    sigma_bond=0.03,
+    step=0.15,
+    dt=20.0,
+    lattice=False,
+):
+    """CG dimers (two 'CH3' beads) whose centres random-walk (D = step² / (2 dt) per axis)."""
+    if lattice:
+        n_side = round(n_molecules ** (1 / 3))
+        centres = (np.indices((n_side,) * 3).reshape(3, -1).T + 0.5) * box / n_side
+    else:
+        centres = rng.random((n_molecules, 3)) * box
+    images = []
+    for frame in range(n_frames):
+        if frame:
+            centres = centres + rng.normal(scale=step, size=centres.shape)
+        direction = rng.normal(size=(n_molecules, 3))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        half = 0.5 * rng.normal(bond, sigma_bond, n_molecules)[:, None] * direction
+        positions = np.stack([centres - half, centres + half], axis=1).reshape(-1, 3)
+        atoms = Atoms(
+            numbers=np.zeros(2 * n_molecules, dtype=int),
+            positions=positions,
+            cell=np.eye(3) * box,
+            pbc=True,
+            masses=np.full(2 * n_molecules, 15.035),
+        )
+        atoms.wrap()
+        atoms.arrays["mol-id"] = np.repeat(np.arange(n_molecules), 2)
+        atoms.arrays["bead-type"] = np.full(2 * n_molecules, "CH3")
+        atoms.info["time"] = frame * dt
+        images.append(atoms)
+    topology = {"bonds": np.arange(2 * n_molecules).reshape(-1, 2)}
+    return images, topology
+
+
+def test_compare_with_itself_gives_zero_and_writes_the_report(rng, tmp_path):
+    images, topology = dimer_liquid(rng)
+    metrics = compare(images, images, output_dir=tmp_path / "report", topology=topology)
+    report = tmp_path / "report"
+    rdf = metrics["rdf"]["CH3-CH3"]
+    assert rdf["max_abs_difference"] == 0.0
+    assert rdf["integrated_absolute_error"] == 0.0
+    assert metrics["bonds"]["CH3-CH3"]["jensen_shannon"] == pytest.approx(0.0, abs=1e-15)
+    assert metrics["density"]["relative_difference"] == 0.0
+    assert metrics["diffusion"]["ratio"] == pytest.approx(1.0, rel=1e-12)
+    # the bond statistics are those of the generated bonds
+    assert metrics["bonds"]["CH3-CH3"]["mean_reference"] == pytest.approx(1.69, abs=0.01)
+    assert metrics["bonds"]["CH3-CH3"]["std_reference"] == pytest.approx(0.03, rel=0.15)
+    # files: index.md links every figure, every figure is a PNG, metrics.json = returned dict
+    index = (report / "index.md").read_text()
+    assert set(metrics["files"]["figures"]) == {
+        "rdf_CH3-CH3.png",
+        "bonds.png",
+        "density.png",
+        "msd.png",
+    }
+    for name in metrics["files"]["figures"]:
+        assert f"]({name})" in index
+        assert (report / name).read_bytes()[:8] == PNG_MAGIC
+    assert "| RDF CH3-CH3" in index and "max \\|Δg\\|" in index
+    assert json.loads((report / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    assert not list(report.glob(".*"))  # no temporary files left behind
+
+
+def test_compare_detects_different_structure_and_dynamics(rng, tmp_path):
+    reference, topology = dimer_liquid(rng, n_frames=60, step=0.15)
+    cg, _ = dimer_liquid(
+        rng, n_frames=60, step=0.3, bond=1.85, sigma_bond=0.05, lattice=True, box=14.0
+    )
+    metrics = compare(reference, cg, output_dir=tmp_path / "r", topology=topology)
+    # a lattice of molecules vs uncorrelated molecules: g differs by far more than noise
+    assert metrics["rdf"]["CH3-CH3"]["max_abs_difference"] > 1.0
+    bonds = metrics["bonds"]["CH3-CH3"]
+    assert bonds["jensen_shannon"] > 0.5  # 1.69 ± 0.03 vs 1.85 ± 0.05 Å barely overlap
+    assert bonds["mean_cg"] == pytest.approx(1.85, abs=0.01)
+    # random walks with twice the step: D four times larger (centre of mass of each dimer)
+    assert metrics["diffusion"]["ratio"] == pytest.approx(4.0, rel=0.15)
+    assert metrics["diffusion"]["reference_A2_fs"] == pytest.approx(0.15**2 / 40.0, rel=0.15)
+
+
+def ethane_liquid(rng, *, n_molecules=64, n_frames=30, box=16.0, step=0.1, dt=10.0):
+    """All-atom ethane: rigid molecules at random places and orientations, random-walk centres."""
+    template = molecule("C2H6")
+    template.positions -= template.get_center_of_mass()
+    centres = rng.random((n_molecules, 3)) * box
+    images = []
+    for frame in range(n_frames):
+        if frame:
+            centres = centres + rng.normal(scale=step, size=centres.shape)
+        positions = []
+        for centre in centres:
+            rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+            positions.append(template.positions @ rotation.T + centre)
+        atoms = Atoms(
+            template.get_chemical_symbols() * n_molecules,
+            positions=np.concatenate(positions),
+            cell=np.eye(3) * box,
+            pbc=True,
+        )
+        atoms.wrap()
+        atoms.arrays["mol-id"] = np.repeat(np.arange(n_molecules), len(template))
+        atoms.info["time"] = frame * dt
+        images.append(atoms)
+    return images
+
+
+def test_compare_maps_an_all_atom_h5md_reference_through_the_cli(rng, tmp_path, data_dir):
+    mapping_file = data_dir / "ethane_mapping.json"
+    mapping = CGMapping.load(mapping_file)
+    all_atom = ethane_liquid(rng)
+    system = mapping.system(all_atom[0])  # molecules matched to the template once
+    cg = [system.map_atoms(atoms) for atoms in all_atom]
+    for atoms, mapped in zip(all_atom, cg, strict=True):
+        mapped.info["time"] = atoms.info["time"]
+    write_h5md(tmp_path / "aa.h5", all_atom)
+    write_h5md(tmp_path / "cg.h5", cg, bonds=mapping.topology(cg[0])["bonds"])
+
+    code = cli.main(
+        [
+            "compare",
+            str(tmp_path / "aa.h5"),
+            str(tmp_path / "cg.h5"),
+            "--mapping",
+            str(mapping_file),
+            "-o",
+            str(tmp_path / "report"),
+        ]
+    )
+    assert code == 0
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["inputs"]["reference"]["n_beads"] == 128
+    assert metrics["inputs"]["reference"]["source"] == str(tmp_path / "aa.h5")
+    # the CG file is the reference mapped by the same mapping (stored as float32): ~ identical
+    assert metrics["rdf"]["CH3-CH3"]["max_abs_difference"] < 0.05
+    bonds = metrics["bonds"]["CH3-CH3"]
+    assert bonds["jensen_shannon"] < 1e-3
+    # rigid molecules: the bead–bead bond is the template's CH3–CH3 centre-of-mass distance
+    template_beads = mapping.map(_boxed(molecule("C2H6")))
+    expected = np.linalg.norm(np.subtract(*template_beads.positions))
+    assert bonds["mean_reference"] == pytest.approx(expected, abs=1e-4)
+    assert bonds["std_reference"] < 1e-4
+    assert metrics["density"]["relative_difference"] == pytest.approx(0.0, abs=1e-6)
+    assert metrics["diffusion"]["ratio"] == pytest.approx(1.0, abs=1e-3)
+    assert metrics["diffusion"]["of"] == "molecule centres of mass"
+
+
+def _boxed(atoms):
+    atoms.cell = np.eye(3) * 20.0
+    atoms.pbc = True
+    atoms.positions += 10.0
+    return atoms
+
+
+def test_compare_rejects_all_atom_reference_without_mapping(rng, tmp_path, capsys):
+    all_atom = ethane_liquid(rng, n_molecules=8, n_frames=3, box=9.0)
+    cg, _ = dimer_liquid(rng, n_molecules=8, n_frames=3, box=9.0)
+    with pytest.raises(AnalysisError, match="--mapping"):
+        compare(all_atom, cg, output_dir=tmp_path / "r")
+    write_h5md(tmp_path / "aa.h5", all_atom)
+    write_h5md(tmp_path / "cg.h5", cg)
+    assert cli.main(["compare", str(tmp_path / "aa.h5"), str(tmp_path / "cg.h5")]) == 1
+    assert "no bead types" in capsys.readouterr().err
+
+
+def test_compare_rejects_different_bead_types(rng, tmp_path):
+    reference, _ = dimer_liquid(rng, n_molecules=8, n_frames=3, box=9.0)
+    cg, _ = dimer_liquid(rng, n_molecules=8, n_frames=3, box=9.0)
+    for atoms in cg:
+        atoms.arrays["bead-type"] = np.full(len(atoms), "CH2")
+    with pytest.raises(AnalysisError, match="bead types differ"):
+        compare(reference, cg, output_dir=tmp_path / "r")
