@@ -9,6 +9,8 @@ from ase_cg.potentials.base import (
     make_batch,
     register_term,
 )
+from ase_cg.potentials.build import NeuralConfig, build_neural_model
+from ase_cg.potentials.neural import NeuralPotential, export_torchscript
 from ase_cg.potentials.prior import HarmonicAngles, HarmonicBonds, Repulsion
 
 __all__ = [
@@ -18,8 +20,12 @@ __all__ = [
     "EnergyTerm",
     "HarmonicAngles",
     "HarmonicBonds",
+    "NeuralConfig",
+    "NeuralPotential",
     "Repulsion",
     "SystemTopology",
+    "build_neural_model",
+    "export_torchscript",
     "make_batch",
     "register_term",
 ]
