@@ -9,7 +9,7 @@ from ase import Atoms, units
 from ase.build import molecule
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from ase_cg.io import H5MDTrajectory, H5MDWriter, read_h5md, write_h5md
+from ase_cg.io import H5MDTrajectory, H5MDWriter, info, read_h5md, write_h5md
 
 KJ_MOL = units.kJ / units.mol
 
@@ -99,6 +99,7 @@ def test_lazy_array_access(rng):
         np.testing.assert_array_equal(t.numbers, images[0].numbers)
         assert t.bead_types is None and t.bonds is None
         assert t.has_forces and t.has_velocities and t.has_energies
+        assert t.positions([]).shape == (0, 32, 3)
         with pytest.raises(IndexError):
             t.positions(7)
 
@@ -195,6 +196,10 @@ def test_cg_beads_and_triclinic_box(rng):
     np.testing.assert_allclose(back.cell.array, cell, atol=1e-6)
     np.testing.assert_allclose(back.get_masses(), 15.035)
     np.testing.assert_allclose(back.get_forces(), beads.get_forces(), atol=1e-5)
+    summary = info("cg.h5")
+    assert "CG beads, types ['CH2', 'CH3']" in summary
+    assert "molecules:   2: 1 × [2×CH2], 1 × [2×CH3]" in summary
+    assert "triclinic" in summary
 
 
 def test_non_periodic_system_has_no_edges(rng):
@@ -288,3 +293,8 @@ def test_we_read_mdanalysis(rng, tmp_path):
     np.testing.assert_allclose(atoms.get_forces(), forces[1] * KJ_MOL, atol=1e-9)
     assert atoms.info["time"] == pytest.approx(2.0, abs=1e-4)
     assert "mol-id" not in atoms.arrays
+    summary = info(path)
+    assert "group:       particles/trajectory" in summary
+    assert "length='nm'" in summary and "force='kJ mol-1 nm-1'" in summary
+    assert "time='ps'" in summary and "time step:   2 fs" in summary
+    assert "masses:      missing" in summary and "changes" in summary
