@@ -97,20 +97,24 @@ class SchNetInteraction(nn.Module):
     ) -> Tensor:
         """The residual update ``v`` (n_beads, n_atom_basis) of the features ``x``.
 
+        Each listed pair carries messages both ways (j → i and i → j): the filter depends only
+        on the distance, so it is computed once per undirected pair.
+
         Parameters
         ----------
         x : (n_beads, n_atom_basis)
         basis : (n_pairs, n_rbf)
             Gaussian expansion of the pair distances.
         pair_i, pair_j : (n_pairs,) int64
+            Undirected pairs (each once).
         envelope : (n_pairs,)
-            Cosine cutoff of the pair distances.
+            Cosine cutoff of the pair distances (times the pair's multiplicity weight).
         """
         filters = self.filter2(shifted_softplus(self.filter1(basis))) * envelope.unsqueeze(1)
-        messages = self.in2f(x).index_select(0, pair_j) * filters
-        aggregated = torch.zeros(
-            x.shape[0], messages.shape[1], dtype=messages.dtype, device=messages.device
-        ).index_add(0, pair_i, messages)
+        h = self.in2f(x)
+        aggregated = torch.zeros(h.shape[0], h.shape[1], dtype=h.dtype, device=h.device)
+        aggregated = aggregated.index_add(0, pair_i, h.index_select(0, pair_j) * filters)
+        aggregated = aggregated.index_add(0, pair_j, h.index_select(0, pair_i) * filters)
         return self.f2out2(shifted_softplus(self.f2out1(aggregated)))
 
 
@@ -174,18 +178,24 @@ class SchNetEnergy(nn.Module):
         ----------
         bead_types : (n_beads,) int64
         pair_i, pair_j : (n_pairs,) int64
-            Directed pairs, both directions present, all pairs closer than the cutoff (pairs
-            beyond it contribute exactly zero).
+            Directed pairs, all pairs closer than the cutoff (pairs beyond it contribute exactly
+            zero), each in both directions: ``(i, j)`` is listed if and only if ``(j, i)`` is.
         pair_vectors : (n_pairs, 3) float, Å
             ``x_j − x_i``.
         """
         dtype = self.rbf_offsets.dtype
-        vectors = pair_vectors.to(dtype)
+        # the list holds every pair in both directions with the same distance: keep i < j, which
+        # then carries messages both ways; a bead's own periodic images (i == j) keep both of
+        # their directions, each at half weight
+        undirected = torch.nonzero(pair_i <= pair_j).squeeze(1)
+        pair_i, pair_j = pair_i.index_select(0, undirected), pair_j.index_select(0, undirected)
+        vectors = pair_vectors.index_select(0, undirected).to(dtype)
         distances = torch.sqrt((vectors * vectors).sum(dim=1))
         coefficients = -0.5 / (self.rbf_widths * self.rbf_widths)
         basis = torch.exp(coefficients * (distances.unsqueeze(1) - self.rbf_offsets) ** 2)
         envelope = 0.5 * (torch.cos(distances * (math.pi / self.cutoff)) + 1.0)
         envelope = envelope * (distances < self.cutoff).to(dtype)
+        envelope = torch.where(pair_i == pair_j, 0.5 * envelope, envelope)
         x = self.embedding(bead_types)
         for interaction in self.interactions:
             x = x + interaction(x, basis, pair_i, pair_j, envelope)
