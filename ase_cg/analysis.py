@@ -164,10 +164,13 @@ class _RDFAccumulator:
     """Pair-distance histograms of several type pairs and their ideal-gas normalisation.
 
     One neighbour list per frame serves every type pair. ``pairs`` holds ``None`` (all
-    particles) or ``(name_a, name_b)`` tuples.
+    particles) or ``(name_a, name_b)`` tuples. Frames can be added to ``n_blocks`` separate
+    blocks (e.g. the two halves of a run, to see the statistical noise of g).
     """
 
-    def __init__(self, r_max: float, n_bins: int, pairs, intermolecular: bool, what: str):
+    def __init__(
+        self, r_max: float, n_bins: int, pairs, intermolecular: bool, what: str, n_blocks: int = 1
+    ):
         if not r_max > 0.0:
             raise AnalysisError(f"{what}: r_max = {r_max} Å; give a positive r_max")
         if int(n_bins) < 1:
@@ -182,12 +185,12 @@ class _RDFAccumulator:
         self.pairs = [None if t is None else (str(t[0]), str(t[1])) for t in pairs]
         self.intermolecular = bool(intermolecular)
         self.what = what
-        self.counts = np.zeros((len(self.pairs), int(n_bins)), dtype=np.float64)
+        self.counts = np.zeros((n_blocks, len(self.pairs), int(n_bins)), dtype=np.float64)
         # Σ_frames n_pairs / V per type pair: the pair density an ideal gas would have, 1/Å³
-        self.ideal_pair_density = np.zeros(len(self.pairs))
+        self.ideal_pair_density = np.zeros((n_blocks, len(self.pairs)))
         self.n_frames = 0
 
-    def add(self, atoms: Atoms, frame: int) -> None:
+    def add(self, atoms: Atoms, frame: int, block: int = 0) -> None:
         cell, volume = _check_periodic(atoms, frame, self.what)
         r_max = self.edges[-1]
         half_width = _half_width(cell)
@@ -233,7 +236,7 @@ class _RDFAccumulator:
                 keep = in_a[pair_i] & in_a[pair_j]
             else:
                 keep = (in_a[pair_i] & in_b[pair_j]) | (in_b[pair_i] & in_a[pair_j])
-            self.counts[k] += np.histogram(distances[keep], bins=self.edges)[0]
+            self.counts[block, k] += np.histogram(distances[keep], bins=self.edges)[0]
             n_a, n_b = int(in_a.sum()), int(in_b.sum())
             n_pairs = n_a * (n_a - 1) / 2 if same else n_a * n_b
             if self.intermolecular:
@@ -248,14 +251,19 @@ class _RDFAccumulator:
                     f"{self.what}, frame {frame}: no {'intermolecular ' * self.intermolecular}"
                     f"pair of types {types or 'all'} exists; check the types and molecule ids"
                 )
-            self.ideal_pair_density[k] += n_pairs / volume
+            self.ideal_pair_density[block, k] += n_pairs / volume
         self.n_frames += 1
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """Bin centres (n_bins,) in Å and g(r) (n_pairs, n_bins)."""
+    def result(self, block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Bin centres (n_bins,) in Å and g(r) (n_pairs, n_bins) of one block or of all."""
         r = 0.5 * (self.edges[1:] + self.edges[:-1])
         shell = 4.0 / 3.0 * np.pi * (self.edges[1:] ** 3 - self.edges[:-1] ** 3)
-        return r, self.counts / (self.ideal_pair_density[:, None] * shell)
+        if block is None:
+            counts, ideal = self.counts.sum(axis=0), self.ideal_pair_density.sum(axis=0)
+        else:
+            counts, ideal = self.counts[block], self.ideal_pair_density[block]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return r, counts / (ideal[:, None] * shell)
 
 
 def rdf(
@@ -878,8 +886,8 @@ def jensen_shannon(p, q) -> float:
 # CG vs all-atom comparison
 # --------------------------------------------------------------------------------------------
 
-#: Default RDF bin width of :func:`compare`, Å.
-COMPARE_BIN_WIDTH = 0.05
+#: Default RDF bin width of :func:`compare`, Å (VOTCA's usual 0.01 nm).
+COMPARE_BIN_WIDTH = 0.1
 #: Default largest RDF distance of :func:`compare` (when the box allows it), Å.
 COMPARE_R_MAX = 15.0
 
@@ -888,6 +896,7 @@ _BONDED = (
     ("angles", 3, bond_angles),
     ("dihedrals", 4, dihedral_angles),
 )
+_BONDED_TITLE = {"bonds": "Bond-length", "angles": "Bond-angle", "dihedrals": "Dihedral-angle"}
 _BONDED_LABEL = {
     "bonds": ("bond length (Å)", "1/Å"),
     "angles": ("bond angle (°)", "1/°"),
@@ -940,7 +949,9 @@ class _Observed:
 
 def _observe(frames, label, topology, pairs, r_max, n_bins) -> _Observed:
     """One pass over a CG (or mapped) trajectory: RDF counts, bonded values, density, MSD input."""
-    observed = _Observed(label=label, rdf=_RDFAccumulator(r_max, n_bins, pairs, True, label))
+    observed = _Observed(
+        label=label, rdf=_RDFAccumulator(r_max, n_bins, pairs, True, label, n_blocks=2)
+    )
     observed.bonded = {kind: {} for kind, _, _ in _BONDED}
     observed.densities, observed.times, observed.centres = [], [], []
     unwrapper = _Unwrapper()
@@ -964,7 +975,7 @@ def _observe(frames, label, topology, pairs, r_max, n_bins) -> _Observed:
                 f"{label}, frame {frame}: {len(atoms)} beads, frame 0 has {observed.n_beads}; "
                 "the analysis needs a fixed number of particles"
             )
-        observed.rdf.add(atoms, frame)
+        observed.rdf.add(atoms, frame, block=int(2 * frame >= len(frames)))
         cell, volume = _check_periodic(atoms, frame, label)
         observed.densities.append(masses.sum() / volume * AMU_PER_A3_TO_G_PER_CM3)
         for kind, _, function in _BONDED:
@@ -1008,17 +1019,15 @@ def _plot_rdf(folder, key, r, g_ref, g_cg, metrics) -> str:
     top.axhline(1.0, color="0.6", lw=0.8, ls=":")
     top.set_ylabel("g(r)")
     top.set_title(f"Intermolecular RDF, {key.replace('-', '–')}")
-    top.legend(frameon=False, loc="upper right")
-    top.text(
-        0.98,
-        0.62,
-        f"max |Δg| = {metrics['max_abs_difference']:.3f}\n"
+    # g ≈ 1 at large r, 0 at small r: the lower right corner is free in any liquid
+    top.legend(
+        frameon=False,
+        loc="lower right",
+        title=f"max |Δg| = {metrics['max_abs_difference']:.3f}, "
         f"IAE = {metrics['integrated_absolute_error']:.3f} Å",
-        transform=top.transAxes,
-        ha="right",
-        va="top",
-        fontsize=9,
+        title_fontsize=9,
     )
+    top.set_ylim(bottom=0.0)
     bottom.plot(r, g_cg - g_ref, color="0.2", lw=1.2)
     bottom.axhline(0.0, color="0.6", lw=0.8, ls=":")
     bottom.set_ylabel("Δg (CG − AA)")
@@ -1107,10 +1116,28 @@ def _plot_density(folder, series) -> str:
         )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density (g/cm³)")
+    ax.set_title("Mass density")
     ax.legend(frameon=False, fontsize=9)
     name = "density.png"
     save_figure(figure, Path(folder) / name)
     return name
+
+
+def _js_or_disjoint(p, q) -> float:
+    """:func:`jensen_shannon`, or ln 2 when one histogram is empty (all values off the bins)."""
+    if np.sum(p) == 0 or np.sum(q) == 0:
+        return float(np.log(2.0))
+    return jensen_shannon(p, q)
+
+
+def _smallest_half_width(frames) -> float:
+    """Smallest half perpendicular box width over all frames, Å (cells only are read)."""
+    source = frames.frames if isinstance(frames, _MappedFrames) else frames
+    if callable(getattr(source, "cells", None)):
+        cells = source.cells()
+    else:
+        cells = [np.asarray(source[i].cell[:]) for i in range(len(source))]
+    return min(_half_width(np.asarray(cell, dtype=np.float64)) for cell in cells)
 
 
 def _describe(source, frames) -> str:
@@ -1188,9 +1215,9 @@ def compare(
         Report folder (created; files in it are replaced).
     r_max : float, Å, optional
         Largest RDF distance; default the smaller of 15 Å and 98 % of half the shortest
-        perpendicular box width of both first frames.
+        perpendicular box width of any frame of either trajectory.
     n_bins : int, optional
-        RDF bins; default one per 0.05 Å.
+        RDF bins; default one per 0.1 Å.
     bond_bins, angle_bins, dihedral_bins : int
         Bins of the bonded distributions (common to both sides; bonds and angles span both
         sides' observed ranges, dihedrals −180°..180°).
@@ -1266,7 +1293,9 @@ def compare(
         bead_types = types["cg"]
         pairs = [(a, b) for k, a in enumerate(bead_types) for b in bead_types[k:]]
         if r_max is None:
-            largest = min(_half_width(_check_periodic(a, 0, s)[0]) for s, a in first.items())
+            for side, atoms in first.items():
+                _check_periodic(atoms, 0, side)
+            largest = min(_smallest_half_width(frames) for frames in sides.values())
             r_max = min(COMPARE_R_MAX, 0.98 * largest)
         if n_bins is None:
             n_bins = max(1, int(round(r_max / COMPARE_BIN_WIDTH)))
@@ -1296,6 +1325,12 @@ def compare(
     # RDFs
     r, g_ref = observed["reference"].rdf.result()
     _, g_cg = observed["cg"].rdf.result()
+    halves = {}  # max |Δg| between the first and the second half of each run: its noise
+    for side in observed:
+        if observed[side].n_frames >= 2:
+            first_half = observed[side].rdf.result(0)[1]
+            second_half = observed[side].rdf.result(1)[1]
+            halves[side] = np.max(np.abs(first_half - second_half), axis=1)
     metrics["rdf"] = {}
     rdf_rows, rdf_figures = [], []
     for k, (a, b) in enumerate(pairs):
@@ -1305,6 +1340,10 @@ def compare(
             "integrated_absolute_error": integrated_absolute_error(r, g_ref[k], g_cg[k]),
             "first_peak_reference": dict(zip(("r_A", "g"), _first_peak(r, g_ref[k]), strict=True)),
             "first_peak_cg": dict(zip(("r_A", "g"), _first_peak(r, g_cg[k]), strict=True)),
+            "halves_max_abs_difference_reference": (
+                float(halves["reference"][k]) if "reference" in halves else None
+            ),
+            "halves_max_abs_difference_cg": float(halves["cg"][k]) if "cg" in halves else None,
         }
         metrics["rdf"][key] = entry
         rdf_rows.append(
@@ -1316,6 +1355,8 @@ def compare(
                 entry["first_peak_cg"]["r_A"],
                 entry["first_peak_reference"]["g"],
                 entry["first_peak_cg"]["g"],
+                entry["halves_max_abs_difference_reference"],
+                entry["halves_max_abs_difference_cg"],
             ]
         )
         name = _plot_rdf(folder, key, r, g_ref[k], g_cg[k], entry)
@@ -1330,7 +1371,10 @@ def compare(
             "Radial distribution functions",
             f"Intermolecular bead–bead g(r) up to {r_max:.2f} Å in {n_bins} bins, pairs within one "
             "molecule excluded (and from the normalisation, so g → 1 at large r). max |Δg| is the "
-            "largest difference over all bins; IAE = ∫|g_CG − g_AA| dr.",
+            "largest difference over all bins; IAE = ∫|g_CG − g_AA| dr. The last two columns "
+            "are the max |Δg| between the first and the second half of each run: the "
+            "statistical noise of g on these bins (each half has half the frames, so this is "
+            "about √2 × the noise of a full-length comparison); a max |Δg| near them is noise.",
             [
                 Table(
                     [
@@ -1341,6 +1385,8 @@ def compare(
                         "peak r CG (Å)",
                         "peak g AA",
                         "peak g CG",
+                        "halves AA",
+                        "halves CG",
                     ],
                     rdf_rows,
                 )
@@ -1361,7 +1407,7 @@ def compare(
             if key not in values["reference"] or key not in values["cg"]:
                 only = "reference" if key in values["reference"] else "CG"
                 metrics[kind][key] = {"only_in": only}
-                rows.append([key, "–", "–", "–", f"only in the {only}"])
+                rows.append([key, f"only in the {only}", "–", None, None, None])
                 continue
             ref_values = np.concatenate(values["reference"][key])
             cg_values = np.concatenate(values["cg"][key])
@@ -1375,12 +1421,23 @@ def compare(
             edges = _bin_edges(bins_of[kind], value_range, kind)
             p_ref = np.histogram(ref_values, bins=edges, density=True)[0]
             p_cg = np.histogram(cg_values, bins=edges, density=True)[0]
-            if p_ref.sum() == 0 or p_cg.sum() == 0:
-                js = float(np.log(2.0))
-            else:
-                js = jensen_shannon(p_ref, p_cg)
+            js = _js_or_disjoint(p_ref, p_cg)
+            # JS between the two halves of each run: its finite-sample floor on these bins
+            halves = {}
+            for side in ("reference", "cg"):
+                per_frame = values[side][key]
+                if len(per_frame) >= 2:
+                    middle = (len(per_frame) + 1) // 2
+                    halves[side] = _js_or_disjoint(
+                        *(
+                            np.histogram(np.concatenate(part), bins=edges)[0]
+                            for part in (per_frame[:middle], per_frame[middle:])
+                        )
+                    )
             entry = {
                 "jensen_shannon": js,
+                "halves_jensen_shannon_reference": halves.get("reference"),
+                "halves_jensen_shannon_cg": halves.get("cg"),
                 "mean_reference": float(ref_values.mean()),
                 "std_reference": float(ref_values.std()),
                 "mean_cg": float(cg_values.mean()),
@@ -1394,7 +1451,8 @@ def compare(
                     f"{entry['mean_reference']:.4g} ± {entry['std_reference']:.2g}",
                     f"{entry['mean_cg']:.4g} ± {entry['std_cg']:.2g}",
                     js,
-                    "",
+                    entry["halves_jensen_shannon_reference"],
+                    entry["halves_jensen_shannon_cg"],
                 ]
             )
         if not keys:
@@ -1402,7 +1460,14 @@ def compare(
         unit = _BONDED_LABEL[kind][0].split("(")[-1].rstrip(")")
         bonded_tables.append(
             Table(
-                ["type", f"AA mean ± std ({unit})", f"CG mean ± std ({unit})", "JS (nats)", "note"],
+                [
+                    "type",
+                    f"AA mean ± std ({unit})",
+                    f"CG mean ± std ({unit})",
+                    "JS (nats)",
+                    "JS halves AA",
+                    "JS halves CG",
+                ],
                 rows,
                 caption=kind,
             )
@@ -1410,14 +1475,17 @@ def compare(
         if histograms:
             name = _plot_bonded(folder, kind, histograms)
             bonded_figures.append(
-                FigureLink(name, f"{kind.capitalize()} distributions: {AA_LABEL} vs {CG_LABEL}.")
+                FigureLink(name, f"{_BONDED_TITLE[kind]} distributions: {AA_LABEL} vs {CG_LABEL}.")
             )
     if bonded_tables:
         sections.append(
             Section(
                 "Bonded distributions",
                 "Minimum-image distributions on common bins; JS is the Jensen–Shannon divergence "
-                "of the two histograms (0 = identical, ln 2 ≈ 0.693 = no overlap).",
+                "of the two histograms (0 = identical, ln 2 ≈ 0.693 = no overlap). 'JS halves' "
+                "compares the first and the second half of one run: the floor that sampling "
+                "noise sets on these bins (with half the samples each, so about twice the floor "
+                "of the full-length comparison).",
                 bonded_tables,
                 bonded_figures,
             )

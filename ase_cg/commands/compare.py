@@ -36,7 +36,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="largest RDF distance, Å; default min(15 Å, 98 %% of half the shortest box width)",
     )
-    parser.add_argument("--n-bins", type=int, default=None, help="RDF bins; default one per 0.05 Å")
+    parser.add_argument("--n-bins", type=int, default=None, help="RDF bins; default one per 0.1 Å")
     parser.add_argument(
         "--bond-bins", type=int, default=80, help="bins of the bond-length distributions"
     )
