@@ -277,7 +277,9 @@ class _MoleculeType:
     membership: np.ndarray = field(init=False)  # (n_beads, n_atoms) 0/1
     bead_masses: np.ndarray = field(init=False)  # (n_beads,) amu
     parent: np.ndarray = field(init=False)  # (n_atoms,) unwrap tree parent (root: itself)
-    depth: np.ndarray = field(init=False)  # (n_atoms,) depth in the unwrap tree
+    root: int = field(init=False)  # the unwrap tree's root atom
+    ancestors: np.ndarray = field(init=False)  # (n_atoms, n_atoms) tree paths, see _build_tree
+    path_map: np.ndarray = field(init=False)  # (n_beads, n_atoms) E @ ancestors
     topology: dict = field(init=False)
 
     @property
@@ -378,13 +380,19 @@ class _MoleculeType:
             key=lambda k: (nx.closeness_centrality(graph, k), -k),
         )
         self.parent = np.full(self.n_atoms, root, dtype=np.int64)
-        self.depth = np.ones(self.n_atoms, dtype=np.int64)
-        self.depth[root] = 0
         for child, parent in nx.bfs_predecessors(graph, root):
             self.parent[child] = parent
-        for child in nx.bfs_tree(graph, root):
-            if child != root:
-                self.depth[child] = self.depth[self.parent[child]] + 1
+        self.root = root
+        # ancestors[k, j] = 1 when atom j is on the tree path root → k (root excluded), so
+        # x_k = x_root + Σ_j ancestors[k, j] (x_j − x_parent(j)).
+        self.ancestors = np.zeros((self.n_atoms, self.n_atoms))
+        for k in range(self.n_atoms):
+            j = k
+            while j != root:
+                self.ancestors[k, j] = 1.0
+                j = self.parent[j]
+        # Bead positions from the root atom and the bond vectors: z = x_root + (E·A)·Δ.
+        self.path_map = self.E @ self.ancestors
 
     def _build_topology(self):
         bead_of = np.full(self.n_atoms, -1, dtype=np.int64)
@@ -909,6 +917,7 @@ class CGMapping:
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(text + "\n")
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a mapping file is meant to be shared
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -1129,8 +1138,9 @@ class SystemMapping:
         bead_masses = np.empty(self.n_beads)
         self.bead_mol_ids = np.repeat(np.arange(self.n_molecules), n_beads_mol).astype(np.int64)
         self.parent = np.arange(self.n_atoms, dtype=np.int64)
-        self.depth = np.zeros(self.n_atoms, dtype=np.int64)
         rows, cols, e_vals, b_vals, p_vals = [], [], [], [], []
+        # (row, col, value) triplets of the unwrapping matrices, see _build_unwrap
+        unwrap = {"root_beads": [], "path_beads": [], "root_atoms": [], "path_atoms": []}
         topo_parts = {"bonds": [], "angles": [], "dihedrals": []}
         for name, entries in per_type.items():
             if not entries:
@@ -1143,7 +1153,25 @@ class SystemMapping:
             bead_types[bead_rows.ravel()] = np.tile(np.array(t.bead_names, dtype=object), len(mols))
             bead_masses[bead_rows.ravel()] = np.tile(t.bead_masses, len(mols))
             self.parent[atom_idx] = atom_idx[:, t.parent]
-            self.depth[atom_idx] = t.depth[None, :]
+            root = atom_idx[:, t.root]
+            unwrap["root_beads"].append((bead_rows.ravel(), np.repeat(root, t.n_beads)))
+            unwrap["root_atoms"].append((atom_idx.ravel(), np.repeat(root, t.n_atoms)))
+            nz_bead, nz_atom = np.nonzero(t.path_map)
+            unwrap["path_beads"].append(
+                (
+                    (offsets[:, None] + nz_bead[None, :]).ravel(),
+                    atom_idx[:, nz_atom].ravel(),
+                    np.tile(t.path_map[nz_bead, nz_atom], len(mols)),
+                )
+            )
+            nz_row, nz_col = np.nonzero(t.ancestors)
+            unwrap["path_atoms"].append(
+                (
+                    atom_idx[:, nz_row].ravel(),
+                    atom_idx[:, nz_col].ravel(),
+                    np.ones(len(mols) * len(nz_row)),
+                )
+            )
             b_t = force_of(t.E)
             momentum_t = t.membership * t.masses / t.bead_masses[:, None]
             nz_bead, nz_atom = np.nonzero((t.membership != 0) | (b_t != 0))
@@ -1183,11 +1211,41 @@ class SystemMapping:
                 merged = np.concatenate(topo_parts[key])
                 topo_parts[key] = [merged[np.lexsort(merged.T[::-1])]] if len(merged) else []
         self.topology = _concat_topology(topo_parts)
-        self._levels = [
-            (idx, self.parent[idx])
-            for d in range(1, int(self.depth.max(initial=0)) + 1)
-            for idx in [np.flatnonzero(self.depth == d)]
-        ]
+        self._build_flat_operators(unwrap)
+
+    def _build_flat_operators(self, unwrap: dict) -> None:
+        """Right-multiplication operators on frame-major flat arrays (n_frames, 3·n).
+
+        Every map here is linear per Cartesian component, so ``M`` acts on (n_frames, n, 3)
+        arrays as ``array.reshape(n_frames, 3 n) @ kron(M, I₃)ᵀ``: one sparse product for a
+        whole chunk of frames, no transposes.
+        """
+        n_beads, n_atoms = self.n_beads, self.n_atoms
+
+        def triplets(parts, shape, ones=False):
+            if not parts:
+                return scipy.sparse.csr_matrix(shape)
+            r = np.concatenate([p[0] for p in parts])
+            c = np.concatenate([p[1] for p in parts])
+            v = np.ones(len(r)) if ones else np.concatenate([p[2] for p in parts])
+            return scipy.sparse.csr_matrix((v, (r, c)), shape=shape)
+
+        def flat(matrix):
+            return scipy.sparse.kron(matrix, scipy.sparse.identity(3), format="csr").T.tocsr()
+
+        bond = scipy.sparse.identity(n_atoms, format="csr") - scipy.sparse.csr_matrix(
+            (np.ones(n_atoms), (np.arange(n_atoms), self.parent)), shape=(n_atoms, n_atoms)
+        )
+        self._flat = {
+            "bond": flat(bond),  # Δ_j = s_j − s_parent(j)  (0 for roots)
+            "root_beads": flat(triplets(unwrap["root_beads"], (n_beads, n_atoms), ones=True)),
+            "path_beads": flat(triplets(unwrap["path_beads"], (n_beads, n_atoms))),
+            "root_atoms": flat(triplets(unwrap["root_atoms"], (n_atoms, n_atoms), ones=True)),
+            "path_atoms": flat(triplets(unwrap["path_atoms"], (n_atoms, n_atoms), ones=True)),
+            "position": flat(self.position_matrix),
+            "force": flat(self.force_matrix),
+            "momentum": flat(self.momentum_matrix),
+        }
 
     def __repr__(self) -> str:
         return (
@@ -1209,11 +1267,11 @@ class SystemMapping:
             )
         return array, single
 
-    def _apply(self, matrix, array: np.ndarray) -> np.ndarray:
+    def _apply(self, name: str, array: np.ndarray) -> np.ndarray:
+        """Apply flat operator ``name`` to (n_frames, n, 3) → (n_frames, m, 3)."""
         n_frames = array.shape[0]
-        flat = np.ascontiguousarray(array.transpose(1, 0, 2)).reshape(self.n_atoms, n_frames * 3)
-        out = np.asarray(matrix @ flat).reshape(-1, n_frames, 3)
-        return np.ascontiguousarray(out.transpose(1, 0, 2))
+        out = np.asarray(array.reshape(n_frames, -1) @ self._flat[name])
+        return out.reshape(n_frames, -1, 3)
 
     def _cells(self, cells, n_frames: int) -> np.ndarray | None:
         if not self.pbc.any():
@@ -1230,8 +1288,24 @@ class SystemMapping:
             )
         return cells
 
+    def _fractional_and_bonds(self, positions: np.ndarray, cells: np.ndarray):
+        """Fractional coordinates s and minimum-image bond vectors Δ (both (n_frames, n_atoms,
+        3)); Δ_j = s_j − s_parent(j) along the template's bond tree."""
+        fractional = positions @ np.linalg.inv(cells)
+        bonds = self._apply("bond", fractional)
+        if self.pbc.all():
+            bonds -= np.round(bonds)
+        else:
+            bonds[..., self.pbc] -= np.round(bonds[..., self.pbc])
+        return fractional, bonds
+
     def unwrap(self, positions, cells=None) -> np.ndarray:
         """Atom positions with every molecule made whole.
+
+        Each atom is placed at the minimum image of its bond to its parent in the template's
+        bond tree (rooted at the template's most central atom), so molecules of any size come
+        out whole as long as every bond is shorter than half the box. The root atom stays
+        where it is.
 
         Parameters
         ----------
@@ -1247,18 +1321,17 @@ class SystemMapping:
         cells = self._cells(cells, positions.shape[0])
         if cells is None:
             return positions[0] if single else positions
-        inverse = np.linalg.inv(cells)
-        mask = self.pbc.astype(np.float64)
-        whole = positions.copy()
-        for idx, parent in self._levels:
-            delta = positions[:, idx] - positions[:, parent]
-            shift = np.round(np.einsum("fki,fij->fkj", delta, inverse)) * mask
-            delta -= np.einsum("fki,fij->fkj", shift, cells)
-            whole[:, idx] = whole[:, parent] + delta
+        fractional, bonds = self._fractional_and_bonds(positions, cells)
+        whole = self._apply("root_atoms", fractional) + self._apply("path_atoms", bonds)
+        whole = whole @ cells
         return whole[0] if single else whole
 
     def map_positions(self, positions, cells=None) -> np.ndarray:
         """Bead positions: molecules made whole, E applied, beads wrapped into the box.
+
+        With periodic boundaries the bead positions are computed in fractional coordinates as
+        :math:`z = s_\\mathrm{root} + (E A)\\,\\Delta` (``A`` the template's tree paths, Δ the
+        minimum-image bond vectors), which equals E applied to the whole molecule.
 
         Parameters
         ----------
@@ -1273,25 +1346,29 @@ class SystemMapping:
         """
         positions, single = self._frames(positions, "positions")
         cells = self._cells(cells, positions.shape[0])
-        whole = self.unwrap(positions, cells) if cells is not None else positions
-        beads = self._apply(self.position_matrix, whole)
-        if cells is not None:
-            fractional = np.einsum("fki,fij->fkj", beads, np.linalg.inv(cells))
-            fractional[..., self.pbc] -= np.floor(fractional[..., self.pbc])
-            beads = np.einsum("fki,fij->fkj", fractional, cells)
+        if cells is None:
+            beads = self._apply("position", positions)
+            return beads[0] if single else beads
+        fractional, bonds = self._fractional_and_bonds(positions, cells)
+        beads = self._apply("root_beads", fractional) + self._apply("path_beads", bonds)
+        if self.pbc.all():
+            beads -= np.floor(beads)
+        else:
+            beads[..., self.pbc] -= np.floor(beads[..., self.pbc])
+        beads = beads @ cells
         return beads[0] if single else beads
 
     def map_forces(self, forces) -> np.ndarray:
         """Bead forces F = b·f: (n_frames, n_atoms, 3) eV/Å → (n_frames, n_beads, 3) eV/Å."""
         forces, single = self._frames(forces, "forces")
-        out = self._apply(self.force_matrix, forces)
+        out = self._apply("force", forces)
         return out[0] if single else out
 
     def map_velocities(self, velocities) -> np.ndarray:
         """Bead velocities (bead momentum / bead mass): (n_frames, n_atoms, 3) → (n_frames,
         n_beads, 3), ASE velocity units (Å per ASE time unit)."""
         velocities, single = self._frames(velocities, "velocities")
-        out = self._apply(self.momentum_matrix, velocities)
+        out = self._apply("momentum", velocities)
         return out[0] if single else out
 
     def map_atoms(self, atoms: Atoms) -> Atoms:

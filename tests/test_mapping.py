@@ -129,6 +129,33 @@ def test_molecule_straddling_a_corner():
     np.testing.assert_allclose(got, expected, atol=1e-10)
 
 
+def test_molecule_longer_than_half_the_box_is_made_whole():
+    """A 20-atom chain longer than the box: bonds are unwrapped one by one along the chain."""
+    from ase import Atoms
+
+    direction = np.array([1.0, 0.5, 0.2]) / np.linalg.norm([1.0, 0.5, 0.2])
+    chain = Atoms("C20", positions=np.outer(np.arange(20) * 1.5, direction))
+    groups = [list(range(k, k + 5)) for k in range(0, 20, 5)]
+    mapping = CGMapping.from_groups(chain, groups, name="chain")
+    box = chain.copy()
+    box.cell = np.eye(3) * 12.0
+    box.pbc = True
+    box.positions += [1.0, 2.0, 3.0]
+    whole = box.positions.copy()
+    box.arrays["mol-id"] = np.zeros(20, dtype=int)
+    box.wrap()
+    # the ends are further than half a box from the central atom
+    assert np.abs(whole[0] - whole[10]).max() > 6.0
+    system = mapping.system(box, bonds=[[k, k + 1] for k in range(19)])
+    unwrapped = system.unwrap(box.positions, box.cell.array)
+    shift = unwrapped - whole  # one lattice vector for the whole molecule
+    np.testing.assert_allclose(shift, shift[:1].repeat(20, axis=0), atol=1e-10)
+    expected = np.array([whole[g].mean(0) for g in groups])
+    expected -= np.floor(expected / 12.0) * 12.0
+    got = system.map_positions(box.positions, box.cell.array)
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
 def test_non_contiguous_shuffled_atoms_map_correctly(rng):
     atoms, _ = molecule_box([molecule("C2H6")], rng=rng)
     mapping = ethane_mapping()

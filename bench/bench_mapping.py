@@ -1,0 +1,203 @@
+"""Mapping throughput and memory: ``python bench/bench_mapping.py [--input FILE.h5]``.
+
+Measures, for the 2-bead ethane mapping (``data/ethane_mapping.json``):
+
+1. in-memory mapping (:meth:`SystemMapping.map_positions` / ``map_forces`` /
+   ``map_velocities`` on arrays already in memory): frames/s and atoms/s;
+2. end-to-end file mapping (:func:`ase_cg.mapping.map_trajectory`: read H5MD, map, write
+   CG H5MD, gzip both ways): frames/s and atoms/s;
+3. peak resident memory (``ru_maxrss``) of a fresh process mapping a file of N frames and
+   one of 4·N frames: with chunked streaming the two must be about equal.
+
+The input is the shipped all-atom reference ``data/ethane_aa.h5`` when it exists (or
+``--input``), else a synthetic trajectory of 216 ethane molecules (1 728 atoms; random
+rigid molecules, random forces and velocities) written to a temporary folder. Prints a
+Markdown table (the "Mapping throughput" section of BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MAPPING = ROOT / "data" / "ethane_mapping.json"
+REFERENCE = ROOT / "data" / "ethane_aa.h5"
+
+
+def synthetic_ethane(path: Path, n_frames: int, *, seed: int = 0) -> None:
+    """216 rigid ethane molecules on a 6×6×6 grid (4.6 Å apart), random per frame."""
+    from ase.build import molecule
+    from scipy.spatial.transform import Rotation
+
+    from ase_cg.io import H5MDWriter
+
+    rng = np.random.default_rng(seed)
+    ethane = molecule("C2H6")
+    template = ethane.positions - ethane.get_center_of_mass()
+    n_mol = 216
+    grid = np.stack(np.meshgrid(*[np.arange(6)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    cell = np.eye(3) * 6 * 4.6
+    numbers = np.tile(ethane.numbers, n_mol)
+    masses = np.tile(ethane.get_masses(), n_mol)
+    mol_ids = np.repeat(np.arange(n_mol), len(ethane))
+    with H5MDWriter(path, species=numbers, masses=masses, mol_ids=mol_ids, time_step=1.0) as w:
+        for step in range(n_frames):
+            rotations = Rotation.random(n_mol, random_state=rng).as_matrix()
+            centres = grid * 4.6 + rng.uniform(-0.3, 0.3, (n_mol, 3))
+            xyz = np.einsum("mij,aj->mai", rotations, template) + centres[:, None]
+            xyz = xyz.reshape(-1, 3) % np.diag(cell)
+            w.append(
+                xyz,
+                cell,
+                forces=rng.normal(size=xyz.shape),
+                velocities=0.01 * rng.normal(size=xyz.shape),
+                step=20 * step,
+            )
+
+
+def bench_in_memory(path: Path, repeats: int) -> dict:
+    from ase_cg.io import H5MDTrajectory
+    from ase_cg.mapping import CGMapping
+
+    mapping = CGMapping.load(MAPPING)
+    with H5MDTrajectory(path) as trajectory:
+        frames = slice(0, min(trajectory.n_frames, 200))
+        positions = trajectory.positions(frames)
+        forces = trajectory.forces(frames)
+        velocities = trajectory.velocities(frames) if trajectory.has_velocities else None
+        cells = trajectory.cells(frames)
+        t0 = time.perf_counter()
+        system = mapping.system(trajectory[0])
+        build = time.perf_counter() - t0
+    n = len(positions)
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        system.map_positions(positions, cells)
+        system.map_forces(forces)
+        if velocities is not None:
+            system.map_velocities(velocities)
+        best = min(best, time.perf_counter() - t0)
+    return {
+        "n_atoms": system.n_atoms,
+        "n_beads": system.n_beads,
+        "frames": n,
+        "system_build_s": build,
+        "frames_per_s": n / best,
+        "atoms_per_s": n * system.n_atoms / best,
+    }
+
+
+def bench_file(path: Path, out: Path, chunk_size: int) -> dict:
+    from ase_cg.io import H5MDTrajectory
+    from ase_cg.mapping import CGMapping, map_trajectory
+
+    mapping = CGMapping.load(MAPPING)
+    with H5MDTrajectory(path) as trajectory:
+        n_frames, n_atoms = trajectory.n_frames, trajectory.n_atoms
+    t0 = time.perf_counter()
+    map_trajectory(path, out, mapping, chunk_size=chunk_size, progress=False)
+    elapsed = time.perf_counter() - t0
+    return {
+        "frames": n_frames,
+        "seconds": elapsed,
+        "frames_per_s": n_frames / elapsed,
+        "atoms_per_s": n_frames * n_atoms / elapsed,
+    }
+
+
+def peak_rss_mib(path: Path, out: Path, chunk_size: int) -> float:
+    """Peak RSS (MiB) of a fresh Python process that maps ``path``."""
+    code = (
+        "import resource, sys\n"
+        "from ase_cg.mapping import CGMapping, map_trajectory\n"
+        f"m = CGMapping.load({str(MAPPING)!r})\n"
+        f"map_trajectory({str(path)!r}, {str(out)!r}, m, chunk_size={chunk_size}, "
+        "progress=False)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", type=Path, default=None, help="all-atom H5MD file")
+    parser.add_argument(
+        "--frames", type=int, default=500, help="frames of the synthetic trajectory (N)"
+    )
+    parser.add_argument("--chunk-size", type=int, default=256, help="frames per chunk")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of the in-memory timing")
+    parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        source = args.input or (REFERENCE if REFERENCE.exists() else None)
+        if source is None:
+            source = tmp / "synthetic.h5"
+            synthetic_ethane(source, args.frames)
+            label = f"synthetic 216 × ethane, {args.frames} frames"
+        else:
+            label = str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source)
+        memory = bench_in_memory(source, args.repeats)
+        file = bench_file(source, tmp / "cg.h5", args.chunk_size)
+        big = tmp / "big.h5"
+        synthetic_ethane(big, 4 * args.frames, seed=1)
+        small = tmp / "small.h5"
+        synthetic_ethane(small, args.frames, seed=2)
+        rss_small = peak_rss_mib(small, tmp / "cg_small.h5", args.chunk_size)
+        rss_big = peak_rss_mib(big, tmp / "cg_big.h5", args.chunk_size)
+        sizes = (small.stat().st_size / 2**20, big.stat().st_size / 2**20)
+
+    results = {
+        "input": label,
+        "machine": f"{platform.machine()}, Python {platform.python_version()}",
+        "in_memory": memory,
+        "file": file,
+        "peak_rss_mib": {
+            "frames": [args.frames, 4 * args.frames],
+            "rss": [rss_small, rss_big],
+            "file_mib": list(sizes),
+        },
+        "chunk_size": args.chunk_size,
+    }
+    print(
+        f"Input: {label}; {memory['n_atoms']} atoms → {memory['n_beads']} beads; "
+        f"chunk {args.chunk_size} frames"
+    )
+    print()
+    print("| what | frames/s | atoms/s |")
+    print("|---|---|---|")
+    print(
+        f"| in memory (positions + forces + velocities) | {memory['frames_per_s']:.0f} | "
+        f"{memory['atoms_per_s']:.3g} |"
+    )
+    print(
+        f"| file → file (`map_trajectory`, gzip H5MD) | {file['frames_per_s']:.0f} | "
+        f"{file['atoms_per_s']:.3g} |"
+    )
+    print()
+    print(f"SystemMapping build (molecule matching): {memory['system_build_s'] * 1e3:.0f} ms")
+    print(
+        f"Peak RSS mapping {args.frames} frames ({sizes[0]:.0f} MiB): {rss_small:.0f} MiB; "
+        f"{4 * args.frames} frames ({sizes[1]:.0f} MiB): {rss_big:.0f} MiB"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
