@@ -1118,10 +1118,6 @@ class SystemMapping:
             label = _molecule_label(m, members, atoms, molset.source)
             name, perm = mapping._matcher.match(self.numbers[members], local_bonds[m], label=label)
             in_template_order = members[perm]
-            if atom_masses is not None:
-                _check_atom_masses(
-                    mapping._types[name], atom_masses[in_template_order], in_template_order, label
-                )
             types.append(name)
             per_type[name].append((m, in_template_order))
         self.molecule_types = types
@@ -1148,6 +1144,8 @@ class SystemMapping:
             t = mapping._types[name]
             mols = np.array([m for m, _ in entries], dtype=np.int64)
             atom_idx = np.stack([a for _, a in entries])  # (n_mol_t, n_atoms_t)
+            if atom_masses is not None:
+                _check_atom_masses(t, atom_masses, atom_idx, mols, molset, atoms)
             offsets = bead_offset[mols]  # (n_mol_t,)
             bead_rows = offsets[:, None] + np.arange(t.n_beads)[None, :]  # (n_mol_t, n_beads_t)
             bead_types[bead_rows.ravel()] = np.tile(np.array(t.bead_names, dtype=object), len(mols))
@@ -1419,15 +1417,19 @@ def _molecule_label(m: int, members: np.ndarray, atoms: Atoms, source: str) -> s
     return label + f"; molecules from {source})"
 
 
-def _check_atom_masses(t: _MoleculeType, masses: np.ndarray, atoms: np.ndarray, label: str):
-    """Masses (amu) of a molecule's atoms (template order; global indices ``atoms``) vs template."""
-    bad = np.flatnonzero(~np.isclose(masses, t.masses, rtol=1e-4, atol=0))
-    if len(bad):
-        k = int(bad[0])
+def _check_atom_masses(t: _MoleculeType, atom_masses, atom_idx, mols, molset, atoms) -> None:
+    """Masses (amu) of the molecules of one type, ``atom_idx`` (n_mol, n_atoms_t) in template
+    order, against the template's."""
+    masses = atom_masses[atom_idx]
+    bad = ~np.isclose(masses, t.masses[None, :], rtol=1e-4, atol=0)
+    if bad.any():
+        row, k = (int(v) for v in np.argwhere(bad)[0])
+        label = _molecule_label(int(mols[row]), molset.molecules[mols[row]], atoms, molset.source)
         raise MappingError(
-            f"{label}: atom {int(atoms[k])}, template atom {k} ({chemical_symbols[t.numbers[k]]}),"
-            f" has mass {float(masses[k])!r} amu, the template of '{t.name}' "
-            f"{float(t.masses[k])!r} amu; fix the trajectory's masses or the mapping's template"
+            f"{label}: atom {int(atom_idx[row, k])}, template atom {k} "
+            f"({chemical_symbols[t.numbers[k]]}), has mass {float(masses[row, k])!r} amu, the "
+            f"template of '{t.name}' {float(t.masses[k])!r} amu; fix the trajectory's masses or "
+            "the mapping's template"
         )
 
 

@@ -140,6 +140,58 @@ class MoleculeSet:
         return len(self.molecules)
 
 
+#: molecules with more atoms than this get their bonds from a neighbour list, not all pairs
+_ALL_PAIRS_MAX_ATOMS = 64
+
+
+def _bonds_within_molecules(atoms, atom_molecule: np.ndarray, scale: float) -> np.ndarray:
+    """Covalent bonds inside each molecule (minimum image), molecules given per atom.
+
+    Small molecules are handled all pairs at once, grouped by size (fast for liquids of
+    small molecules); larger ones through :func:`covalent_bonds` on the whole configuration.
+    """
+    order = np.argsort(atom_molecule, kind="stable")
+    sizes = np.bincount(atom_molecule)
+    members = np.split(order, np.cumsum(sizes)[:-1])
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    cell = atoms.cell.array
+    periodic = pbc.any()
+    if periodic:
+        if abs(np.linalg.det(cell)) < 1e-12:
+            raise MoleculeError(
+                "cannot infer bonds across periodic boundaries: the cell is degenerate "
+                f"(cell = {cell.tolist()}); set a full 3D cell or pbc=False"
+            )
+        inverse = np.linalg.inv(cell)
+    radii = covalent_radii[atoms.numbers] * scale
+    found = []
+    large = False
+    for size in np.unique(sizes):
+        if size < 2:
+            continue
+        if size > _ALL_PAIRS_MAX_ATOMS:
+            large = True
+            continue
+        idx = np.stack([m for m in members if len(m) == size])  # (n_mol, size)
+        i, j = np.triu_indices(size, k=1)
+        delta = atoms.positions[idx[:, j]] - atoms.positions[idx[:, i]]  # (n_mol, n_pairs, 3)
+        if periodic:
+            fractional = delta @ inverse
+            fractional[..., pbc] -= np.round(fractional[..., pbc])
+            delta = fractional @ cell
+        bonded = np.linalg.norm(delta, axis=-1) < radii[idx[:, i]] + radii[idx[:, j]]
+        found.append(np.stack([idx[:, i][bonded], idx[:, j][bonded]], axis=1))
+    if large:
+        bonds = covalent_bonds(atoms.numbers, atoms.positions, cell, pbc, scale=scale)
+        bonds = bonds[atom_molecule[bonds[:, 0]] == atom_molecule[bonds[:, 1]]]
+        bonds = bonds[sizes[atom_molecule[bonds[:, 0]]] > _ALL_PAIRS_MAX_ATOMS]
+        found.append(bonds)
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64)
+    bonds = np.sort(np.concatenate(found).astype(np.int64), axis=1)
+    return np.unique(bonds, axis=0).reshape(-1, 2)
+
+
 def _check_bonds(bonds, n_atoms: int) -> np.ndarray:
     bonds = np.asarray(bonds)
     if bonds.size == 0:
@@ -202,10 +254,7 @@ def find_molecules(atoms, *, mol_ids=None, bonds=None, scale: float = BOND_SCALE
         atom_molecule = atom_molecule.astype(np.int64)
         source = "mol-id"
         if bonds is None:
-            bonds = covalent_bonds(
-                atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, scale=scale
-            )
-            bonds = bonds[atom_molecule[bonds[:, 0]] == atom_molecule[bonds[:, 1]]]
+            bonds = _bonds_within_molecules(atoms, atom_molecule, scale)
         else:
             crossing = np.flatnonzero(atom_molecule[bonds[:, 0]] != atom_molecule[bonds[:, 1]])
             if len(crossing):

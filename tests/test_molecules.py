@@ -122,3 +122,22 @@ def test_matcher_rejects_unknown_molecule():
     bonds = covalent_bonds(*_np(ethane))[1:]
     with pytest.raises(MoleculeError, match="'ethane' \\(C2H6, 7 bonds\\)"):
         matcher.match(ethane.numbers, bonds)
+
+
+def test_bonds_inside_large_and_small_molecules_from_mol_ids():
+    """Molecules above the all-pairs size limit take the neighbour-list route: same bonds."""
+    direction = np.array([1.0, 0.5, 0.2]) / np.linalg.norm([1.0, 0.5, 0.2])
+    chain = Atoms("C70", positions=np.outer(np.arange(70) * 1.5, direction))
+    ethane = molecule("C2H6")
+    ethane.positions += [0.0, 12.0, 12.0]
+    atoms = chain + ethane
+    atoms.cell = np.eye(3) * 30.0
+    atoms.pbc = True
+    atoms.wrap()
+    atoms.arrays["mol-id"] = np.array([5] * 70 + [2] * 8)
+    found = find_molecules(atoms)
+    assert [len(m) for m in found.molecules] == [8, 70]
+    expected = [[k, k + 1] for k in range(69)] + (covalent_bonds(*_np(ethane)) + 70).tolist()
+    assert sorted(found.bonds.tolist()) == sorted(expected)
+    del atoms.arrays["mol-id"]
+    assert sorted(find_molecules(atoms).bonds.tolist()) == sorted(expected)
