@@ -72,10 +72,10 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers, chemical_symbols
 
+from ase_cg import _keys as K
 from ase_cg.errors import InputError
 from ase_cg.molecules import (
     BOND_SCALE,
-    MOL_ID_KEY,
     MoleculeError,
     TemplateMatcher,
     covalent_bonds,
@@ -84,11 +84,9 @@ from ase_cg.molecules import (
 )
 
 __all__ = [
-    "BEAD_TYPE_KEY",
     "FORCE_MAPS",
     "MAPPING_FORMAT",
     "MAPPING_VERSION",
-    "MOL_ID_KEY",
     "CGMapping",
     "MappingError",
     "MappingFileError",
@@ -100,8 +98,6 @@ __all__ = [
     "pseudo_inverse_force_map",
 ]
 
-#: (n_beads,) str | bead-type name of each bead in a CG ``ase.Atoms`` (``atoms.arrays``)
-BEAD_TYPE_KEY = "bead-type"
 #: str | format tag of mapping JSON files
 MAPPING_FORMAT = "ase_cg.mapping"
 #: int | newest mapping file version this code reads and the one it writes
@@ -499,6 +495,7 @@ class CGMapping:
             {name: (t.numbers, t.bonds) for name, t in self._types.items()}
         )
         self._check_distinct_templates()
+        self._topology_cache = None  # (layout key, topology) of the last topology() call
 
     # ---------------------------------------------------------------------------- builders
 
@@ -826,14 +823,14 @@ class CGMapping:
 
     def _split_cg(self, cg_atoms: Atoms) -> list[tuple[str, np.ndarray]]:
         """(molecule type, bead indices) per molecule of a CG configuration."""
-        for key in (MOL_ID_KEY, BEAD_TYPE_KEY):
+        for key in (K.MOL_ID, K.BEAD_TYPE):
             if key not in cg_atoms.arrays:
                 raise MappingError(
                     f"the CG configuration has no arrays['{key}']; map atoms with "
                     "CGMapping.map or read a CG H5MD file, which set it"
                 )
-        mol_ids = np.asarray(cg_atoms.arrays[MOL_ID_KEY])
-        bead_types = np.asarray(cg_atoms.arrays[BEAD_TYPE_KEY]).astype(str)
+        mol_ids = np.asarray(cg_atoms.arrays[K.MOL_ID])
+        bead_types = np.asarray(cg_atoms.arrays[K.BEAD_TYPE]).astype(str)
         order = np.argsort(mol_ids, kind="stable")
         bounds = np.flatnonzero(np.diff(mol_ids[order])) + 1
         by_sequence: dict = {}
@@ -874,14 +871,26 @@ class CGMapping:
         -------
         dict
             ``"bonds"`` (n, 2), ``"angles"`` (n, 3), ``"dihedrals"`` (n, 4), int64 global bead
-            indices.
+            indices. The result for the last bead layout is kept, so calling this every MD
+            step costs one comparison of the ``mol-id`` and ``bead-type`` arrays.
         """
+        key = None
+        if K.MOL_ID in cg_atoms.arrays and K.BEAD_TYPE in cg_atoms.arrays:
+            key = (
+                np.asarray(cg_atoms.arrays[K.MOL_ID]).tobytes(),
+                np.asarray(cg_atoms.arrays[K.BEAD_TYPE]).astype(str).tobytes(),
+            )
+            cached = self._topology_cache
+            if cached is not None and cached[0] == key:
+                return {k: v.copy() for k, v in cached[1].items()}
         parts = {"bonds": [], "angles": [], "dihedrals": []}
         for name, beads in self._split_cg(cg_atoms):
             topo = self._types[name].topology
-            for key in parts:
-                parts[key].append(beads[topo[key]])
-        return _concat_topology(parts)
+            for kind in parts:
+                parts[kind].append(beads[topo[kind]])
+        result = _concat_topology(parts)
+        self._topology_cache = (key, result)
+        return {k: v.copy() for k, v in result.items()}
 
     # ---------------------------------------------------------------------------- files
 
@@ -1387,8 +1396,8 @@ class SystemMapping:
             cell=cell,
             pbc=atoms.pbc,
         )
-        cg.arrays[MOL_ID_KEY] = self.bead_mol_ids.copy()
-        cg.arrays[BEAD_TYPE_KEY] = self.bead_types.copy()
+        cg.arrays[K.MOL_ID] = self.bead_mol_ids.copy()
+        cg.arrays[K.BEAD_TYPE] = self.bead_types.copy()
         if atoms.has("momenta"):
             cg.set_velocities(self.map_velocities(atoms.get_velocities()))
         forces = _attached_forces(atoms)
@@ -1412,8 +1421,8 @@ def _molecule_label(m: int, members: np.ndarray, atoms: Atoms, source: str) -> s
     shown = members[:8].tolist()
     more = ", …" if len(members) > 8 else ""
     label = f"molecule {m} (atoms {', '.join(map(str, shown))}{more}"
-    if source == "mol-id" and MOL_ID_KEY in atoms.arrays:
-        label += f"; mol-id {atoms.arrays[MOL_ID_KEY][members[0]]}"
+    if source == "mol-id" and K.MOL_ID in atoms.arrays:
+        label += f"; mol-id {atoms.arrays[K.MOL_ID][members[0]]}"
     return label + f"; molecules from {source})"
 
 
@@ -1492,7 +1501,7 @@ def backmap(cg_atoms: Atoms, mapping: CGMapping, *, seed: int | None = 0) -> Ato
     pbc = np.asarray(cg_atoms.pbc, dtype=bool)
     periodic = pbc.any() and abs(np.linalg.det(cell)) > 1e-12
     positions = cg_atoms.positions
-    mol_ids = np.asarray(cg_atoms.arrays[MOL_ID_KEY])
+    mol_ids = np.asarray(cg_atoms.arrays[K.MOL_ID])
     placed = [None] * len(molecules)
     by_type: dict[str, list[int]] = {}
     for k, (name, _) in enumerate(molecules):
@@ -1534,7 +1543,7 @@ def backmap(cg_atoms: Atoms, mapping: CGMapping, *, seed: int | None = 0) -> Ato
         cell=cell,
         pbc=cg_atoms.pbc,
     )
-    result.arrays[MOL_ID_KEY] = (
+    result.arrays[K.MOL_ID] = (
         np.concatenate([np.full(p[0].n_atoms, p[2]) for p in placed]).astype(np.int64)
         if placed
         else np.zeros(0, np.int64)

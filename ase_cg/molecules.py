@@ -34,6 +34,7 @@ import scipy.sparse.csgraph
 from ase.data import chemical_symbols, covalent_radii
 from ase.formula import Formula
 
+from ase_cg import _keys as K
 from ase_cg.errors import InputError
 
 __all__ = [
@@ -48,9 +49,6 @@ __all__ = [
 
 #: Two atoms are bonded when closer than ``BOND_SCALE`` × (sum of covalent radii).
 BOND_SCALE = 1.2
-
-#: (n_atoms,) int | molecule id of each atom, the array name ASE's LAMMPS I/O uses
-MOL_ID_KEY = "mol-id"
 
 
 class MoleculeError(InputError):
@@ -238,8 +236,8 @@ def find_molecules(atoms, *, mol_ids=None, bonds=None, scale: float = BOND_SCALE
         Malformed ids or bonds, or a bond joining two molecules with different ids.
     """
     n_atoms = len(atoms)
-    if mol_ids is None and MOL_ID_KEY in atoms.arrays:
-        mol_ids = atoms.arrays[MOL_ID_KEY]
+    if mol_ids is None and K.MOL_ID in atoms.arrays:
+        mol_ids = atoms.arrays[K.MOL_ID]
     if bonds is not None:
         bonds = _check_bonds(bonds, n_atoms)
 
