@@ -1056,6 +1056,9 @@ def _plot_bonded(folder, kind, histograms) -> str:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"probability density ({unit})")
         ax.set_ylim(bottom=0.0)
+        if kind == "dihedrals":
+            ax.set_xlim(-180.0, 180.0)
+            ax.set_xticks(np.arange(-180, 181, 60))
         ax.legend(frameon=False, fontsize=8)
     for ax in axes[n:]:
         ax.set_visible(False)

@@ -261,3 +261,31 @@ def test_jensen_shannon_properties(rng):
     assert disjoint == pytest.approx(np.log(2))
     with pytest.raises(AnalysisError, match="non-negative"):
         analysis.jensen_shannon([1, -1], [1, 1])
+
+
+def test_functions_read_h5md_files_like_lists_of_atoms(rng, tmp_path):
+    from ase_cg.io import write_h5md
+
+    images = []
+    for step in range(6):
+        atoms, bonds, _ = random_dimers(rng, 50, 9.0, 1.69, 0.03)
+        atoms.info["time"] = 20.0 * step
+        images.append(atoms)
+    write_h5md(tmp_path / "cg.h5", images, bonds=bonds)
+    path = tmp_path / "cg.h5"
+    r, g_list = analysis.rdf(images, 4.5, 45)
+    _, g_file = analysis.rdf(str(path), 4.5, 45)
+    np.testing.assert_allclose(g_file, g_list, atol=0.05)  # positions stored as float32
+    edges = np.linspace(1.5, 1.9, 41)
+    np.testing.assert_allclose(
+        analysis.bond_distribution(path, bonds, edges)[1],
+        analysis.bond_distribution(images, bonds, edges)[1],
+        atol=0.5,
+    )
+    np.testing.assert_allclose(analysis.density(path), analysis.density(images), rtol=1e-6)
+    t_file, msd_file = analysis.msd(path)
+    t_list, msd_list = analysis.msd(images)
+    np.testing.assert_allclose(t_file, t_list)
+    np.testing.assert_allclose(msd_file, msd_list, rtol=1e-4, atol=1e-4)
+    with pytest.raises(AnalysisError, match="not a file"):
+        analysis.rdf(tmp_path / "missing.h5", 4.0, 10)

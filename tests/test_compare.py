@@ -11,7 +11,7 @@ from ase import Atoms
 from ase.build import molecule
 
 from ase_cg import cli
-from ase_cg.analysis import AnalysisError, compare
+from ase_cg.analysis import AnalysisError, compare, topology_from_bonds
 from ase_cg.io import write_h5md
 from ase_cg.mapping import CGMapping
 
@@ -196,3 +196,52 @@ def test_compare_rejects_different_bead_types(rng, tmp_path):
         atoms.arrays["bead-type"] = np.full(len(atoms), "CH2")
     with pytest.raises(AnalysisError, match="bead types differ"):
         compare(reference, cg, output_dir=tmp_path / "r")
+
+
+def chain_liquid(rng, *, n_molecules=40, n_frames=6, box=15.0, dt=10.0):
+    """Flexible 4-bead chains A–B–B–A with random bond vectors of length ~1.5 Å."""
+    images = []
+    starts = rng.random((n_molecules, 3)) * box
+    for frame in range(n_frames):
+        steps = rng.normal(size=(n_molecules, 3, 3))
+        steps *= rng.normal(1.5, 0.05, (n_molecules, 3, 1)) / np.linalg.norm(
+            steps, axis=2, keepdims=True
+        )
+        chains = np.concatenate([starts[:, None], starts[:, None] + np.cumsum(steps, 1)], 1)
+        atoms = Atoms(
+            numbers=np.zeros(4 * n_molecules, dtype=int),
+            positions=chains.reshape(-1, 3),
+            cell=np.eye(3) * box,
+            pbc=True,
+            masses=np.tile([15.0, 14.0, 14.0, 15.0], n_molecules),
+        )
+        atoms.wrap()
+        atoms.arrays["mol-id"] = np.repeat(np.arange(n_molecules), 4)
+        atoms.arrays["bead-type"] = np.tile(["A", "B", "B", "A"], n_molecules)
+        atoms.info["time"] = frame * dt
+        images.append(atoms)
+    first = 4 * np.arange(n_molecules)[:, None]
+    bonds = np.concatenate([first + [0, 1], first + [1, 2], first + [2, 3]])
+    return images, bonds
+
+
+def test_compare_chains_with_two_bead_types_and_angles_and_dihedrals(rng, tmp_path):
+    images, bonds = chain_liquid(rng)
+    metrics = compare(
+        images, images, output_dir=tmp_path / "r", topology=topology_from_bonds(bonds)
+    )
+    assert set(metrics["rdf"]) == {"A-A", "A-B", "B-B"}
+    assert set(metrics["bonds"]) == {"A-B", "B-B"}
+    assert set(metrics["angles"]) == {"A-B-B"}
+    assert set(metrics["dihedrals"]) == {"A-B-B-A"}
+    for kind in ("bonds", "angles", "dihedrals"):
+        for values in metrics[kind].values():
+            assert values["jensen_shannon"] == pytest.approx(0.0, abs=1e-15)
+    assert metrics["bonds"]["A-B"]["mean_reference"] == pytest.approx(1.5, abs=0.02)
+    # random bond directions: angles are sin-distributed (mean 90°), dihedrals uniform (mean 0°)
+    assert metrics["angles"]["A-B-B"]["mean_reference"] == pytest.approx(90.0, abs=10.0)
+    assert metrics["dihedrals"]["A-B-B-A"]["std_reference"] == pytest.approx(
+        360 / np.sqrt(12), rel=0.15
+    )
+    files = set(metrics["files"]["figures"])
+    assert {"rdf_A-B.png", "angles.png", "dihedrals.png"} <= files
