@@ -459,6 +459,7 @@ class H5MDTrajectory:
         if mass is not None:
             factor, self.units["mass"] = self._unit_factor(g["mass"], "mass", f"{g_path}/mass")
             self._masses = mass.astype(np.float64) * factor
+            self._mass_source = "stored"
             self._check_finite(self._masses[None, :, None], f"{g_path}/mass", None)
             if np.any(self._masses <= 0):
                 i = int(np.flatnonzero(self._masses <= 0)[0])
@@ -471,8 +472,10 @@ class H5MDTrajectory:
 
             self._masses = atomic_masses[self.numbers].astype(np.float64)
             self.units["mass"] = None
+            self._mass_source = "from elements (ASE's atomic masses)"
         else:
             self._masses = None
+            self._mass_source = "missing"
         if self.bead_types is not None and self._masses is None:
             raise InputError(
                 f"{self.path}: '{g_path}' has CG bead types but no '{g_path}/mass'; bead "
@@ -1340,7 +1343,7 @@ def info(path: str | os.PathLike, group: str | None = None) -> str:
         units = ", ".join(
             f"{q}={u!r}" if u is not None else f"{q}=(none: ASE)" for q, u in t.units.items()
         )
-        masses = "stored" if "mass" in t._g else "from elements" if t.has_masses else "missing"
+        masses = t._mass_source
         lines = [
             f"file:        {t.path} ({size / 2**20:.2f} MiB)",
             f"group:       particles/{t._group_name}",

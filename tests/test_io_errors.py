@@ -225,15 +225,23 @@ def test_writer_rejects_bad_frames(tmp_path):
 
 
 # -- fuzzing: corrupted files raise InputError, nothing else -----------------------------
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
+@pytest.fixture(scope="module", params=[None, "gzip"])
+def pristine(tmp_path_factory, request):
+    """A small valid file, raw and with compressed chunks (corruption then hits gzip)."""
     path = tmp_path_factory.mktemp("fuzz") / "small.h5"
-    make_file(path, n_frames=3, bonds=[[0, 1], [2, 3]])
+    rng = np.random.default_rng(3)
+    images = []
+    for i in range(3):
+        atoms = Atoms("C2H4", positions=rng.random((N_ATOMS, 3)) * 5, cell=[6, 7, 8], pbc=True)
+        atoms.new_array("mol-id", np.zeros(N_ATOMS, dtype=int))
+        atoms.calc = SinglePointCalculator(atoms, energy=i, forces=rng.normal(size=(N_ATOMS, 3)))
+        images.append(atoms)
+    write_h5md(path, images, time_step=1.0, bonds=[[0, 1]], compression=request.param)
     return path.read_bytes()
 
 
 @settings(
-    max_examples=150,
+    max_examples=75,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
