@@ -1,0 +1,101 @@
+"""``ase-cg simulate``: CG molecular dynamics of a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "simulate"
+HELP = (
+    "Run CG molecular dynamics with a model file, from a start structure or a new box of "
+    "molecules, and write an H5MD trajectory."
+)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``ase-cg simulate``."""
+    parser.add_argument("model", help="model file (ase-cg train output, or data/ethane_*.pt)")
+    parser.add_argument(
+        "--engine",
+        choices=["ase"],
+        default="ase",
+        help="MD engine: 'ase' (ASE integrators with CGCalculator)",
+    )
+    parser.add_argument(
+        "--start",
+        default=None,
+        help="start structure: H5MD (.h5) or any ASE-readable file, CG or all-atom (mapped "
+        "with the model's mapping); default: build a box (--n-molecules, --density)",
+    )
+    parser.add_argument("--frame", type=int, default=-1, help="frame of --start (default: last)")
+    parser.add_argument(
+        "--n-molecules", type=int, default=None, help="molecules in a new box (no --start)"
+    )
+    parser.add_argument(
+        "--density", type=float, default=None, help="density of a new box, g/cm³ (no --start)"
+    )
+    parser.add_argument("-o", "--output", default="cg_md.h5", help="H5MD trajectory written")
+    parser.add_argument(
+        "--ensemble",
+        choices=["nvt", "nve", "npt"],
+        default="nvt",
+        help="nvt: Langevin; nve: velocity Verlet; npt: isotropic MTK (Berendsen with "
+        "--constrain-bonds)",
+    )
+    parser.add_argument("--temperature", type=float, default=180.0, help="temperature, K")
+    parser.add_argument("--pressure", type=float, default=1.01325, help="NPT pressure, bar")
+    parser.add_argument("--time-step", type=float, default=2.0, help="time step, fs")
+    parser.add_argument("--steps", type=int, default=10000, help="MD steps")
+    parser.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
+    parser.add_argument("--interval", type=int, default=100, help="steps between trajectory frames")
+    parser.add_argument(
+        "--constrain-bonds",
+        action="store_true",
+        help="hold CG bonds at fixed lengths (RATTLE), allowing a larger time step",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed (box, velocities)")
+    parser.add_argument("--device", default="cpu", help="torch device of the model")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default=None,
+        help="precision of the model evaluation (default: the model's)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Call :func:`ase_cg.md.simulate` and print its summary."""
+    from ase_cg.md import MDBlowUpError, simulate
+
+    try:
+        summary = simulate(
+            args.model,
+            engine=args.engine,
+            start=args.start,
+            frame=args.frame,
+            n_molecules=args.n_molecules,
+            density=args.density,
+            output=args.output,
+            ensemble=args.ensemble,
+            temperature=args.temperature,
+            pressure=args.pressure,
+            time_step_fs=args.time_step,
+            steps=args.steps,
+            friction=args.friction,
+            interval=args.interval,
+            constrain_bonds=args.constrain_bonds,
+            seed=args.seed,
+            device=args.device,
+            dtype=args.dtype,
+        )
+    except MDBlowUpError as error:
+        print(f"ase-cg simulate: {error}", file=sys.stderr)
+        if error.summary is not None and error.summary.n_frames:
+            print(
+                f"{error.summary.n_frames} frames before the failure are in {args.output}",
+                file=sys.stderr,
+            )
+        return 3
+    print(summary)
+    return 0

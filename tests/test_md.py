@@ -1,0 +1,204 @@
+"""CG MD with ASE: start boxes, energy conservation, bond constraints, blow-up detection, output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.build import molecule
+from ase.geometry import find_mic
+
+from ase_cg import _keys as K
+from ase_cg.calculator import CGCalculator
+from ase_cg.cli import main as cli_main
+from ase_cg.errors import InputError
+from ase_cg.io import H5MDTrajectory, read_h5md
+from ase_cg.mapping import CGMapping
+from ase_cg.md import MDBlowUpError, build_cg_box, density_of, run_md, simulate
+from ase_cg.model import save_model
+from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def ethane_mapping():
+    return CGMapping.from_groups(molecule("C2H6"), [[0, 2, 3, 4], [1, 5, 6, 7]], name="ethane")
+
+
+@pytest.fixture(scope="module")
+def prior_model(ethane_mapping):
+    """CH3–CH3 prior: harmonic bond (k = k_B·180 K / (0.027 Å)²) and a soft repulsion."""
+    terms = [
+        Repulsion(1, sigma=3.4, epsilon=0.01, power=12, cutoff=5.0),
+        HarmonicBonds(1, k=21.0, r0=1.69),
+    ]
+    return CGModel(ethane_mapping.bead_types, terms, mapping=ethane_mapping).double()
+
+
+def bond_lengths(atoms, model):
+    bonds = model.topology(atoms).bonds
+    vectors = atoms.positions[bonds[:, 1]] - atoms.positions[bonds[:, 0]]
+    return np.linalg.norm(find_mic(vectors, atoms.cell, atoms.pbc)[0], axis=1)
+
+
+def test_build_cg_box(prior_model, ethane_mapping):
+    atoms = build_cg_box(prior_model, 50, 0.55, seed=3, min_distance=2.0)
+    assert len(atoms) == 100
+    assert density_of(atoms) == pytest.approx(0.55, rel=1e-12)
+    assert np.all(atoms.pbc)
+    np.testing.assert_array_equal(atoms.arrays[K.MOL_ID], np.repeat(np.arange(50), 2))
+    assert set(atoms.arrays[K.BEAD_TYPE]) == {"CH3"}
+    np.testing.assert_allclose(atoms.get_masses(), ethane_mapping.bead_masses["CH3"])
+    frac = atoms.get_scaled_positions(wrap=False)
+    assert np.all((frac >= 0) & (frac < 1))
+    # every molecule is the mapped template: the bead–bead distance of the rigid template
+    template_beads = ethane_mapping.position_matrix("ethane") @ molecule("C2H6").positions
+    expected = np.linalg.norm(template_beads[1] - template_beads[0])
+    np.testing.assert_allclose(bond_lengths(atoms, prior_model), expected, atol=1e-10)
+    # no beads of different molecules closer than min_distance
+    distances = atoms.get_all_distances(mic=True)
+    other = atoms.arrays[K.MOL_ID][:, None] != atoms.arrays[K.MOL_ID][None, :]
+    assert distances[other].min() >= 2.0
+    again = build_cg_box(ethane_mapping, 50, 0.55, seed=3, min_distance=2.0)
+    np.testing.assert_array_equal(again.positions, atoms.positions)
+
+
+def test_build_cg_box_bad_input(prior_model):
+    with pytest.raises(InputError, match="density"):
+        build_cg_box(prior_model, 10, -1.0, seed=0)
+    with pytest.raises(InputError, match="not in the mapping"):
+        build_cg_box(prior_model, {"propane": 3}, 0.5, seed=0)
+    with pytest.raises(InputError, match="could not place"):
+        build_cg_box(prior_model, 30, 5.0, seed=0, min_distance=3.0, max_tries=10)
+    no_mapping = CGModel(["CH3"], [Repulsion(1, sigma=3.4)])
+    with pytest.raises(InputError, match="templates"):
+        build_cg_box(no_mapping, 10, 0.5, seed=0)
+
+
+def equilibrated(prior_model, n_molecules=27, seed=5, steps=200):
+    atoms = build_cg_box(prior_model, n_molecules, 0.55, seed=seed)
+    calc = CGCalculator(prior_model)
+    run_md(atoms, calc, ensemble="nvt", steps=steps, time_step_fs=2.0, friction=0.05, seed=seed)
+    return atoms, calc
+
+
+def test_nve_conserves_energy(prior_model):
+    """54 beads, 1 fs, 1000 steps: |ΔE_total| < 2e-4 eV per bead (≈ 0.013 k_B·180 K)."""
+    atoms, calc = equilibrated(prior_model)
+    summary = run_md(atoms, calc, ensemble="nve", steps=1000, time_step_fs=1.0, interval=10)
+    assert summary.steps == 1000
+    assert abs(summary.total_energy_drift_eV_per_bead) < 2e-4
+    assert summary.temperature_K > 50.0  # the beads move: the bound is not vacuous
+
+
+@pytest.mark.slow
+def test_nve_energy_drift_over_thousands_of_steps(prior_model):
+    """54 beads, 1 fs, 5000 steps: |E_total(end) − E_total(0)| < 2e-4 eV per bead."""
+    atoms, calc = equilibrated(prior_model)
+    summary = run_md(atoms, calc, ensemble="nve", steps=5000, time_step_fs=1.0, interval=50)
+    assert summary.steps == 5000
+    assert abs(summary.total_energy_drift_eV_per_bead) < 2e-4
+
+
+def test_bond_constraints_hold_and_allow_a_large_time_step(prior_model, tmp_path):
+    atoms = build_cg_box(prior_model, 27, 0.55, seed=8)
+    before = bond_lengths(atoms, prior_model)
+    calc = CGCalculator(prior_model)
+    summary = run_md(
+        atoms, calc, ensemble="nvt", steps=150, time_step_fs=8.0, constrain_bonds=True, seed=1
+    )
+    assert summary.steps == 150
+    np.testing.assert_allclose(bond_lengths(atoms, prior_model), before.mean(), atol=1e-8)
+    # bond velocities are constrained too: no relative velocity along any bond
+    bonds = prior_model.topology(atoms).bonds
+    d = find_mic(atoms.positions[bonds[:, 1]] - atoms.positions[bonds[:, 0]], atoms.cell, True)[0]
+    v = atoms.get_velocities()
+    along = np.einsum("ij,ij->i", v[bonds[:, 1]] - v[bonds[:, 0]], d)
+    assert np.abs(along).max() < 1e-8
+    # without constraints the same step blows up (the stiff bond limits the time step)
+    atoms = build_cg_box(prior_model, 27, 0.55, seed=8)
+    with pytest.raises(MDBlowUpError):
+        run_md(atoms, CGCalculator(prior_model), ensemble="nve", steps=150, time_step_fs=16.0)
+
+
+def test_huge_time_step_stops_with_step_and_bead(prior_model, tmp_path):
+    atoms, calc = equilibrated(prior_model, steps=50)
+    path = tmp_path / "blow.h5"
+    with pytest.raises(MDBlowUpError, match=r"blew up at step \d+.*bead \d+") as info:
+        run_md(atoms, calc, steps=500, time_step_fs=60.0, trajectory=path, interval=1, seed=2)
+    error = info.value
+    assert 0 < error.step <= 500
+    assert 0 <= error.bead < len(atoms)
+    assert error.summary.steps == error.step - 1
+    frames = read_h5md(path)  # the frames before the failure are a valid file
+    assert len(frames) == error.step
+    assert all(np.isfinite(f.positions).all() for f in frames)
+
+
+def test_overlapping_beads_are_named(prior_model):
+    atoms = build_cg_box(prior_model, 8, 0.3, seed=1)
+    atoms.positions[7] = atoms.positions[12] + [0.1, 0.0, 0.0]
+    with pytest.raises(MDBlowUpError, match=r"step 0.*bead (7|12) .* 0.100 Å from bead (7|12)"):
+        run_md(atoms, CGCalculator(prior_model), steps=10)
+
+
+def test_trajectory_and_npt(prior_model, tmp_path):
+    atoms, calc = equilibrated(prior_model, steps=50)
+    path = tmp_path / "npt.h5"
+    summary = run_md(
+        atoms, calc, ensemble="npt", pressure=1.0, steps=100, interval=20, trajectory=path
+    )
+    assert summary.n_frames == 6
+    with H5MDTrajectory(path) as trajectory:
+        assert trajectory.n_frames == 6
+        np.testing.assert_array_equal(trajectory.steps, np.arange(0, 101, 20))
+        assert list(trajectory.bead_types[:2]) == ["CH3", "CH3"]
+        np.testing.assert_array_equal(trajectory.mol_ids, atoms.arrays[K.MOL_ID])
+        assert len(trajectory.bonds) == 27
+        volumes = np.abs(np.linalg.det(trajectory.cells()))
+        assert np.ptp(volumes) > 0  # the barostat moves the box
+        np.testing.assert_allclose(trajectory.positions(-1), atoms.positions, atol=1e-4)
+    assert summary.density_g_cm3 != pytest.approx(0.55, rel=1e-9)
+
+
+def test_run_md_bad_arguments(prior_model):
+    atoms = build_cg_box(prior_model, 8, 0.3, seed=1)
+    calc = CGCalculator(prior_model)
+    with pytest.raises(InputError, match="ensemble"):
+        run_md(atoms, calc, ensemble="nph")
+    with pytest.raises(InputError, match="time_step_fs"):
+        run_md(atoms, calc, time_step_fs=0.0)
+    no_bonds = CGModel(["CH3"], [Repulsion(1, sigma=3.4)]).double()
+    with pytest.raises(InputError, match="no bonds"):
+        run_md(atoms, CGCalculator(no_bonds), constrain_bonds=True)
+
+
+def test_simulate_and_cli(prior_model, ethane_mapping, tmp_path, capsys):
+    model_path = save_model(prior_model, tmp_path / "prior.pt")
+    out = tmp_path / "box.h5"
+    code = cli_main(
+        ["simulate", str(model_path), "--n-molecules", "20", "--density", "0.5", "--steps", "40"]
+        + ["--interval", "10", "-o", str(out), "--seed", "4", "--time-step", "1"]
+    )
+    assert code == 0
+    assert "NVT: 40 steps" in capsys.readouterr().out
+    assert len(read_h5md(out)) == 5
+    # restart from the last CG frame
+    summary = simulate(model_path, start=out, output=tmp_path / "next.h5", steps=20, interval=10)
+    assert summary.n_beads == 40 and summary.n_frames == 3
+    # start from an all-atom frame: mapped with the model's mapping
+    aa = ethane_mapping.templates["ethane"].repeat((1, 1, 1))
+    aa.center(vacuum=6.0)
+    aa.pbc = True
+    aa.arrays[K.MOL_ID] = np.zeros(len(aa), dtype=int)
+    aa.write(tmp_path / "aa.extxyz")
+    summary = simulate(
+        prior_model, start=tmp_path / "aa.extxyz", output=tmp_path / "aa_cg.h5", steps=5
+    )
+    assert summary.n_beads == 2
+    with pytest.raises(InputError, match="cannot be combined"):
+        simulate(prior_model, start=out, n_molecules=3, density=0.5)
+    with pytest.raises(InputError, match="n_molecules and density"):
+        simulate(prior_model)
+    assert cli_main(["simulate", str(model_path), "--start", str(tmp_path / "nope.h5")]) == 1
