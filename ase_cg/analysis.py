@@ -50,6 +50,7 @@ __all__ = [
     "bond_angles",
     "bond_distribution",
     "bond_lengths",
+    "compare",
     "density",
     "diffusion_coefficient",
     "dihedral_angles",

@@ -14,6 +14,15 @@ from ase_cg import cli
 from ase_cg.analysis import AnalysisError, compare, topology_from_bonds
 from ase_cg.io import write_h5md
 from ase_cg.mapping import CGMapping
+from ase_cg.report import (
+    FigureLink,
+    Section,
+    Table,
+    markdown_table,
+    new_figure,
+    save_figure,
+    write_report,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -245,3 +254,22 @@ def test_compare_chains_with_two_bead_types_and_angles_and_dihedrals(rng, tmp_pa
     )
     files = set(metrics["files"]["figures"])
     assert {"rdf_A-B.png", "angles.png", "dihedrals.png"} <= files
+
+
+def test_report_tables_and_missing_figures(tmp_path):
+    table = Table(["name", "value", "note"], [["a|b", 1.23456789, None], ["c", 2e-7, "x"]])
+    text = markdown_table(table)
+    assert text.splitlines()[1] == "|:---|---:|:---|"  # numbers right-aligned, text left
+    assert "| a\\|b | 1.235 | – |" in text
+    assert "2.000e-07" in text
+    with pytest.raises(ValueError, match="row 0 has 1 cells"):
+        markdown_table(Table(["a", "b"], [[1]]))
+    section = Section("S", "text", [table], [FigureLink("missing.png", "caption")])
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        write_report(tmp_path, "T", [section])
+    figure, ax = new_figure()
+    ax.plot([0, 1], [0, 1])
+    save_figure(figure, tmp_path / "missing.png")
+    index = write_report(tmp_path, "T", [section], intro="intro")
+    assert index.read_text().startswith("# T\n\nintro\n\n## S\n\ntext\n")
+    assert (tmp_path / "missing.png").read_bytes()[:8] == PNG_MAGIC
