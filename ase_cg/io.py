@@ -25,6 +25,8 @@ Files follow H5MD 1.1 (https://www.nongnu.org/h5md/h5md.html).  What ``ase_cg`` 
     │       ├── mass                      (n_atoms,) float64, attr unit
     │       ├── molecule_id               (n_atoms,) int64        ← ase_cg addition
     │       └── bead_type                 (n_atoms,) UTF-8 str    ← ase_cg addition
+    ├── parameters                        (optional, H5MD's free-form run parameters)
+    │   └── <name>                        attrs: one per setting (H5MDWriter.parameters)
     ├── observables
     │   └── potential_energy/{value, step, time}   (n_frames,) float64, attr unit (optional)
     └── connectivity
@@ -150,6 +152,8 @@ class H5MDTrajectory:
     bonds : (n_bonds, 2) int64 or None
         Bonded particle index pairs, ``None`` when the file has none.
     has_forces, has_velocities, has_masses, has_energies : bool
+    parameters : dict[str, dict]
+        Attributes of each group in ``parameters/`` (run settings), possibly empty.
     steps : (n_frames,) int64
         MD step of each frame.
     times : (n_frames,) float64, fs, or None
@@ -290,6 +294,7 @@ class H5MDTrajectory:
         self._setup_particles(g, g_path)
         self._setup_bonds()
         self._setup_energy()
+        self.parameters = self._read_parameters()
 
     def _read_step_time(self, element_path: str):
         element = self._file[element_path]
@@ -482,6 +487,20 @@ class H5MDTrajectory:
                 "masses cannot be guessed. Write the bead masses (amu) into that dataset."
             )
         self.has_masses = self._masses is not None
+
+    def _read_parameters(self) -> dict[str, dict]:
+        """Attributes of each group in ``parameters/`` (H5MD's free-form run parameters)."""
+        parameters = self._file.get("parameters")
+        if not isinstance(parameters, h5py.Group):
+            return {}
+        result = {}
+        for name, group in parameters.items():
+            if isinstance(group, h5py.Group):
+                result[name] = {
+                    key: value.decode() if isinstance(value, bytes) else value
+                    for key, value in group.attrs.items()
+                }
+        return result
 
     def _setup_bonds(self) -> None:
         self.bonds = None
@@ -841,6 +860,10 @@ class H5MDWriter:
     triclinic : bool, optional
         Store the box as (3, 3) cell vectors (True) or (3,) edge lengths (False); default:
         decided by the first frame's cell.
+    parameters : dict of dict, optional
+        Run parameters, ``{name: {key: value}}``, stored as attributes of
+        ``parameters/<name>`` (H5MD's free-form group) when the file is closed; the
+        :attr:`parameters` attribute may be filled until then.
     """
 
     def __init__(
@@ -858,6 +881,7 @@ class H5MDWriter:
         dtype=np.float32,
         pbc=(True, True, True),
         triclinic: bool | None = None,
+        parameters: dict[str, dict] | None = None,
     ):
         self.path = Path(path)
         if self.path.is_dir():
@@ -897,6 +921,9 @@ class H5MDWriter:
         self._datasets: dict[str, h5py.Dataset] = {}
         self._last_step: int | None = None
         self._layout: dict | None = None
+        #: Run parameters written to ``parameters/<name>`` (attributes) on close:
+        #: ``{name: {key: str | number | array}}``; fill it any time before closing.
+        self.parameters: dict[str, dict] = {} if parameters is None else dict(parameters)
         self._write_static()
 
     def _per_atom(self, values, name: str, dtype) -> np.ndarray:
@@ -919,6 +946,18 @@ class H5MDWriter:
                 raise InputError(f"species contains unknown chemical symbols {unknown}")
             array = np.array([atomic_numbers[s] for s in array.tolist()])
         return self._per_atom(array, "species", np.int32)
+
+    def _write_parameters(self) -> None:
+        for name, values in self.parameters.items():
+            group = self._file.require_group(f"parameters/{name}")
+            for key, value in values.items():
+                try:
+                    group.attrs[key] = value
+                except (TypeError, ValueError) as error:
+                    raise InputError(
+                        f"{self.path}: parameter {name}/{key} = {value!r} cannot be stored as "
+                        f"an HDF5 attribute ({error}); give a string, number or array."
+                    ) from error
 
     def _write_static(self) -> None:
         f = self._file
@@ -1194,6 +1233,7 @@ class H5MDWriter:
             if self._n_frames == 0:
                 raise InputError(f"{self.path}: no frames were appended; nothing written.")
             self._flush()
+            self._write_parameters()
             self._file.close()
             self._file = None
             os.replace(self._tmp, self.path)
@@ -1359,7 +1399,15 @@ def info(path: str | os.PathLike, group: str | None = None) -> str:
             + ("unknown" if t.time_step is None else f"{t.time_step:g} fs")
             + ("" if t.times is None else f"; time {t.times[0]:g}..{t.times[-1]:g} fs"),
         ]
+        for name, values in t.parameters.items():
+            settings = ", ".join(f"{key}={_short(value)}" for key, value in values.items())
+            lines.append(f"parameters:  {name}: {settings}")
     return "\n".join(lines)
+
+
+def _short(value, width: int = 60) -> str:
+    text = str(value.tolist() if isinstance(value, np.ndarray) else value).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _parse_types(types) -> dict[int, str]:

@@ -202,6 +202,20 @@ def test_cg_beads_and_triclinic_box(rng):
     assert "triclinic" in summary
 
 
+def test_run_parameters_are_stored_and_shown(rng):
+    images = ethane_liquid(rng, n_frames=2)
+    with H5MDWriter("p.h5", species=images[0].numbers, masses=images[0].get_masses()) as w:
+        for atoms in images:
+            w.append_atoms(atoms)
+        w.parameters["reference"] = {"temperature_K": 180.0, "seed": 3, "force_field": "OPLS-AA"}
+    with H5MDTrajectory("p.h5") as t:
+        assert t.parameters == {
+            "reference": {"temperature_K": 180.0, "seed": 3, "force_field": "OPLS-AA"}
+        }
+    summary = info("p.h5")
+    assert "parameters:  reference: force_field=OPLS-AA, seed=3, temperature_K=180.0" in summary
+
+
 def test_non_periodic_system_has_no_edges(rng):
     atoms = molecule("C2H6")
     atoms.calc = SinglePointCalculator(atoms, forces=np.zeros((8, 3)))
