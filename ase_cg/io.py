@@ -34,7 +34,7 @@ Files follow H5MD 1.1 (https://www.nongnu.org/h5md/h5md.html).  What ``ase_cg`` 
                                           attr particles_group = reference to particles/<group>
 
 The H5MD standard has no place for molecule ids, CG bead-type names or the integrator time
-step, so ``ase_cg`` adds exactly these, and nothing else:
+step, so ``ase_cg`` adds exactly these (``parameters/`` and ``observables/`` are H5MD's own):
 
 * ``particles/<group>/molecule_id``: molecule index of each particle (ASE's ``"mol-id"``);
 * ``particles/<group>/bead_type``: type name of each CG bead (particles are beads, species 0);
@@ -59,16 +59,12 @@ import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from ase_cg import __version__
 from ase_cg.errors import InputError
 from ase_cg.units import ASE_UNITS, to_ase_factor
-
-try:  # h5py is a hard dependency; imported here so that errors name it
-    import h5py
-except ImportError as _error:  # pragma: no cover - the package pins h5py
-    raise ImportError("ase_cg.io needs h5py: pip install h5py") from _error
 
 __all__ = [
     "H5MDTrajectory",
@@ -1198,6 +1194,15 @@ class H5MDWriter:
             raise InputError(
                 f"{self.path}: frame {self._n_frames} has {len(atoms)} atoms; expected "
                 f"{self.n_atoms} (the number of atoms cannot change)."
+            )
+        if (
+            self.bead_types is None
+            and self.species is not None
+            and not np.array_equal(atoms.numbers, self.species)
+        ):
+            raise InputError(
+                f"{self.path}: frame {self._n_frames} has other elements than the first frame "
+                "(or than species); atoms must keep their order and identity."
             )
         self.append(
             atoms.positions,

@@ -312,3 +312,18 @@ def test_we_read_mdanalysis(rng, tmp_path):
     assert "length='nm'" in summary and "force='kJ mol-1 nm-1'" in summary
     assert "time='ps'" in summary and "time step:   2 fs" in summary
     assert "masses:      missing" in summary and "changes" in summary
+
+
+def test_mdanalysis_reads_our_triclinic_box(rng):
+    from MDAnalysis.coordinates.H5MD import H5MDReader
+
+    cell = np.array([[10.0, 0.0, 0.0], [2.0, 9.0, 0.0], [1.0, -1.5, 8.0]])
+    atoms = Atoms("CH4", positions=rng.random((5, 3)) * 5, cell=cell, pbc=True)
+    atoms.calc = SinglePointCalculator(atoms, forces=rng.normal(size=(5, 3)))
+    write_h5md("tri.h5", [atoms], time_step=1.0)
+    with h5py.File("tri.h5") as f:
+        assert f["particles/all/box/edges/value"].shape == (1, 3, 3)
+    reader = H5MDReader("tri.h5")
+    np.testing.assert_allclose(reader.ts.dimensions, atoms.cell.cellpar(), rtol=1e-5)
+    np.testing.assert_allclose(reader.ts.positions, atoms.positions, atol=1e-5)
+    reader.close()

@@ -221,6 +221,10 @@ def test_writer_rejects_bad_frames(tmp_path):
         with H5MDWriter(path, masses=np.ones(2), species=[1, 1]) as w:
             w.append(np.zeros((2, 3)), np.eye(3) * 5, forces=np.zeros((2, 3)))
             w.append(np.zeros((2, 3)), np.eye(3) * 5)
+    with pytest.raises(InputError, match="frame 1 has other elements"):  # noqa: SIM117
+        with H5MDWriter(path, masses=np.ones(2), species=["H", "H"]) as w:
+            w.append_atoms(Atoms("H2", cell=[5, 5, 5], pbc=True))
+            w.append_atoms(Atoms("HeH", cell=[5, 5, 5], pbc=True))
     assert not path.exists() and list(tmp_path.iterdir()) == []
 
 
