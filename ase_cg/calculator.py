@@ -69,7 +69,9 @@ class CGCalculator(Calculator):
     device : str or torch.device
         Where the model runs ("cpu", "cuda", "cuda:1", ...).
     dtype : torch.dtype or {"float32", "float64"}, optional
-        Precision of the model's evaluation; default: the dtype the model has.
+        Convert the model's weights to this dtype; default: leave them as they are (a neural
+        model may keep float32 weights next to a float64 prior). Positions, cell and pair
+        vectors enter the model in float64 whatever the weights' dtype.
     skin : float, Å
         Neighbour-list skin. 0 rebuilds the list whenever a bead moves.
     **kwargs
@@ -122,9 +124,11 @@ class CGCalculator(Calculator):
         if skin < 0 or not np.isfinite(skin):
             raise ValueError(f"skin must be a finite distance ≥ 0 Å, got {skin!r}")
         self.device = torch.device(device)
-        self.dtype = dtype if dtype is not None else model.dtype
         self.skin = float(skin)
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        model = model.to(device=self.device)
+        if dtype is not None:
+            model = model.to(dtype=dtype)
+        self.model = model.eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
         self.neighbor_list_builds = 0
@@ -179,14 +183,14 @@ class CGCalculator(Calculator):
                 self._topology,
                 self.model.cutoff + self.skin,
                 pbc=periodic,
-                dtype=self.dtype,
+                dtype=torch.float64,
                 device=self.device,
             )
             self._list_positions, self._list_cell = positions.copy(), cell.copy()
             self.neighbor_list_builds += 1
         else:
             self._batch[K.POSITIONS] = torch.as_tensor(
-                positions, dtype=self.dtype, device=self.device
+                positions, dtype=torch.float64, device=self.device
             )
         output = self.model(self._batch, compute_forces=True, compute_stress=periodic)
         energy = float(output[K.ENERGY].detach().sum().cpu())
