@@ -1434,7 +1434,10 @@ def _parse_types(types) -> dict[int, str]:
 
 
 def _dump_mol_ids(path: Path) -> np.ndarray | None:
-    """Molecule ids from the ``mol`` column of a LAMMPS text dump's first frame (by id)."""
+    """Molecule ids from the ``mol`` column of a LAMMPS text dump's first frame.
+
+    Sorted by the ``id`` column when there is one, as ASE sorts the atoms (``order=True``).
+    """
     with open(path) as fd:
         n_atoms = None
         for line in fd:
@@ -1446,11 +1449,13 @@ def _dump_mol_ids(path: Path) -> np.ndarray | None:
                     return None
                 rows = [fd.readline().split() for _ in range(n_atoms)]
                 try:
-                    data = np.array([[r[columns.index("mol")] for r in rows]], dtype=float)[0]
-                    ids = np.array([r[columns.index("id")] for r in rows], dtype=np.int64)
+                    mol = np.array([r[columns.index("mol")] for r in rows], dtype=float)
+                    if "id" in columns:
+                        ids = np.array([r[columns.index("id")] for r in rows], dtype=np.int64)
+                        mol = mol[np.argsort(ids)]
                 except (ValueError, IndexError) as error:
                     raise InputError(f"{path}: cannot read the 'mol' column ({error})") from error
-                return data[np.argsort(ids)].astype(np.int64) if "id" in columns else data
+                return mol.astype(np.int64)
     return None
 
 

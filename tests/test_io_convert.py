@@ -216,3 +216,21 @@ def test_info_summary(rng, tmp_path):
 def test_info_without_molecule_ids(rng, tmp_path):
     write_h5md(tmp_path / "x.h5", liquid_frames(rng, n_frames=1))
     assert "molecules:   none stored" in info(tmp_path / "x.h5")
+
+
+def test_convert_unsorted_lammps_dump_orders_by_id(lammps_dump, tmp_path, rng):
+    """LAMMPS on several ranks writes atoms in any order: mol ids follow the atom ids."""
+    lines = lammps_dump.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("ITEM: ATOMS"):
+            n = int(lines[i - 5])
+            block = lines[i + 1 : i + 1 + n]
+            lines[i + 1 : i + 1 + n] = [block[k] for k in rng.permutation(n)]
+    shuffled = tmp_path / "shuffled.lammpstrj"
+    shuffled.write_text("\n".join(lines) + "\n")
+    convert(shuffled, tmp_path / "s.h5", types="1=C,2=H", lammps_units="real")
+    convert(lammps_dump, tmp_path / "o.h5", types="1=C,2=H", lammps_units="real")
+    with H5MDTrajectory(tmp_path / "s.h5") as s, H5MDTrajectory(tmp_path / "o.h5") as o:
+        np.testing.assert_array_equal(s.mol_ids, [1] * 10 + [2] * 10)
+        np.testing.assert_array_equal(s.positions(), o.positions())
+        np.testing.assert_array_equal(s.forces(), o.forces())
