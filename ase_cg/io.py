@@ -1411,7 +1411,9 @@ def info(path: str | os.PathLike, group: str | None = None) -> str:
 
 
 def _short(value, width: int = 60) -> str:
-    text = str(value.tolist() if isinstance(value, np.ndarray) else value).replace("\n", " ")
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    text = f"{value:.6g}" if isinstance(value, float) else str(value).replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
