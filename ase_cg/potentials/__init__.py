@@ -10,11 +10,16 @@ from ase_cg.potentials.base import (
     register_term,
 )
 from ase_cg.potentials.build import NeuralConfig, build_neural_model
+from ase_cg.potentials.classical import AngleSpline, BondSpline, DihedralSpline, PairSpline
 from ase_cg.potentials.neural import NeuralPotential, export_torchscript
 from ase_cg.potentials.prior import HarmonicAngles, HarmonicBonds, Repulsion
 
 __all__ = [
     "TERM_TYPES",
+    "AngleSpline",
+    "BondSpline",
+    "DihedralSpline",
+    "PairSpline",
     "CGGraph",
     "CGModel",
     "EnergyTerm",

@@ -1,0 +1,850 @@
+"""Multiscale coarse-graining: classical spline potentials fitted by force matching.
+
+The classical CG energy is linear in its spline coefficients ``c``, so the CG force on every bead
+of every frame is ``F = G(x) c`` with ``G`` the (negative) derivative of the basis functions
+(built analytically: basis derivative × coordinate gradient, scattered onto beads). Force
+matching (Izvekov & Voth 2005; Noid et al. 2008) minimises
+
+.. math::
+
+    L(c) = \\frac{1}{3 n} \\sum_{\\text{frames}} |F_{ref} − G c|^2
+           + λ_s \\sum_{\\text{functions}} h^{-5} |Δ^3 c|^2 + λ_r |c|^2
+
+over the ``n`` bead-frames, whose minimum solves the normal equations
+``(GᵀG/3n + R) c = Gᵀ F_ref / 3n``. ``GᵀG`` and ``GᵀF_ref`` are summed over chunks of frames, so
+memory does not grow with the trajectory. The smoothness term ``h^{-5}|Δ³c|²`` approximates
+``∫ (d²F/dx²)² dx`` (third differences of the energy coefficients = second derivative of the
+force): it leaves harmonic (linear-force) terms unbiased. The small ridge ``λ_r`` makes the
+system definite for basis functions the data does not reach.
+
+After the solve, each combination's sampled range ``[lower, upper]`` is where its histogram has at
+least ``min_samples`` samples per interval; outside it the terms extrapolate repulsively (see
+:mod:`ase_cg.potentials.classical`). Combinations sampled by no data keep zero coefficients and
+get only the extrapolation walls.
+
+Held-out frames (the last ``validation_fraction`` of the selected frames, a time block) are
+evaluated through the finished :class:`~ase_cg.potentials.CGModel`, extrapolation included, and
+reported as the fraction of mapped-force variance left unexplained, per bead type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg
+import torch
+from ase.units import kB
+from tqdm.auto import tqdm
+
+from ase_cg import _keys as K
+from ase_cg.errors import InputError
+from ase_cg.potentials._splines import basis_weights
+from ase_cg.potentials.base import CGModel, SystemTopology, build_graph, make_batch
+from ase_cg.potentials.classical import SPLINE_TERMS, SplineTerm
+
+__all__ = ["ArrayTrajectory", "ClassicalConfig", "FitError", "fit_classical", "plot_classical"]
+
+
+class FitError(InputError):
+    """Input that the classical fit cannot use (no forces, wrong sizes, bad config)."""
+
+
+@dataclass
+class ClassicalConfig:
+    """Settings of :func:`fit_classical` (all lengths Å, angles rad, energies eV)."""
+
+    pair_cutoff: float = 10.0
+    """Cutoff of the pair splines, Å (past the first minimum of the bead RDF; 10 Å for CG
+    ethane, whose first minimum is at 6.6 Å). Energy and force go smoothly to zero there."""
+
+    pair_spacing: float = 0.1
+    """Knot spacing of the pair splines, Å."""
+
+    pair_r_min: float | None = None
+    """Start of the pair grid, Å; ``None``: 0.5 Å below the closest non-excluded approach seen in
+    up to 20 frames spread over the training frames. Closer pair samples are left out of the
+    fit."""
+
+    bond_spacing: float = 0.01
+    """Knot spacing of the bond splines, Å (CG bonds can be stiff: ethane's fluctuates ±0.03 Å)."""
+
+    bond_range: tuple[float, float] | None = None
+    """Bond grid ``(start, stop)``, Å; ``None``: the bond lengths seen in up to 20 frames, widened
+    by a quarter of their range plus two knots each side. Bonds outside are left out of the fit."""
+
+    angle_spacing: float = 0.05
+    """Knot spacing of the angle splines, rad."""
+
+    angle_range: tuple[float, float] | None = None
+    """Angle grid ``(start, stop)`` within ``[0, π]``, rad; ``None``: as for ``bond_range``."""
+
+    dihedral_intervals: int = 36
+    """Intervals of the periodic dihedral splines over 2π."""
+
+    terms: tuple[str, ...] = ("pair", "bond", "angle", "dihedral")
+    """Which term kinds to fit; bonded kinds the topology does not have are skipped."""
+
+    smoothness: float = 1e-4
+    """λ_s of the curvature-of-force penalty ``λ_s ∫ (d²F/dx²)² dx``, in (coordinate unit)³;
+    relative to the mean squared force error per component (eV²/Å²). 0 switches it off."""
+
+    ridge: float = 1e-8
+    """λ_r of the ridge penalty ``λ_r |c|²`` (1/Å² relative to the force error)."""
+
+    min_samples: int = 10
+    """Samples per grid interval needed to count as sampled; outside, the terms extrapolate."""
+
+    start: int = 0
+    """First frame used."""
+
+    stop: int | None = None
+    """Frame after the last one used (``None``: to the end)."""
+
+    stride: int = 1
+    """Use every ``stride``-th frame (neighbouring MD frames are correlated)."""
+
+    validation_fraction: float = 0.2
+    """Fraction of the selected frames held out, as one block at the end (time-block split)."""
+
+    chunk_size: int = 10
+    """Frames per chunk. Peak memory ≈ chunk_size · 3 · n_beads · n_coefficients · 8 bytes."""
+
+    temperature: float = 300.0
+    """Temperature of the data, K: the extrapolation walls rise at least by k_B T per
+    ``wall_width`` (force floor k_B T / wall_width, stiffness floor k_B T / wall_width²)."""
+
+    wall_width: float = 0.1
+    """Width of the extrapolation wall (Å for distances, rad for angles), see ``temperature``."""
+
+    exclusion_bonds: int = 3
+    """Pair splines skip bead pairs at most this many bonds apart (3: 1-2, 1-3, 1-4)."""
+
+    def __post_init__(self) -> None:
+        self.terms = tuple(self.terms)
+        for name in ("bond_range", "angle_range"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, (float(value[0]), float(value[1])))
+        problems = []
+        unknown = sorted(set(self.terms) - set(SPLINE_TERMS))
+        if unknown:
+            problems.append(f"terms {unknown} unknown (choose from {sorted(SPLINE_TERMS)})")
+        for name in ("pair_cutoff", "pair_spacing", "bond_spacing", "angle_spacing"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("smoothness", "ridge"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("stride", "chunk_size", "dihedral_intervals"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.validation_fraction < 1:
+            problems.append(
+                f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
+            )
+        if not self.temperature > 0 or not self.wall_width > 0:
+            problems.append("temperature and wall_width must be > 0")
+        for name in ("bond_range", "angle_range"):
+            value = getattr(self, name)
+            if value is not None and not value[1] > value[0]:
+                problems.append(f"{name} needs stop > start, got {value}")
+        if problems:
+            raise FitError("invalid ClassicalConfig: " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClassicalConfig:
+        """Build from a dict (e.g. parsed YAML); unknown keys are an error, not ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FitError(
+                f"unknown ClassicalConfig keys {unknown}; known keys are {sorted(known)}"
+            )
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        """JSON-able dict (tuples as lists)."""
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+@dataclass
+class ArrayTrajectory:
+    """CG frames held in memory, with the array interface of :class:`ase_cg.io.H5MDTrajectory`.
+
+    Parameters
+    ----------
+    positions : (n_frames, n_beads, 3) float, Å
+    cells : (n_frames, 3, 3) or (3, 3) float, Å
+        Cell vectors as rows; zeros for a non-periodic system.
+    forces : (n_frames, n_beads, 3) float, eV/Å
+        Mapped reference forces.
+    bead_types : (n_beads,) str, optional
+        Bead-type names.
+    """
+
+    positions_array: np.ndarray
+    cells_array: np.ndarray
+    forces_array: np.ndarray
+    bead_types: np.ndarray | None = None
+    has_forces: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        self.positions_array = np.asarray(self.positions_array, dtype=np.float64)
+        self.forces_array = np.asarray(self.forces_array, dtype=np.float64)
+        cells = np.asarray(self.cells_array, dtype=np.float64)
+        if self.positions_array.ndim != 3 or self.positions_array.shape[2] != 3:
+            raise FitError(
+                f"positions must be (n_frames, n_beads, 3), got {self.positions_array.shape}"
+            )
+        if self.forces_array.shape != self.positions_array.shape:
+            raise FitError(
+                f"forces {self.forces_array.shape} must have the shape of positions "
+                f"{self.positions_array.shape}"
+            )
+        if cells.shape == (3, 3):
+            cells = np.broadcast_to(cells, (self.n_frames, 3, 3))
+        if cells.shape != (self.n_frames, 3, 3):
+            raise FitError(f"cells must be (3, 3) or (n_frames, 3, 3), got {cells.shape}")
+        self.cells_array = np.ascontiguousarray(cells)
+        for name in ("positions_array", "forces_array", "cells_array"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise FitError(f"ArrayTrajectory: {name.removesuffix('_array')} has NaN or inf")
+
+    @property
+    def n_frames(self) -> int:
+        return self.positions_array.shape[0]
+
+    @property
+    def n_atoms(self) -> int:
+        return self.positions_array.shape[1]
+
+    @property
+    def pbc(self) -> bool:
+        return bool(np.any(self.cells_array != 0))
+
+    def positions(self, frames=None) -> np.ndarray:
+        return self.positions_array[slice(None) if frames is None else frames]
+
+    def forces(self, frames=None) -> np.ndarray:
+        return self.forces_array[slice(None) if frames is None else frames]
+
+    def cells(self, frames=None) -> np.ndarray:
+        return self.cells_array[slice(None) if frames is None else frames]
+
+
+# --- inputs --------------------------------------------------------------------------------------
+def _open_trajectory(trajectory):
+    """``(source, owned)``: a reader with the H5MDTrajectory array interface."""
+    if isinstance(trajectory, str | os.PathLike):
+        from ase_cg.io import H5MDTrajectory
+
+        return H5MDTrajectory(trajectory), True
+    for name in ("positions", "forces", "cells", "n_frames", "n_atoms"):
+        if not hasattr(trajectory, name):
+            raise FitError(
+                f"trajectory must be a CG H5MD path, an ase_cg.io.H5MDTrajectory or an "
+                f"ArrayTrajectory; got {type(trajectory).__name__} (no {name!r})"
+            )
+    return trajectory, False
+
+
+def _describe(source) -> str:
+    return str(getattr(source, "path", type(source).__name__))
+
+
+def _resolve_topology(source, mapping_or_topology, bead_type_names, exclusion_bonds):
+    """``(bead_type_names, SystemTopology, mapping or None)`` for the fit."""
+    where = _describe(source)
+    if isinstance(mapping_or_topology, SystemTopology):
+        topology = mapping_or_topology
+        if topology.exclusion_bonds != exclusion_bonds:
+            topology = SystemTopology(
+                topology.bead_type_index,
+                topology.bonds,
+                topology.angles,
+                topology.dihedrals,
+                exclusion_bonds,
+            )
+        n_types = int(topology.bead_type_index.max()) + 1 if topology.n_beads else 0
+        file_types = getattr(source, "bead_types", None)
+        if bead_type_names is None and file_types is not None:
+            bead_type_names = sorted(set(map(str, file_types)))
+            lookup = {name: i for i, name in enumerate(bead_type_names)}
+            from_file = np.array([lookup[str(t)] for t in file_types])
+            if not np.array_equal(from_file, topology.bead_type_index):
+                raise FitError(
+                    f"{where}: the bead types in the file do not match the topology's "
+                    "bead_type_index (sorted type names index the types); pass bead_type_names"
+                )
+        if bead_type_names is None:
+            bead_type_names = [f"B{i}" for i in range(n_types)]
+        bead_type_names = list(map(str, bead_type_names))
+        if len(bead_type_names) < n_types:
+            raise FitError(
+                f"topology uses {n_types} bead types but bead_type_names has only "
+                f"{len(bead_type_names)}: {bead_type_names}"
+            )
+        return bead_type_names, topology, None
+    mapping = mapping_or_topology
+    if not hasattr(mapping, "topology") or not hasattr(mapping, "bead_types"):
+        raise FitError(
+            "mapping_or_topology must be an ase_cg.mapping.CGMapping or a SystemTopology, "
+            f"got {type(mapping).__name__}"
+        )
+    try:
+        atoms = source[0]
+    except TypeError:
+        raise FitError(
+            f"{where}: a CGMapping needs a trajectory that yields ase.Atoms (a CG H5MD file); "
+            "with arrays, pass a SystemTopology instead"
+        ) from None
+    names = list(mapping.bead_types)
+    per_bead = atoms.arrays.get(K.BEAD_TYPE)
+    if per_bead is None or K.MOL_ID not in atoms.arrays:
+        raise FitError(
+            f"{where}: CG frames need bead-type names and molecule ids; map the all-atom "
+            "trajectory with ase_cg.mapping.map_trajectory (ase-cg map) first"
+        )
+    lookup = {name: i for i, name in enumerate(names)}
+    unknown = sorted(set(map(str, per_bead)) - set(lookup))
+    if unknown:
+        raise FitError(
+            f"{where}: bead types {unknown} are not in the mapping (it has {names}); "
+            "use the mapping the trajectory was made with"
+        )
+    topo = mapping.topology(atoms)
+    topology = SystemTopology(
+        np.array([lookup[str(t)] for t in per_bead]),
+        topo["bonds"],
+        topo["angles"],
+        topo["dihedrals"],
+        exclusion_bonds,
+    )
+    return names, topology, mapping
+
+
+def _selections(indices: np.ndarray, chunk_size: int):
+    """Chunks of frame indices as slices where contiguous (one HDF5 hyperslab each)."""
+    for first in range(0, len(indices), chunk_size):
+        chunk = indices[first : first + chunk_size]
+        if len(chunk) > 1 and np.all(np.diff(chunk) == 1):
+            yield slice(int(chunk[0]), int(chunk[-1]) + 1), len(chunk)
+        elif len(chunk) == 1:
+            yield slice(int(chunk[0]), int(chunk[0]) + 1), 1
+        else:
+            yield chunk, len(chunk)
+
+
+def _graphs(source, indices, topology, cutoff, pbc, chunk_size, progress, description):
+    """Yield ``(graph, reference_forces (n, 3), n_frames)`` per chunk of frames."""
+    bar = tqdm(total=len(indices), desc=description, unit="frame", disable=progress)
+    try:
+        for selection, n in _selections(indices, chunk_size):
+            positions = source.positions(selection)
+            cells = source.cells(selection)
+            forces = source.forces(selection)
+            batch = make_batch(positions, cells, topology, cutoff, pbc=pbc)
+            graph = build_graph(batch, batch[K.POSITIONS], batch[K.CELL])
+            yield graph, torch.as_tensor(forces.reshape(-1, 3), dtype=torch.float64), n
+            bar.update(n)
+    finally:
+        bar.close()
+
+
+# --- grids -----------------------------------------------------------------------------------
+def _grid_from_range(low, high, spacing, clip=(-math.inf, math.inf)) -> tuple[float, float, int]:
+    """Grid over ``[low, high]`` widened by a quarter of the range plus two knots each side (the
+    range comes from a subset of frames; the rest may reach a little further)."""
+    margin = 2 * spacing + 0.25 * (high - low)
+    start = max(low - margin, clip[0])
+    stop = min(high + margin, clip[1])
+    n = max(1, math.ceil((stop - start) / spacing - 1e-9))
+    return start, stop, n
+
+
+def _scan_ranges(source, indices, topology, config, pbc, kinds, progress, n_scan=20):
+    """Min/max of each coordinate kind over up to ``n_scan`` frames spread over ``indices``."""
+    probes = {
+        "pair": SPLINE_TERMS["pair"](1, 0.0, config.pair_cutoff, 1),
+        "bond": SPLINE_TERMS["bond"](1, 0.0, 1.0, 1),
+        "angle": SPLINE_TERMS["angle"](1, 0.0, math.pi, 1),
+    }
+    subset = indices[np.unique(np.linspace(0, len(indices) - 1, n_scan).round().astype(int))]
+    ranges = {kind: [math.inf, -math.inf] for kind in kinds}
+    cutoff = config.pair_cutoff if "pair" in kinds else 0.0
+    for graph, _, _ in _graphs(
+        source, subset, topology, cutoff, pbc, config.chunk_size, progress, "scan ranges"
+    ):
+        graph = graph._replace(bead_types=torch.zeros_like(graph.bead_types))
+        for kind in kinds:
+            x = probes[kind].design_coordinates(graph)[0]
+            if len(x):
+                ranges[kind][0] = min(ranges[kind][0], float(x.min()))
+                ranges[kind][1] = max(ranges[kind][1], float(x.max()))
+    return ranges
+
+
+def _build_terms(n_types, topology, config, ranges) -> list[SplineTerm]:
+    floors = {
+        "force_floor": kB * config.temperature / config.wall_width,
+        "stiffness_floor": kB * config.temperature / config.wall_width**2,
+    }
+    terms = []
+    if "pair" in config.terms:
+        if config.pair_r_min is not None:
+            r_min = config.pair_r_min
+        elif math.isfinite(ranges.get("pair", [math.inf])[0]):
+            r_min = max(ranges["pair"][0] - 0.5, 0.0)  # scanned on a subset: leave room
+        else:
+            r_min = 0.5 * config.pair_cutoff
+        h = config.pair_spacing
+        n = max(4, math.ceil((config.pair_cutoff - r_min) / h - 1e-9))
+        start = config.pair_cutoff - n * h
+        if start < 0:
+            n = int(config.pair_cutoff // h)
+            start = config.pair_cutoff - n * h
+        terms.append(SPLINE_TERMS["pair"](n_types, start, config.pair_cutoff, n, **floors))
+    for kind, count, spacing, fixed, clip in (
+        ("bond", len(topology.bonds), config.bond_spacing, config.bond_range, (0.0, math.inf)),
+        ("angle", len(topology.angles), config.angle_spacing, config.angle_range, (0.0, math.pi)),
+    ):
+        if kind not in config.terms or count == 0:
+            continue
+        if fixed is not None:
+            start, stop = fixed
+            n = max(1, math.ceil((stop - start) / spacing - 1e-9))
+        else:
+            start, stop, n = _grid_from_range(*ranges[kind], spacing, clip)
+        terms.append(SPLINE_TERMS[kind](n_types, start, stop, n, **floors))
+    if "dihedral" in config.terms and len(topology.dihedrals):
+        terms.append(SPLINE_TERMS["dihedral"](n_types, config.dihedral_intervals, **floors))
+    return terms
+
+
+# --- normal equations --------------------------------------------------------------------------
+class _NormalEquations:
+    """Running sums GᵀG, GᵀF, FᵀF over chunks, and per-combination sample histograms."""
+
+    def __init__(self, terms: list[SplineTerm]) -> None:
+        self.terms = terms
+        self.offsets = np.cumsum([0] + [len(t.combinations) * t.n_free for t in terms])
+        self.n_columns = int(self.offsets[-1])
+        self.gram = torch.zeros(self.n_columns, self.n_columns, dtype=torch.float64)
+        self.projection = torch.zeros(self.n_columns, dtype=torch.float64)
+        self.force_squared = 0.0
+        self.force_sum = torch.zeros(3, dtype=torch.float64)
+        self.n_rows = 0
+        self.n_bead_frames = 0
+        self.histograms = [
+            torch.zeros(len(t.combinations), t.grid.n_intervals, dtype=torch.float64) for t in terms
+        ]
+
+    def design_matrix(self, graph) -> torch.Tensor:
+        """Dense G (3 n_beads, n_columns) of one chunk: F_model = G c."""
+        n_rows = 3 * graph.n_beads
+        flat = torch.zeros(n_rows * self.n_columns, dtype=torch.float64)
+        for index, term in enumerate(self.terms):
+            x, combination, beads, gradients = term.design_coordinates(graph)
+            if not term.periodic:
+                inside = (x >= term.grid.start) & (x <= term.grid.stop)
+                x, combination = x[inside], combination[inside]
+                beads, gradients = beads[inside], gradients[inside]
+            if len(x) == 0:
+                continue
+            interval, basis, u = term.grid.locate(x)
+            weight = 0.5 if term.kind == "pair" else 1.0  # directed pairs: each seen twice
+            self.histograms[index].view(-1).index_add_(
+                0,
+                combination * term.grid.n_intervals + interval,
+                torch.full_like(x, weight),
+            )
+            derivative = basis_weights(u)[1] / term.grid.spacing  # (n, 4) dB/dx
+            if term.fixed_tail:  # coefficients held at zero: add nothing to a valid column
+                fixed = basis >= term.n_free
+                derivative = derivative.masked_fill(fixed, 0.0)
+                basis = basis.masked_fill(fixed, 0)
+            columns = int(self.offsets[index]) + combination.unsqueeze(1) * term.n_free + basis
+            rows = 3 * beads.unsqueeze(-1) + torch.arange(3)  # (n, k, 3)
+            values = -derivative[:, :, None, None] * gradients[:, None, :, :]  # (n, 4, k, 3)
+            keys = rows[:, None, :, :] * self.n_columns + columns[:, :, None, None]
+            flat.index_add_(0, keys.reshape(-1), values.reshape(-1))
+        return flat.view(n_rows, self.n_columns)
+
+    def add(self, graph, reference_forces: torch.Tensor) -> None:
+        design = self.design_matrix(graph)
+        target = reference_forces.reshape(-1)
+        self.gram += design.T @ design
+        self.projection += design.T @ target
+        self.force_squared += float(target @ target)
+        self.force_sum += reference_forces.sum(0)
+        self.n_rows += target.shape[0]
+        self.n_bead_frames += reference_forces.shape[0]
+
+    def penalty(self, config: ClassicalConfig) -> np.ndarray:
+        """Regularisation matrix R (n_columns, n_columns)."""
+        penalty = config.ridge * np.eye(self.n_columns)
+        if config.smoothness == 0:
+            return penalty
+        for index, term in enumerate(self.terms):
+            differences = term.grid.difference_matrix(3)[:, : term.n_free]
+            block = differences.T @ differences * config.smoothness / term.grid.spacing**5
+            for combination in range(len(term.combinations)):
+                first = self.offsets[index] + combination * term.n_free
+                penalty[first : first + term.n_free, first : first + term.n_free] += block
+        return penalty
+
+
+def _solve(equations: _NormalEquations, config: ClassicalConfig) -> np.ndarray:
+    """Coefficients (n_columns,) of the regularised least-squares problem; unsampled
+    combinations are left out (zero)."""
+    gram = equations.gram.numpy() / equations.n_rows
+    rhs = equations.projection.numpy() / equations.n_rows
+    matrix = gram + equations.penalty(config)
+    active = np.zeros(equations.n_columns, dtype=bool)
+    for index, term in enumerate(equations.terms):
+        sampled = equations.histograms[index].sum(1).numpy() > 0
+        for combination in np.flatnonzero(sampled):
+            first = equations.offsets[index] + combination * term.n_free
+            active[first : first + term.n_free] = True
+    solution = np.zeros(equations.n_columns)
+    if not active.any():
+        return solution
+    # least squares on the (symmetric) normal matrix: directions that neither data nor penalty
+    # determine (relative singular value < machine precision) get zero instead of noise
+    sub = matrix[np.ix_(active, active)]
+    solution[active] = scipy.linalg.lstsq(sub, rhs[active])[0]
+    return solution
+
+
+def _install(equations: _NormalEquations, solution: np.ndarray, config: ClassicalConfig) -> None:
+    """Write coefficients, sampled ranges and sample counts into the terms."""
+    for index, term in enumerate(equations.terms):
+        histogram = equations.histograms[index].numpy()
+        n_comb = len(term.combinations)
+        block = solution[equations.offsets[index] : equations.offsets[index + 1]]
+        coefficients = np.zeros((n_comb, term.grid.n_basis))
+        coefficients[:, : term.n_free] = block.reshape(n_comb, term.n_free)
+        lower = np.full(n_comb, term.grid.start)
+        upper = np.full(n_comb, term.grid.stop)
+        knots = term.grid.knots()
+        for combination in range(n_comb):
+            well_sampled = np.flatnonzero(histogram[combination] >= config.min_samples)
+            if len(well_sampled) == 0:
+                well_sampled = np.flatnonzero(histogram[combination] > 0)
+            if len(well_sampled) and not term.periodic:
+                lower[combination] = knots[well_sampled[0]]
+                if term.extrapolate_upper:
+                    upper[combination] = knots[well_sampled[-1] + 1]
+        with torch.no_grad():
+            term.coefficients.copy_(torch.as_tensor(coefficients))
+            term.lower.copy_(torch.as_tensor(lower))
+            term.upper.copy_(torch.as_tensor(upper))
+            term.samples.copy_(torch.as_tensor(histogram.sum(1)))
+            if term.kind != "pair":  # bonded energies are defined up to a constant: min = 0
+                for combination in np.flatnonzero(histogram.sum(1) > 0):
+                    x = torch.linspace(float(lower[combination]), float(upper[combination]), 512)
+                    rows = torch.full((512,), int(combination), dtype=torch.int64)
+                    term.coefficients[combination] -= term.energy(x.double(), rows).min()
+
+
+# --- held-out report ---------------------------------------------------------------------------
+def _force_statistics(model, source, indices, topology, pbc, names, config, progress) -> dict:
+    """Force-matching error and mapped-force variance per bead type on ``indices``."""
+    n_types = len(names)
+    sq_error = np.zeros(n_types)
+    sq_force = np.zeros(n_types)
+    force_sum = np.zeros((n_types, 3))
+    counts = np.zeros(n_types)
+    types = topology.bead_type_index
+    bar = tqdm(total=len(indices), desc="validate", unit="frame", disable=progress)
+    for selection, n in _selections(indices, config.chunk_size):
+        batch = make_batch(
+            source.positions(selection), source.cells(selection), topology, model.cutoff, pbc=pbc
+        )
+        reference = source.forces(selection).reshape(-1, 3)
+        predicted = model(batch)[K.FORCES].detach().numpy()
+        bead_types = np.tile(types, n)
+        bar.update(n)
+        error = ((predicted - reference) ** 2).sum(1)
+        np.add.at(sq_error, bead_types, error)
+        np.add.at(sq_force, bead_types, (reference**2).sum(1))
+        np.add.at(force_sum, bead_types, reference)
+        np.add.at(counts, bead_types, 1)
+    bar.close()
+    return _summarise(names, sq_error, sq_force, force_sum, counts)
+
+
+def _summarise(names, sq_error, sq_force, force_sum, counts) -> dict:
+    def entry(error, squared, total, count):
+        mse = error / count
+        variance = squared / count - float((total / count) @ (total / count))
+        return {
+            "force_mse": float(mse),
+            "force_variance": float(variance),
+            "fraction_unexplained": float(mse / variance) if variance > 0 else math.nan,
+            "n_bead_frames": int(count),
+        }
+
+    out = {
+        name: entry(sq_error[i], sq_force[i], force_sum[i], counts[i])
+        for i, name in enumerate(names)
+        if counts[i] > 0
+    }
+    out["all"] = entry(sq_error.sum(), sq_force.sum(), force_sum.sum(0), counts.sum())
+    return out
+
+
+# --- the public function -------------------------------------------------------------------------
+def fit_classical(
+    trajectory,
+    mapping_or_topology,
+    *,
+    config: ClassicalConfig | None = None,
+    bead_type_names: list[str] | None = None,
+    progress: bool | None = None,
+) -> tuple[CGModel, dict]:
+    """Fit pair and bonded spline potentials to mapped forces (multiscale coarse-graining).
+
+    Parameters
+    ----------
+    trajectory : str, Path, ase_cg.io.H5MDTrajectory or ArrayTrajectory
+        CG frames with mapped forces: a CG H5MD file (``ase-cg map`` output), an open
+        ``H5MDTrajectory``, or arrays wrapped in :class:`ArrayTrajectory`. Read in chunks.
+    mapping_or_topology : ase_cg.mapping.CGMapping or SystemTopology
+        A mapping (bead types and bonded topology come from the frames' ``bead-type`` and
+        ``mol-id``; the model carries the mapping), or the topology of the CG system directly
+        (the model then has no mapping: give it one before using it on ``ase.Atoms``).
+    config : ClassicalConfig, optional
+        Grids, regularisation, frames, chunking (defaults: ``ClassicalConfig()``).
+    bead_type_names : list of str, optional
+        Names of the topology's bead-type indices (topology input only; default: the file's
+        bead-type names sorted, else ``B0, B1, …``).
+    progress : bool or None
+        Show progress bars (``None``: only on a terminal).
+
+    Returns
+    -------
+    model : CGModel
+        Float64 model with one spline term per fitted kind.
+    report : dict
+        ``"validation"`` and ``"train"``: per bead-type name and ``"all"``, the force-matching
+        error ``force_mse`` (mean over beads of |ΔF|², eV²/Å²), the mapped-force variance
+        ``force_variance`` (eV²/Å²) and their ratio ``fraction_unexplained`` (validation: held-out
+        frames through the model; ``None`` without held-out frames; train: ``"all"`` only,
+        from the normal equations); ``"n_train_frames"``, ``"n_validation_frames"``,
+        ``"n_coefficients"``, ``"fit_seconds"``, ``"frames_per_second"`` (accumulation),
+        ``"samples"`` (per term and type combination).
+
+    Raises
+    ------
+    FitError
+        Trajectory without forces, bead counts that do not match, too few frames.
+    """
+    config = ClassicalConfig() if config is None else config
+    disable = None if progress is None else not progress
+    source, owned = _open_trajectory(trajectory)
+    try:
+        return _fit(source, mapping_or_topology, config, bead_type_names, disable)
+    finally:
+        if owned:
+            source.close()
+
+
+def _fit(source, mapping_or_topology, config, bead_type_names, disable):
+    where = _describe(source)
+    if not getattr(source, "has_forces", True):
+        raise FitError(
+            f"{where}: the trajectory has no forces; force matching needs mapped all-atom "
+            "forces (write forces in the reference run, then map with ase-cg map)"
+        )
+    names, topology, mapping = _resolve_topology(
+        source, mapping_or_topology, bead_type_names, config.exclusion_bonds
+    )
+    if topology.n_beads != source.n_atoms:
+        raise FitError(
+            f"{where}: {source.n_atoms} particles per frame but the topology has "
+            f"{topology.n_beads} beads; use the mapping/topology of this CG trajectory"
+        )
+    indices = np.arange(source.n_frames)[config.start : config.stop : config.stride]
+    n_validation = int(round(config.validation_fraction * len(indices)))
+    if config.validation_fraction > 0 and len(indices) >= 2:
+        n_validation = max(n_validation, 1)
+    train, validation = (
+        indices[: len(indices) - n_validation],
+        indices[len(indices) - n_validation :],
+    )
+    if len(train) == 0:
+        raise FitError(
+            f"{where}: no training frames (selected {len(indices)} of {source.n_frames} with "
+            f"start={config.start}, stop={config.stop}, stride={config.stride}, "
+            f"validation_fraction={config.validation_fraction})"
+        )
+    pbc_attr = getattr(source, "pbc", True)
+    pbc = bool(np.all(pbc_attr))
+    kinds = []
+    if "pair" in config.terms and config.pair_r_min is None:
+        kinds.append("pair")
+    if "bond" in config.terms and len(topology.bonds) and config.bond_range is None:
+        kinds.append("bond")
+    if "angle" in config.terms and len(topology.angles) and config.angle_range is None:
+        kinds.append("angle")
+    started = time.perf_counter()
+    ranges = _scan_ranges(source, train, topology, config, pbc, kinds, disable) if kinds else {}
+    terms = _build_terms(len(names), topology, config, ranges)
+    if not terms:
+        raise FitError(f"config.terms={config.terms} leaves nothing to fit for this topology")
+    equations = _NormalEquations(terms)
+    cutoff = max(term.cutoff for term in terms)
+    accumulate_start = time.perf_counter()
+    for graph, forces, _ in _graphs(
+        source, train, topology, cutoff, pbc, config.chunk_size, disable, "force matching"
+    ):
+        equations.add(graph, forces)
+    accumulate_seconds = time.perf_counter() - accumulate_start
+    solution = _solve(equations, config)
+    _install(equations, solution, config)
+    fit_seconds = time.perf_counter() - started
+
+    gram = equations.gram.numpy()
+    rhs = equations.projection.numpy()
+    train_error = float(solution @ gram @ solution - 2 * solution @ rhs + equations.force_squared)
+    mean_force = equations.force_sum.numpy() / equations.n_bead_frames
+    train_variance = equations.force_squared / equations.n_bead_frames - float(
+        mean_force @ mean_force
+    )
+    train_mse = train_error / equations.n_bead_frames
+    samples = {
+        f"{type(term).__name__}": {
+            "-".join(names[t] for t in combination): float(term.samples[i])
+            for i, combination in enumerate(term.combinations)
+        }
+        for term in terms
+    }
+    report = {
+        "n_train_frames": int(len(train)),
+        "n_validation_frames": int(len(validation)),
+        "n_coefficients": int(equations.n_columns),
+        "fit_seconds": fit_seconds,
+        "frames_per_second": len(train) / accumulate_seconds if accumulate_seconds > 0 else None,
+        "train": {
+            "all": {
+                "force_mse": train_mse,
+                "force_variance": train_variance,
+                "fraction_unexplained": train_mse / train_variance if train_variance > 0 else None,
+                "n_bead_frames": int(equations.n_bead_frames),
+            }
+        },
+        "validation": None,
+        "samples": samples,
+    }
+    provenance = {
+        "method": "force matching (multiscale coarse-graining), ase_cg.fitting.fit_classical",
+        "data": where,
+        "fit_config": config.to_dict(),
+        "train_frames": [int(train[0]), int(train[-1]), int(config.stride)],
+    }
+    model = CGModel(
+        names,
+        terms,
+        mapping=mapping,
+        exclusion_bonds=config.exclusion_bonds,
+        provenance=provenance,
+    ).double()
+    if len(validation):
+        report["validation"] = _force_statistics(
+            model, source, validation, topology, pbc, names, config, disable
+        )
+        model.provenance["validation_fraction_unexplained"] = report["validation"]["all"][
+            "fraction_unexplained"
+        ]
+    model.provenance["train_fraction_unexplained"] = report["train"]["all"]["fraction_unexplained"]
+    return model, report
+
+
+# --- plots -------------------------------------------------------------------------------------
+def plot_classical(model: CGModel, path: str | os.PathLike, *, n_points: int = 400) -> Path:
+    """Plot every spline term of ``model`` (energy per type combination) to a PNG.
+
+    One panel per term: solid lines over the sampled range, dashed over the extrapolation;
+    angles and dihedrals in degrees. Written atomically.
+
+    Parameters
+    ----------
+    model : CGModel
+    path : str or Path
+        Output ``.png``.
+    n_points : int
+        Points per curve.
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    terms = [term for term in model.terms if isinstance(term, SplineTerm)]
+    if not terms:
+        raise FitError("plot_classical: the model has no spline terms to plot")
+    names = model.bead_type_names
+    figure = Figure(figsize=(4.2 * len(terms), 3.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(terms), squeeze=False)[0]
+    for axis, term in zip(axes, terms, strict=True):
+        angular = term.kind in ("angle", "dihedral")
+        scale = 180.0 / math.pi if angular else 1.0
+        for index, combination in enumerate(term.combinations):
+            if float(term.samples[index]) <= 0:
+                continue
+            lower, upper = float(term.lower[index]), float(term.upper[index])
+            start, stop = term.default_range(combination)
+            if term.kind == "pair":
+                start = max(start, lower - 0.5)
+            elif term.kind == "bond":
+                width = upper - lower
+                start, stop = max(lower - 0.5 * width, 0.0), upper + 0.5 * width
+            x = np.linspace(start, stop, n_points)
+            energy, _ = term.evaluate(x, combination)
+            label = "-".join(names[t] for t in combination)
+            inside = (x >= lower) & (x <= upper)
+            (line,) = axis.plot(x[inside] * scale, energy[inside], label=label)
+            for part in (x < lower, x > upper):
+                if part.any():
+                    axis.plot(x[part] * scale, energy[part], "--", color=line.get_color())
+        sampled = [
+            float(term.upper[i] - term.lower[i]) > 0 and float(term.samples[i]) > 0
+            for i in range(len(term.combinations))
+        ]
+        if term.kind == "pair" and any(sampled):
+            visible = [
+                term.evaluate(np.linspace(float(term.lower[i]), term.grid.stop, n_points), c)[0]
+                for i, c in enumerate(term.combinations)
+                if sampled[i]
+            ]
+            low = min(v.min() for v in visible)
+            axis.set_ylim(low - 0.1 * abs(low) - 1e-3, max(0.05, 3 * abs(low)))
+        axis.axhline(0.0, color="0.7", lw=0.8)
+        unit = "deg" if angular else "Å"
+        axis.set_xlabel(f"{term.kind} coordinate ({unit})")
+        axis.set_ylabel("energy (eV)")
+        axis.set_title(type(term).__name__)
+        axis.legend(fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
