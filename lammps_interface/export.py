@@ -31,15 +31,13 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ase_cg.errors import InputError
-
-#: Name of the TorchScript extra file holding the model's metadata.
-METADATA_FILE = "cgtorch.json"
-#: ``format`` tag and ``version`` of that metadata, checked by the plugin.
-METADATA_FORMAT = "ase_cg.cgtorch"
-METADATA_VERSION = 1
+from ase_cg.potentials.neural import METADATA_FILE, METADATA_FORMAT, METADATA_VERSION
+from lammps_interface.tables import write_text_atomic
+from lammps_interface.units import EV_TO_KCAL_PER_MOL
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
@@ -131,3 +129,374 @@ def write_torchscript_model(
         os.unlink(temporary)
         raise
     return path
+
+
+# --- the whole model: data file, tables, TorchScript, input deck ------------------------------
+
+#: File names inside an export directory.
+DATA_FILE = "data.cg"
+SYSTEM_FILE = "system.in"
+DECK_FILE = "in.cg"
+NEURAL_FILE = "cgtorch.pt"
+TABLE_FILES = {kind: f"{kind}.table" for kind in ("pair", "bond", "angle", "dihedral")}
+DUMP_FILE = "dump.cg.lammpstrj"
+
+
+def _canonical(types: tuple[int, ...]) -> tuple[int, ...]:
+    return min(types, types[::-1])
+
+
+def _bonded_types(topology, type_index: np.ndarray) -> dict[str, list[tuple[int, ...]]]:
+    """Canonical bead-type tuples present among the bonds, angles and dihedrals."""
+    found = {}
+    for kind, indices in (
+        ("bond", topology.bonds),
+        ("angle", topology.angles),
+        ("dihedral", topology.dihedrals),
+    ):
+        tuples = {_canonical(tuple(int(t) for t in type_index[row])) for row in indices}
+        found[kind] = sorted(tuples)
+    return found
+
+
+def _bond_range(terms, types: tuple[int, int]) -> tuple[float, float]:
+    """Bond-table range (Å) covering what every bond term of this type pair treats as sampled."""
+    low, high = [], []
+    for term in terms:
+        if hasattr(term, "default_range"):  # spline terms: half the sampled minimum to 1.5 x max
+            lo, hi = term.default_range(types)
+            low.append(lo)
+            high.append(hi)
+        elif hasattr(term, "r0"):  # harmonic bonds
+            r0 = float(term.r0[types[0], types[1]])
+            if r0 > 0:
+                low.append(0.5 * r0)
+                high.append(1.5 * r0)
+    if not low:
+        return 0.5, 4.0
+    return max(min(low), 1e-3), max(high)
+
+
+def _masses(model, atoms, type_index: np.ndarray) -> list[float]:
+    """Mass (amu) of each model bead type, from the atoms or else from the model's mapping."""
+    names = model.bead_type_names
+    masses = [None] * len(names)
+    for index, mass in zip(type_index, atoms.get_masses(), strict=True):
+        masses[index] = float(mass)
+    if model.mapping is not None:
+        for name, mass in model.mapping.bead_masses.items():
+            if name in names and masses[names.index(name)] is None:
+                masses[names.index(name)] = float(mass)
+    missing = [names[k] for k, mass in enumerate(masses) if mass is None]
+    if missing:
+        raise InputError(
+            f"no mass for bead types {missing}: they are absent from the atoms and the model has "
+            "no mapping that gives their mass"
+        )
+    return masses
+
+
+def write_data_file(path: str | os.PathLike, model, atoms) -> dict[str, list[tuple[int, ...]]]:
+    """LAMMPS data file (``atom_style molecular``, ``units real``) of CG ``atoms``.
+
+    LAMMPS atom type ``k + 1`` is the model's bead type ``k``; bond/angle/dihedral types number
+    the canonical bead-type tuples present, in sorted order. Positions are wrapped into the cell
+    and rotated into LAMMPS's frame (the identity for orthorhombic cells).
+
+    Returns
+    -------
+    dict
+        ``kind`` → list of canonical bead-type tuples; LAMMPS type ``n + 1`` is entry ``n``.
+    """
+    from ase.calculators.lammps import Prism
+
+    from ase_cg import _keys as K
+
+    if not all(atoms.pbc):
+        raise InputError("the LAMMPS export needs periodic atoms (atoms.pbc all True)")
+    topology = model.topology(atoms)
+    type_index = topology.bead_type_index
+    masses = _masses(model, atoms, type_index)
+    types = _bonded_types(topology, type_index)
+    prism = Prism(np.asarray(atoms.cell))
+    xhi, yhi, zhi, xy, xz, yz = (float(v) for v in prism.get_lammps_prism())
+    positions = prism.vector_to_lammps(atoms.positions, wrap=True)
+    mol_ids = np.asarray(atoms.arrays.get(K.MOL_ID, np.arange(len(atoms))))
+    mol_ids = np.unique(mol_ids, return_inverse=True)[1] + 1
+    names = model.bead_type_names
+    counts = {"bond": topology.bonds, "angle": topology.angles, "dihedral": topology.dihedrals}
+    lines = [
+        f"ase_cg CG configuration, {len(atoms)} beads (units real, atom_style molecular)",
+        "",
+        f"{len(atoms)} atoms",
+    ]
+    lines += [f"{len(counts[kind])} {kind}s" for kind in counts]
+    lines += [f"{len(names)} atom types"]
+    lines += [f"{len(types[kind])} {kind} types" for kind in counts]
+    lines += [
+        "",
+        f"0.0 {xhi!r} xlo xhi",
+        f"0.0 {yhi!r} ylo yhi",
+        f"0.0 {zhi!r} zlo zhi",
+    ]
+    if prism.is_skewed():
+        lines.append(f"{xy!r} {xz!r} {yz!r} xy xz yz")
+    lines += ["", "Masses", ""]
+    lines += [f"{k + 1} {mass!r}  # {names[k]}" for k, mass in enumerate(masses)]
+    lines += ["", "Atoms # molecular", ""]
+    lines += [
+        f"{n + 1} {int(m)} {int(t) + 1} {float(x)!r} {float(y)!r} {float(z)!r}"
+        for n, (m, t, (x, y, z)) in enumerate(zip(mol_ids, type_index, positions, strict=True))
+    ]
+    for kind, indices in counts.items():
+        if len(indices) == 0:
+            continue
+        number = {combination: n + 1 for n, combination in enumerate(types[kind])}
+        lines += ["", f"{kind.capitalize()}s", ""]
+        for n, row in enumerate(indices):
+            key = _canonical(tuple(int(t) for t in type_index[row]))
+            beads = " ".join(str(int(b) + 1) for b in row)
+            lines.append(f"{n + 1} {number[key]} {beads}")
+    write_text_atomic(Path(path), "\n".join(lines) + "\n")
+    return types
+
+
+def export(
+    model,
+    directory: str | os.PathLike,
+    *,
+    atoms=None,
+    table_points: int = 2000,
+    table_inner: float = 0.5,
+    neural_dtype: torch.dtype | None = None,
+    skin: float = 2.0,
+    temperature: float = 300.0,
+    timestep: float = 2.0,
+    steps: int = 10000,
+    dump_every: int = 100,
+) -> dict[str, Path]:
+    """Write a :class:`~ase_cg.potentials.CGModel` as a LAMMPS run in ``directory``.
+
+    Every pair and bonded term becomes a LAMMPS table (``pair_style table``, ``bond_style
+    table`` …, all terms of one kind summed); a many-body term (SchNet) goes to the ``cgtorch``
+    plugin as TorchScript, overlaid on the pair table with ``pair_style hybrid/overlay``. Pair
+    tables exclude beads at most ``model.exclusion_bonds`` bonds apart, as the model does; the
+    many-body term sees every pair::
+
+        directory/
+        ├── in.cg            # run deck: include system.in, NVT at ${temperature}, dump, run
+        ├── system.in        # units real, read_data, styles, coefficients, exclusions, ghosts
+        ├── data.cg          # beads, masses, molecules, bonds, angles, dihedrals (if atoms given)
+        ├── pair.table …     # one per kind present, sections keyed by bead-type names
+        └── cgtorch.pt       # many-body term (neural models only)
+
+    Parameters
+    ----------
+    model : CGModel
+    directory : path
+        Created if missing; files in it are replaced.
+    atoms : ase.Atoms, optional
+        Periodic CG start configuration (``bead-type`` and ``mol-id`` arrays, masses). Without
+        it no data file is written and the tables cover the bonded type combinations of the
+        model's mapping templates; give ``data.cg`` yourself then.
+    table_points : int, default 2000
+        Points of every table (file and LAMMPS's interpolation).
+    table_inner : float, default 0.5
+        Å, inner end of the pair table (LAMMPS stops if two beads come closer, bonded ones
+        included, so keep it below the shortest bond).
+    neural_dtype : torch.float32 or torch.float64, optional
+        Precision of the exported many-body term; default the term's own.
+    skin : float, default 2.0
+        Å, neighbour skin (``neighbor`` command); the ghost shell is K·cutoff + skin.
+    temperature : float, default 300.0
+        K, default of the deck's ``temperature`` variable (override with ``-var temperature``).
+    timestep : float, default 2.0
+        fs, default of the deck's ``timestep`` variable.
+    steps : int, default 10000
+        Default of the deck's ``steps`` variable.
+    dump_every : int, default 100
+        Steps between trajectory frames (``dump.cg.lammpstrj``: id, mol, type, unwrapped
+        positions, velocities, forces).
+
+    Returns
+    -------
+    dict
+        ``"deck"``, ``"system"``, ``"data"`` (if written), ``"<kind>_table"`` for each table
+        file and ``"neural"`` (if written) → path.
+
+    Raises
+    ------
+    InputError
+        If the model has a term the export cannot represent (more than one many-body term, a
+        term of an unknown kind), or the atoms do not fit the model.
+    """
+    import copy
+    import math
+
+    from ase_cg.potentials.neural import export_torchscript
+    from lammps_interface.tables import ARITY, tabulate_terms, write_table_file
+
+    if int(table_points) < 10:
+        raise InputError(f"table_points={table_points}: use at least 10 (default 2000)")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    by_kind: dict[str, list] = {"pair": [], "bond": [], "angle": [], "dihedral": [], "manybody": []}
+    for term in model.terms:
+        if term.kind not in by_kind:
+            raise InputError(
+                f"energy term {type(term).__name__} has kind {term.kind!r}; the LAMMPS export "
+                f"handles {sorted(by_kind)}"
+            )
+        by_kind[term.kind].append(term)
+    if len(by_kind["manybody"]) > 1:
+        raise InputError(
+            f"the model has {len(by_kind['manybody'])} many-body terms; the LAMMPS export "
+            "supports one (one cgtorch plugin instance)"
+        )
+    outputs: dict[str, Path] = {}
+    n_types = len(model.bead_type_names)
+    names = model.bead_type_names
+
+    if atoms is not None:
+        outputs["data"] = directory / DATA_FILE
+        bonded = write_data_file(outputs["data"], model, atoms)
+    else:
+        bonded = _template_bonded_types(model)
+
+    float64 = copy.deepcopy(model).to(torch.float64)
+    terms = {kind: [t for t in float64.terms if t.kind == kind] for kind in ARITY}
+    n = int(table_points)
+    style_lines: list[str] = []
+
+    # pair tables and pair styles
+    pair_cutoff = max((t.cutoff for t in terms["pair"]), default=0.0)
+    manybody = by_kind["manybody"][0] if by_kind["manybody"] else None
+    combinations = [(a, b) for a in range(n_types) for b in range(a, n_types)]
+    if terms["pair"]:
+        grid = np.linspace(float(table_inner), pair_cutoff, n)
+        tables = [tabulate_terms(terms["pair"], "pair", c, grid) for c in combinations]
+        outputs["pair_table"] = directory / TABLE_FILES["pair"]
+        keys = write_table_file(outputs["pair_table"], tables, names)
+    exclusion = [0.0 if k <= model.exclusion_bonds else 1.0 for k in (1, 2, 3)]
+    excluded = " ".join(f"{f:.1f}" for f in exclusion)
+    if manybody is not None:
+        outputs["neural"] = directory / NEURAL_FILE
+        export_torchscript(
+            manybody, outputs["neural"], {"bead_type_names": list(names)}, dtype=neural_dtype
+        )
+    if terms["pair"] and manybody is not None:
+        # A global special factor of exactly 0 drops the pair from the neighbour list (the
+        # many-body term must see it) and LAMMPS refuses per-style overrides of 0 or 1 globals,
+        # so the global factor is 0.5 where the table needs 0 and each sub-style sets its own.
+        glob = " ".join("0.5" if f == 0.0 else "1.0" for f in exclusion)
+        style_lines += [
+            f"special_bonds lj/coul {glob}",
+            f"pair_style hybrid/overlay table spline {n} cgtorch {NEURAL_FILE}",
+        ]
+        style_lines += [
+            f"pair_coeff {a + 1} {b + 1} table {TABLE_FILES['pair']} {keys[(a, b)]} {pair_cutoff!r}"
+            for a, b in combinations
+        ]
+        style_lines += [
+            f"pair_coeff * * cgtorch {' '.join(names)}",
+            f"pair_modify pair table special lj {excluded}",
+            "pair_modify pair cgtorch special lj 1.0 1.0 1.0",
+        ]
+    elif terms["pair"]:
+        style_lines += [f"special_bonds lj/coul {excluded}", f"pair_style table spline {n}"]
+        style_lines += [
+            f"pair_coeff {a + 1} {b + 1} {TABLE_FILES['pair']} {keys[(a, b)]} {pair_cutoff!r}"
+            for a, b in combinations
+        ]
+    elif manybody is not None:
+        style_lines += [
+            "special_bonds lj/coul 1.0 1.0 1.0",
+            f"pair_style cgtorch {NEURAL_FILE}",
+            f"pair_coeff * * {' '.join(names)}",
+        ]
+    else:
+        style_lines += ["pair_style zero 1.0", "pair_coeff * *"]
+
+    # bonded tables
+    for kind in ("bond", "angle", "dihedral"):
+        present = bonded[kind]
+        if not present:
+            continue
+        if not terms[kind]:  # topology without energy: keep it for the exclusions
+            style_lines += [f"{kind}_style zero", f"{kind}_coeff *"]
+            continue
+        tables = []
+        for combination in present:
+            if kind == "bond":
+                lo, hi = _bond_range(terms[kind], combination)
+                grid = np.linspace(lo, hi, n)
+            elif kind == "angle":
+                grid = np.linspace(0.0, math.pi, n)
+            else:
+                grid = -math.pi + 2.0 * math.pi * np.arange(n) / n
+            tables.append(tabulate_terms(terms[kind], kind, combination, grid))
+        outputs[f"{kind}_table"] = directory / TABLE_FILES[kind]
+        keys = write_table_file(outputs[f"{kind}_table"], tables, names)
+        style_lines.append(f"{kind}_style table spline {n}")
+        style_lines += [
+            f"{kind}_coeff {number + 1} {TABLE_FILES[kind]} {keys[combination]}"
+            for number, combination in enumerate(present)
+        ]
+
+    cutoff = max(pair_cutoff, manybody.cutoff if manybody is not None else 0.0, 1.0)
+    ghost = cutoff + skin
+    if manybody is not None:
+        ghost = max(ghost, manybody.message_passing_layers * manybody.cutoff + skin)
+    system = [
+        "# ase_cg CG model for LAMMPS (written by lammps_interface.export)",
+        f"# bead types (LAMMPS atom types 1..{n_types}): {' '.join(names)}",
+        "# energies kcal/mol, lengths Angstrom (model: eV, Angstrom; 1 eV = "
+        f"{EV_TO_KCAL_PER_MOL!r} kcal/mol)",
+        "units real",
+        "atom_style molecular",
+        "boundary p p p",
+        "atom_modify map array",
+        f"read_data {DATA_FILE}",
+        *style_lines,
+        f"neighbor {float(skin)!r} bin",
+        "neigh_modify delay 0 every 1 check yes",
+        f"comm_modify cutoff {ghost!r}",
+        "",
+    ]
+    outputs["system"] = directory / SYSTEM_FILE
+    write_text_atomic(outputs["system"], "\n".join(system))
+    deck = [
+        "# ase_cg CG MD: NVT (Nose-Hoover), override with -var NAME VALUE",
+        f"include {SYSTEM_FILE}",
+        f"variable temperature index {float(temperature)!r}",
+        f"variable timestep index {float(timestep)!r}",
+        f"variable steps index {int(steps)}",
+        f"variable dump_every index {int(dump_every)}",
+        "variable seed index 4928459",
+        "velocity all create ${temperature} ${seed} mom yes rot yes dist gaussian",
+        "fix integrate all nvt temp ${temperature} ${temperature} $(100.0*v_timestep)",
+        "timestep ${timestep}",
+        "thermo_style custom step time temp pe ke etotal press density",
+        "thermo ${dump_every}",
+        f"dump trajectory all custom ${{dump_every}} {DUMP_FILE} id mol type xu yu zu vx vy vz "
+        "fx fy fz",
+        "dump_modify trajectory sort id format float %.10g",
+        "run ${steps}",
+        "",
+    ]
+    outputs["deck"] = directory / DECK_FILE
+    write_text_atomic(outputs["deck"], "\n".join(deck))
+    return outputs
+
+
+def _template_bonded_types(model) -> dict[str, list[tuple[int, ...]]]:
+    """Bonded bead-type combinations of every molecule type of the model's mapping."""
+    found = {"bond": set(), "angle": set(), "dihedral": set()}
+    if model.mapping is not None:
+        names = model.bead_type_names
+        for molecule in model.mapping.bead_topology.values():
+            type_index = np.array([names.index(name) for name in molecule["bead_types"]])
+            for kind in found:
+                for row in molecule[f"{kind}s"]:
+                    found[kind].add(_canonical(tuple(int(t) for t in type_index[row])))
+    return {kind: sorted(values) for kind, values in found.items()}

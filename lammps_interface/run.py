@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ase_cg._lammps import lammps_subprocess_env
 from ase_cg.errors import ASECGError, InputError
 from lammps_interface.plugin import lammps_plugin_env
 
@@ -48,8 +49,16 @@ class SinglePoint:
     volume: float
 
 
-def _environment(ranks: int) -> dict[str, str]:
-    env = lammps_plugin_env()
+def _uses_plugin(directory: Path) -> bool:
+    """Whether any LAMMPS input in ``directory`` mentions ``cgtorch``."""
+    inputs = [p for p in directory.iterdir() if p.is_file() and p.suffix in (".in", ".cg", "")]
+    inputs += list(directory.glob("in.*"))
+    return any("cgtorch" in p.read_text(errors="replace") for p in set(inputs))
+
+
+def _environment(ranks: int, directory: Path) -> dict[str, str]:
+    """Subprocess environment; the plugin is built (first use) only if an input needs it."""
+    env = lammps_plugin_env() if _uses_plugin(directory) else lammps_subprocess_env()
     if "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // ranks))
     return env
@@ -111,7 +120,7 @@ def evaluate(
         result = subprocess.run(
             command,
             cwd=input_path.parent,
-            env=_environment(ranks),
+            env=_environment(ranks, input_path.parent),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -179,7 +188,7 @@ def run_deck(
     result = subprocess.run(
         command,
         cwd=directory,
-        env=_environment(ranks),
+        env=_environment(ranks, directory),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -1,0 +1,212 @@
+"""LAMMPS tables of the pairwise and bonded energy terms of a :class:`~ase_cg.potentials.CGModel`.
+
+Each term is evaluated exactly as the model evaluates it: through its own ``forward`` on a small
+*probe graph* (:class:`~ase_cg.potentials.CGGraph`) holding one instance per grid point (two beads
+at distance r, a bond of length r, an angle θ, a dihedral φ), so any term of kind ``pair``,
+``bond``, ``angle`` or ``dihedral`` can be tabulated, and all terms of one kind are summed into one
+table per bead-type combination. Forces ``−dV/dx`` come from autograd on the grid coordinate.
+
+Table files (``units real``), one section per bead-type combination, keyed ``A_B`` / ``A_B_C`` /
+``A_B_C_D``::
+
+    pair.table      N n R rlo rhi            r (Å)     E (kcal/mol)  F = −dE/dr (kcal/mol/Å)
+    bond.table      N n                      r (Å)     E             F = −dE/dr
+    angle.table     N n                      θ (deg)   E             F = −dE/dθ (kcal/mol/deg)
+    dihedral.table  N n RADIANS              φ (rad)   E             F = −dE/dφ (kcal/mol/rad)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ase_cg.errors import InputError
+from ase_cg.potentials.base import CGGraph
+from lammps_interface.units import EV_TO_KCAL_PER_MOL
+
+# rad: angle-table grid ends at 0 and π are evaluated this far inside (no bending direction there)
+_STRAIGHT = 1e-7
+
+#: Number of beads of one instance of each tabulated kind.
+ARITY = {"pair": 2, "bond": 2, "angle": 3, "dihedral": 4}
+
+
+@dataclass(frozen=True)
+class Table:
+    """One tabulated function of one bead-type combination, in ASE units.
+
+    Attributes
+    ----------
+    kind : {"pair", "bond", "angle", "dihedral"}
+    types : tuple of int
+        Bead-type indices (model order), ``ARITY[kind]`` of them.
+    x : (n,) float64
+        Grid: Å for pair/bond, rad for angle/dihedral.
+    energy : (n,) float64, eV
+    force : (n,) float64, eV/Å or eV/rad (``−dV/dx``)
+    """
+
+    kind: str
+    types: tuple[int, ...]
+    x: np.ndarray
+    energy: np.ndarray
+    force: np.ndarray
+
+
+def _probe_graph(kind: str, types: tuple[int, ...], x: torch.Tensor) -> CGGraph:
+    """A graph with one instance of ``kind`` per grid value ``x`` (n,), beads typed ``types``."""
+    n, k = x.shape[0], ARITY[kind]
+    dtype, device = x.dtype, x.device
+    index = torch.arange(n * k, device=device).reshape(n, k)
+    bead_types = torch.tensor(types, dtype=torch.int64, device=device).repeat(n)
+    zero, one = torch.zeros_like(x), torch.ones_like(x)
+    no_pairs = torch.zeros(0, dtype=torch.int64, device=device)
+    empty = {
+        "pair_i": no_pairs,
+        "pair_j": no_pairs,
+        "pair_vectors": torch.zeros(0, 3, dtype=dtype, device=device),
+        "pair_excluded": torch.zeros(0, dtype=torch.bool, device=device),
+        "bonds": torch.zeros(0, 2, dtype=torch.int64, device=device),
+        "bond_vectors": torch.zeros(0, 3, dtype=dtype, device=device),
+        "angles": torch.zeros(0, 3, dtype=torch.int64, device=device),
+        "angle_vectors": torch.zeros(0, 2, 3, dtype=dtype, device=device),
+        "dihedrals": torch.zeros(0, 4, dtype=torch.int64, device=device),
+        "dihedral_vectors": torch.zeros(0, 3, 3, dtype=dtype, device=device),
+    }
+    along = torch.stack([x, zero, zero], dim=1)
+    if kind == "pair":  # both directed pairs i->j and j->i
+        empty["pair_i"] = torch.stack([index[:, 0], index[:, 1]], 1).reshape(-1)
+        empty["pair_j"] = torch.stack([index[:, 1], index[:, 0]], 1).reshape(-1)
+        empty["pair_vectors"] = torch.stack([along, -along], 1).reshape(-1, 3)
+        empty["pair_excluded"] = torch.zeros(2 * n, dtype=torch.bool, device=device)
+    elif kind == "bond":
+        empty["bonds"] = index
+        empty["bond_vectors"] = along
+    elif kind == "angle":  # vectors from the vertex to the outer beads, angle x between them
+        first = torch.stack([one, zero, zero], dim=1)
+        second = torch.stack([torch.cos(x), torch.sin(x), zero], dim=1)
+        empty["angles"] = index
+        empty["angle_vectors"] = torch.stack([first, second], dim=1)
+    else:  # dihedral: b1 = e_x, b2 = e_z, b3 = -(cos x, sin x, 0) gives dihedral angle x
+        b1 = torch.stack([one, zero, zero], dim=1)
+        b2 = torch.stack([zero, zero, one], dim=1)
+        b3 = torch.stack([-torch.cos(x), -torch.sin(x), zero], dim=1)
+        empty["dihedrals"] = index
+        empty["dihedral_vectors"] = torch.stack([b1, b2, b3], dim=1)
+    return CGGraph(
+        bead_types=bead_types,
+        system_index=torch.zeros(n * k, dtype=torch.int64, device=device),
+        **empty,
+    )
+
+
+def tabulate_terms(terms, kind: str, types: tuple[int, ...], x: np.ndarray) -> Table:
+    """Sum of the energies of ``terms`` (all of ``kind``) for one bead-type combination.
+
+    Parameters
+    ----------
+    terms : list of EnergyTerm
+        Terms of kind ``kind`` (float64); each is evaluated through its ``forward`` on a probe
+        graph.
+    kind : {"pair", "bond", "angle", "dihedral"}
+    types : tuple of int
+        Bead-type indices, ``ARITY[kind]`` of them (angle: vertex in the middle).
+    x : (n,) float
+        Grid in Å (pair, bond) or rad (angle, dihedral).
+
+    Returns
+    -------
+    Table
+    """
+    if len(types) != ARITY[kind]:
+        raise InputError(f"a {kind} table needs {ARITY[kind]} bead types, got {types}")
+    x = np.asarray(x, dtype=np.float64).copy()
+    evaluate_at = x
+    if kind == "angle":  # straight angles have no direction of bending: evaluate just inside
+        evaluate_at = np.clip(x, _STRAIGHT, math.pi - _STRAIGHT)
+    grid = torch.tensor(evaluate_at, dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        graph = _probe_graph(kind, tuple(int(t) for t in types), grid)
+        n, k = grid.shape[0], ARITY[kind]
+        energy = torch.zeros(n, dtype=torch.float64)
+        for term in terms:
+            bead_energies = term(graph).to(torch.float64)
+            energy = energy + bead_energies.reshape(n, k).sum(dim=1)
+        if energy.requires_grad:
+            (derivative,) = torch.autograd.grad(energy.sum(), grid)
+        else:
+            derivative = torch.zeros_like(grid)
+    return Table(
+        kind=kind,
+        types=tuple(int(t) for t in types),
+        x=x,
+        energy=energy.detach().numpy().copy(),
+        force=-derivative.detach().numpy().copy(),
+    )
+
+
+def table_key(table: Table, bead_type_names: list[str]) -> str:
+    """Section keyword of ``table`` in its file, e.g. ``CH3_CH3``."""
+    return "_".join(bead_type_names[t] for t in table.types)
+
+
+def _header(table: Table) -> str:
+    n = len(table.x)
+    if table.kind == "pair":
+        return f"N {n} R {float(table.x[0])!r} {float(table.x[-1])!r}"
+    if table.kind == "dihedral":
+        return f"N {n} RADIANS"
+    return f"N {n}"
+
+
+def _columns(table: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grid, energy and force in the units LAMMPS ``units real`` tables expect."""
+    energy = table.energy * EV_TO_KCAL_PER_MOL
+    force = table.force * EV_TO_KCAL_PER_MOL
+    if table.kind == "angle":  # LAMMPS reads θ in degrees and −dE/dθ per degree
+        return np.degrees(table.x), energy, force * (math.pi / 180.0)
+    return table.x, energy, force
+
+
+def write_table_file(path: str | os.PathLike, tables: list[Table], bead_type_names: list[str]):
+    """Write ``tables`` (all of one kind) as one LAMMPS table file, atomically.
+
+    Returns
+    -------
+    dict
+        Section keyword of each table, keyed by its bead-type tuple.
+    """
+    path = Path(path)
+    lines = [f"# ase_cg {tables[0].kind} tables, LAMMPS units real (kcal/mol, Angstrom)", ""]
+    keys = {}
+    for table in tables:
+        key = table_key(table, bead_type_names)
+        keys[table.types] = key
+        x, energy, force = _columns(table)
+        lines += [key, _header(table), ""]
+        lines += [
+            f"{i + 1} {xi!r} {ei!r} {fi!r}"
+            for i, (xi, ei, fi) in enumerate(
+                zip(x.tolist(), energy.tolist(), force.tolist(), strict=True)
+            )
+        ]
+        lines.append("")
+    write_text_atomic(path, "\n".join(lines))
+    return keys
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".partial", dir=path.parent
+    )
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temporary, path)

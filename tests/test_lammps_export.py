@@ -1,0 +1,160 @@
+"""lammps_interface.export: LAMMPS (tables + cgtorch plugin) vs CGCalculator, same configuration.
+
+Energies, forces and virials must agree to 1e-6 relative in float64 for a classical model
+(pair and bond tables), a neural model (hybrid/overlay of tables and the plugin) and a chain
+molecule with angle and dihedral tables. LAMMPS runs in subprocesses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+from ase_cg.calculator import CGCalculator
+from ase_cg.errors import InputError
+from ase_cg.mapping import CGMapping
+from ase_cg.md import build_cg_box
+from ase_cg.potentials import CGModel, HarmonicAngles, HarmonicBonds, Repulsion
+from ase_cg.potentials.classical import DihedralSpline, PairSpline
+from ase_cg.potentials.neural import NeuralPotential
+from lammps_interface import export
+from lammps_interface.run import LammpsRunError, evaluate, run_deck
+
+ETHANE = CGMapping.load("data/ethane_mapping.json")
+
+
+def pair_spline() -> PairSpline:
+    """A repulsive wall plus a shallow well at 4.2 Å, zero at the 8 Å cutoff."""
+    term = PairSpline(1, 2.5, 8.0, 40)
+    knots = torch.linspace(2.5, 8.0, term.grid.n_basis, dtype=torch.float64)
+    coefficients = 0.3 * torch.exp(-(knots - 2.5) / 0.4) - 0.01 * torch.exp(-((knots - 4.2) ** 2))
+    coefficients[-3:] = 0.0
+    term.coefficients.copy_(coefficients[None])
+    term.lower.fill_(2.6)
+    return term
+
+
+def neural_term() -> NeuralPotential:
+    torch.manual_seed(0)
+    term = NeuralPotential(1, n_atom_basis=16, n_filters=16, n_interactions=2, n_rbf=10, cutoff=5.0)
+    with torch.no_grad():
+        for parameter in term.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    return term
+
+
+def reference(model, atoms):
+    """Energy (eV), forces (eV/Å), virial W = −σV (eV) from CGCalculator."""
+    atoms = atoms.copy()
+    atoms.calc = CGCalculator(model)
+    virial = -atoms.get_stress(voigt=False) * atoms.get_volume()
+    return atoms.get_potential_energy(), atoms.get_forces(), virial
+
+
+def assert_same(lmp, ref, rtol=1e-6):
+    energy, forces, virial = ref
+    assert lmp.energy == pytest.approx(energy, rel=rtol)
+    assert np.abs(lmp.forces - forces).max() < rtol * np.abs(forces).max()
+    assert np.abs(lmp.virial - virial).max() < rtol * np.abs(virial).max()
+
+
+def rep():
+    return Repulsion(1, sigma=3.3, epsilon=0.01, power=12, cutoff=8.0)
+
+
+@pytest.fixture(scope="module")
+def neural(tmp_path_factory):
+    model = CGModel(
+        ["CH3"], [rep(), HarmonicBonds(1, k=20.0, r0=1.69), neural_term()], mapping=ETHANE
+    ).double()
+    atoms = build_cg_box(model, 64, 0.5495, seed=1)
+    directory = tmp_path_factory.mktemp("neural")
+    files = export(model, directory, atoms=atoms, neural_dtype=torch.float64)
+    return model, atoms, files
+
+
+def test_classical_model_tables_equal_calculator(tmp_path):
+    model = CGModel(
+        ["CH3"], [rep(), pair_spline(), HarmonicBonds(1, k=20.0, r0=1.69)], mapping=ETHANE
+    ).double()
+    atoms = build_cg_box(model, 64, 0.5495, seed=1)
+    files = export(model, tmp_path, atoms=atoms, table_points=4000)
+    assert "neural" not in files
+    text = files["system"].read_text()
+    assert "cgtorch" not in text  # no neural code in a classical run
+    assert "special_bonds lj/coul 0.0 0.0 0.0" in text
+    assert_same(evaluate(files["system"]), reference(model, atoms))
+
+
+def test_neural_model_plugin_equals_calculator(neural):
+    model, atoms, files = neural
+    text = files["system"].read_text()
+    assert "pair_style hybrid/overlay table" in text and "cgtorch cgtorch.pt" in text
+    assert "comm_modify cutoff 12.0" in text  # 2 layers × 5 Å + 2 Å skin, from the model
+    assert_same(evaluate(files["system"]), reference(model, atoms))
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_neural_model_two_ranks_equal_one(neural):
+    _, _, files = neural
+    one, two = evaluate(files["system"], ranks=1), evaluate(files["system"], ranks=2)
+    assert two.energy == pytest.approx(one.energy, rel=1e-12)
+    assert np.abs(two.forces - one.forces).max() < 1e-12 * np.abs(one.forces).max()
+
+
+def test_angles_and_dihedrals_equal_calculator(tmp_path):
+    """A four-bead chain A-B-B-A: bond, angle and (asymmetric) dihedral tables."""
+    template = Atoms("C4", positions=[[0, 0, 0], [1.25, 0.9, 0], [2.5, 0, 0.3], [3.75, 0.9, 0.8]])
+    mapping = CGMapping.from_groups(
+        template,
+        [[0], [1], [2], [3]],
+        bead_names=["A", "B", "B", "A"],
+        name="chain",
+        bonds=[[0, 1], [1, 2], [2, 3]],
+    )
+    dihedral = DihedralSpline(2, 24)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        dihedral.coefficients.copy_(0.02 * torch.randn_like(dihedral.coefficients))
+    terms = [
+        Repulsion(2, sigma=3.0, epsilon=0.01, power=12, cutoff=7.0),
+        HarmonicBonds(2, k=15.0, r0=1.55),
+        HarmonicAngles(2, k=2.0, theta0=1.9),
+        dihedral,
+    ]
+    model = CGModel(["A", "B"], terms, mapping=mapping).double()
+    atoms = build_cg_box(model, 40, 0.6, seed=2)
+    files = export(model, tmp_path, atoms=atoms)
+    assert {"bond_table", "angle_table", "dihedral_table"} <= set(files)
+    assert_same(evaluate(files["system"]), reference(model, atoms))
+
+
+def test_ghost_shell_too_small_is_a_lammps_error(neural, tmp_path):
+    _, _, files = neural
+    for name in ("data", "neural", "pair_table", "bond_table"):
+        (tmp_path / files[name].name).symlink_to(files[name])
+    text = files["system"].read_text().replace("comm_modify cutoff 12.0", "comm_modify cutoff 9.0")
+    (tmp_path / "system.in").write_text(text)
+    with pytest.raises(LammpsRunError, match="comm_modify cutoff 12"):
+        evaluate(tmp_path / "system.in")
+
+
+def test_export_refuses_two_manybody_terms(tmp_path):
+    model = CGModel(["CH3"], [neural_term(), neural_term()], mapping=ETHANE)
+    with pytest.raises(InputError, match="2 many-body terms"):
+        export(model, tmp_path)
+
+
+def test_run_deck_runs_md_and_writes_a_trajectory(tmp_path):
+    model = CGModel(["CH3"], [rep(), HarmonicBonds(1, k=20.0, r0=1.69)], mapping=ETHANE).double()
+    atoms = build_cg_box(model, 32, 0.5495, seed=3)
+    export(model, tmp_path, atoms=atoms, temperature=180.0, timestep=1.0, steps=40, dump_every=20)
+    outputs = run_deck(tmp_path)
+    frames = outputs["dump"].read_text().count("ITEM: TIMESTEP")
+    assert frames == 3  # steps 0, 20, 40
+    assert "Loop time" in outputs["log"].read_text()
+    with pytest.raises(InputError, match="no LAMMPS deck"):
+        run_deck(tmp_path / "missing")
