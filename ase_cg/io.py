@@ -756,7 +756,10 @@ class H5MDTrajectory:
             return self._atoms(selection.start)
         if isinstance(index, slice):
             return [self._atoms(i) for i in range(self.n_frames)[index]]
-        return [self[int(i)] for i in np.asarray(index).ravel()]
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        return [self[int(i)] for i in index.ravel()]
 
     def __iter__(self):
         for i in range(self.n_frames):

@@ -327,3 +327,35 @@ def test_mdanalysis_reads_our_triclinic_box(rng):
     np.testing.assert_allclose(reader.ts.dimensions, atoms.cell.cellpar(), rtol=1e-5)
     np.testing.assert_allclose(reader.ts.positions, atoms.positions, atol=1e-5)
     reader.close()
+
+
+def test_reads_h5md_variants_fixed_box_and_scalar_sampling(rng, tmp_path):
+    """Other H5MD writers: fixed-interval step/time scalars, a time-independent box,
+    scalar mass/species, a value without unit attribute (read as ASE units)."""
+    path = tmp_path / "variant.h5"
+    positions = rng.random((3, 4, 3))
+    with h5py.File(path, "w") as f:
+        g = f.create_group("particles/fluid")
+        g["position/value"] = positions  # no unit attribute: Å
+        g["position/step"] = 10
+        g["position/step"].attrs["offset"] = 5
+        g["position/time"] = 0.02
+        g["position/time"].attrs["unit"] = "ps"
+        g.create_group("box").attrs["dimension"] = 3
+        g["box"].attrs["boundary"] = np.array([b"periodic", b"periodic", b"none"])
+        g["box/edges"] = np.array([2.0, 3.0, 4.0])
+        g["box/edges"].attrs["unit"] = "nm"
+        g["mass"] = 39.948
+        g["species"] = 18
+    with H5MDTrajectory(path) as t:
+        assert t.steps.tolist() == [5, 15, 25]
+        np.testing.assert_allclose(t.times, [0.0, 20.0, 40.0])
+        assert t.time_step == pytest.approx(2.0)
+        np.testing.assert_allclose(t.cells(), np.tile(np.diag([20.0, 30.0, 40.0]), (3, 1, 1)))
+        assert t.pbc.tolist() == [True, True, False] and not t.box_changes
+        np.testing.assert_allclose(t.masses, 39.948)
+        assert t.units["length"] is None and t.units["box"] == "nm"
+    atoms = read_h5md(path, index=2)
+    assert atoms.get_chemical_symbols() == ["Ar"] * 4
+    np.testing.assert_allclose(atoms.positions, positions[2])
+    assert atoms.calc is None and atoms.info == {"step": 25, "time": pytest.approx(40.0)}
