@@ -1221,11 +1221,11 @@ class SystemMapping:
         self._build_flat_operators(unwrap)
 
     def _build_flat_operators(self, unwrap: dict) -> None:
-        """Right-multiplication operators on frame-major flat arrays (n_frames, 3·n).
+        """Sparse operators on component-major arrays (3·n, n_frames).
 
-        Every map here is linear per Cartesian component, so ``M`` acts on (n_frames, n, 3)
-        arrays as ``array.reshape(n_frames, 3 n) @ kron(M, I₃)ᵀ``: one sparse product for a
-        whole chunk of frames, no transposes.
+        Every map here is linear per Cartesian component, so ``M`` acts on a chunk of frames
+        laid out as ``a[3 i + c, f]`` (atom ``i``, component ``c``, frame ``f``) as one sparse
+        product ``kron(M, I₃) @ a``: the whole chunk at once, contiguous in memory.
         """
         n_beads, n_atoms = self.n_beads, self.n_atoms
 
@@ -1238,7 +1238,7 @@ class SystemMapping:
             return scipy.sparse.csr_matrix((v, (r, c)), shape=shape)
 
         def flat(matrix):
-            return scipy.sparse.kron(matrix, scipy.sparse.identity(3), format="csr").T.tocsr()
+            return scipy.sparse.kron(matrix, scipy.sparse.identity(3), format="csr")
 
         bond = scipy.sparse.identity(n_atoms, format="csr") - scipy.sparse.csr_matrix(
             (np.ones(n_atoms), (np.arange(n_atoms), self.parent)), shape=(n_atoms, n_atoms)
@@ -1275,10 +1275,8 @@ class SystemMapping:
         return array, single
 
     def _apply(self, name: str, array: np.ndarray) -> np.ndarray:
-        """Apply flat operator ``name`` to (n_frames, n, 3) → (n_frames, m, 3)."""
-        n_frames = array.shape[0]
-        out = np.asarray(array.reshape(n_frames, -1) @ self._flat[name])
-        return out.reshape(n_frames, -1, 3)
+        """Apply operator ``name`` to (n_frames, n, 3) → (n_frames, m, 3)."""
+        return _frames_major(self._flat[name] @ _component_major(array), array.shape[0])
 
     def _cells(self, cells, n_frames: int) -> np.ndarray | None:
         if not self.pbc.any():
@@ -1296,14 +1294,15 @@ class SystemMapping:
         return cells
 
     def _fractional_and_bonds(self, positions: np.ndarray, cells: np.ndarray):
-        """Fractional coordinates s and minimum-image bond vectors Δ (both (n_frames, n_atoms,
-        3)); Δ_j = s_j − s_parent(j) along the template's bond tree."""
-        fractional = positions @ np.linalg.inv(cells)
-        bonds = self._apply("bond", fractional)
+        """Fractional coordinates s and minimum-image bond vectors Δ, both component-major
+        (3 n_atoms, n_frames); Δ_j = s_j − s_parent(j) along the template's bond tree."""
+        fractional = _component_major(positions @ np.linalg.inv(cells))
+        bonds = self._flat["bond"] @ fractional
         if self.pbc.all():
-            bonds -= np.round(bonds)
+            bonds -= np.rint(bonds)
         else:
-            bonds[..., self.pbc] -= np.round(bonds[..., self.pbc])
+            periodic = np.tile(self.pbc, self.n_atoms)
+            bonds[periodic] -= np.rint(bonds[periodic])
         return fractional, bonds
 
     def unwrap(self, positions, cells=None) -> np.ndarray:
@@ -1329,8 +1328,8 @@ class SystemMapping:
         if cells is None:
             return positions[0] if single else positions
         fractional, bonds = self._fractional_and_bonds(positions, cells)
-        whole = self._apply("root_atoms", fractional) + self._apply("path_atoms", bonds)
-        whole = whole @ cells
+        whole = self._flat["root_atoms"] @ fractional + self._flat["path_atoms"] @ bonds
+        whole = _frames_major(whole, positions.shape[0]) @ cells
         return whole[0] if single else whole
 
     def map_positions(self, positions, cells=None) -> np.ndarray:
@@ -1357,12 +1356,13 @@ class SystemMapping:
             beads = self._apply("position", positions)
             return beads[0] if single else beads
         fractional, bonds = self._fractional_and_bonds(positions, cells)
-        beads = self._apply("root_beads", fractional) + self._apply("path_beads", bonds)
+        beads = self._flat["root_beads"] @ fractional + self._flat["path_beads"] @ bonds
         if self.pbc.all():
             beads -= np.floor(beads)
         else:
-            beads[..., self.pbc] -= np.floor(beads[..., self.pbc])
-        beads = beads @ cells
+            periodic = np.tile(self.pbc, self.n_beads)
+            beads[periodic] -= np.floor(beads[periodic])
+        beads = _frames_major(beads, positions.shape[0]) @ cells
         return beads[0] if single else beads
 
     def map_forces(self, forces) -> np.ndarray:
@@ -1405,6 +1405,16 @@ class SystemMapping:
             cg.calc = SinglePointCalculator(cg, forces=self.map_forces(forces))
         cg.info.update({k: v for k, v in atoms.info.items() if k in ("step", "time")})
         return cg
+
+
+def _component_major(array: np.ndarray) -> np.ndarray:
+    """(n_frames, n, 3) → contiguous (3 n, n_frames)."""
+    return np.ascontiguousarray(array.reshape(array.shape[0], -1).T)
+
+
+def _frames_major(array: np.ndarray, n_frames: int) -> np.ndarray:
+    """Contiguous (3 n, n_frames) → (n_frames, n, 3)."""
+    return np.ascontiguousarray(np.asarray(array).T).reshape(n_frames, -1, 3)
 
 
 def _attached_forces(atoms: Atoms) -> np.ndarray | None:
@@ -1512,7 +1522,7 @@ def backmap(cg_atoms: Atoms, mapping: CGMapping, *, seed: int | None = 0) -> Ato
         target = positions[beads]  # (n_mol, n_beads_t, 3)
         if periodic:
             delta = target - target[:, :1]
-            shift = np.round(delta @ np.linalg.inv(cell)) * pbc
+            shift = np.rint(delta @ np.linalg.inv(cell)) * pbc
             target = target - shift @ cell
         template_beads = t.E @ t.positions  # (n_beads_t, 3)
         ref_centre = template_beads.mean(axis=0)

@@ -175,7 +175,7 @@ def _bonds_within_molecules(atoms, atom_molecule: np.ndarray, scale: float) -> n
         delta = atoms.positions[idx[:, j]] - atoms.positions[idx[:, i]]  # (n_mol, n_pairs, 3)
         if periodic:
             fractional = delta @ inverse
-            fractional[..., pbc] -= np.round(fractional[..., pbc])
+            fractional[..., pbc] -= np.rint(fractional[..., pbc])
             delta = fractional @ cell
         bonded = np.linalg.norm(delta, axis=-1) < radii[idx[:, i]] + radii[idx[:, j]]
         found.append(np.stack([idx[:, i][bonded], idx[:, j][bonded]], axis=1))
