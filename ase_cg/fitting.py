@@ -91,7 +91,7 @@ class ClassicalConfig:
     terms: tuple[str, ...] = ("pair", "bond", "angle", "dihedral")
     """Which term kinds to fit; bonded kinds the topology does not have are skipped."""
 
-    smoothness: float = 1e-4
+    smoothness: float = 1e-6
     """λ_s of the curvature-of-force penalty ``λ_s ∫ (d²F/dx²)² dx``, in (coordinate unit)³;
     relative to the mean squared force error per component (eV²/Å²). 0 switches it off."""
 
@@ -520,7 +520,9 @@ def _solve(equations: _NormalEquations, config: ClassicalConfig) -> np.ndarray:
     # least squares on the (symmetric) normal matrix: directions that neither data nor penalty
     # determine (relative singular value < machine precision) get zero instead of noise
     sub = matrix[np.ix_(active, active)]
-    solution[active] = scipy.linalg.lstsq(sub, rhs[active])[0]
+    scale = 1.0 / np.sqrt(np.clip(np.diag(sub), 1e-300, None))  # Jacobi scaling: conditioning
+    scaled = scipy.linalg.lstsq(sub * scale[:, None] * scale[None, :], rhs[active] * scale)[0]
+    solution[active] = scaled * scale
     return solution
 
 

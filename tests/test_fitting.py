@@ -1,0 +1,327 @@
+"""Force-matching fit of the classical splines: recovers LAMMPS LJ + harmonic bonds, exact
+recovery of noise-free spline data, chunking invariance, extrapolation, report, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_classical import CHAIN_CONFIG, chain_liquid, random_chain_model
+
+from ase_cg import _keys as K
+from ase_cg._lammps import import_lammps
+from ase_cg.fitting import (
+    ArrayTrajectory,
+    ClassicalConfig,
+    FitError,
+    fit_classical,
+    plot_classical,
+)
+from ase_cg.potentials import BondSpline, PairSpline, SystemTopology, make_batch
+
+EPSILON, SIGMA, LJ_CUTOFF = 0.01, 3.0, 9.0  # eV, Å, Å
+K_BOND, R0_BOND = 10.0, 1.5  # eV/Å² (E = ½ k (r − r0)²), Å
+TEMPERATURE = 150.0  # K
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The fit is memory bound; several threads on a shared 2-core box only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def simulate_dimers(folder, n_molecules=100, box=20.0, n_frames=100, every=10, seed=7):
+    """NVT liquid of LJ dimers with harmonic bonds in LAMMPS (units metal: Å, eV, eV/Å).
+
+    Returns positions and forces (n_frames, 2 n_molecules, 3), the cell and the topology.
+    The bonded pair is excluded from LJ (``special_bonds lj 0 0 0``), as ase_cg excludes it.
+    """
+    rng = np.random.default_rng(seed)
+    n_side = int(np.ceil(n_molecules ** (1 / 3)))
+    lattice = np.stack(np.meshgrid(*[np.arange(n_side)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    centres = (lattice[:n_molecules] + 0.5) * box / n_side
+    axes = rng.normal(size=(n_molecules, 3))
+    axes /= np.linalg.norm(axes, axis=1)[:, None]
+    ends = np.stack([centres - 0.5 * R0_BOND * axes, centres + 0.5 * R0_BOND * axes], 1)
+    positions = ends.reshape(-1, 3) % box
+    lines = [
+        "LJ dimers",
+        "",
+        f"{2 * n_molecules} atoms",
+        f"{n_molecules} bonds",
+        "1 atom types",
+        "1 bond types",
+        "",
+        f"0 {box} xlo xhi",
+        f"0 {box} ylo yhi",
+        f"0 {box} zlo zhi",
+        "",
+        "Masses",
+        "",
+        "1 15.0",
+        "",
+        "Atoms # bond",
+        "",
+    ]
+    lines += [f"{i + 1} {i // 2 + 1} 1 {x:.8f} {y:.8f} {z:.8f}" for i, (x, y, z) in
+              enumerate(positions)]  # fmt: skip
+    lines += ["", "Bonds", ""] + [f"{m + 1} 1 {2 * m + 1} {2 * m + 2}" for m in range(n_molecules)]
+    data = folder / "dimers.data"
+    data.write_text("\n".join(lines) + "\n")
+    lammps = import_lammps()
+    lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    try:
+        for command in [
+            "units metal",
+            "atom_style bond",
+            "boundary p p p",
+            f"read_data {data}",
+            f"pair_style lj/cut {LJ_CUTOFF}",
+            f"pair_coeff * * {EPSILON} {SIGMA}",
+            "bond_style harmonic",
+            f"bond_coeff 1 {K_BOND / 2} {R0_BOND}",  # LAMMPS: E = K (r − r0)²
+            "special_bonds lj 0.0 0.0 0.0",
+            "neighbor 1.0 bin",
+            "neigh_modify every 1 delay 0 check yes",
+            "minimize 1e-6 1e-8 200 2000",
+            "reset_timestep 0",
+            f"velocity all create {TEMPERATURE} {seed} dist gaussian",
+            f"fix thermostat all nvt temp {TEMPERATURE} {TEMPERATURE} 0.1",
+            "timestep 0.002",
+            "run 2000",
+        ]:
+            lmp.command(command)
+        frames_x, frames_f = [], []
+        for _ in range(n_frames):
+            lmp.command(f"run {every} pre no post no")
+            n_local = lmp.extract_global("nlocal")
+            order = np.argsort(lmp.numpy.extract_atom("id")[:n_local])
+            frames_x.append(lmp.numpy.extract_atom("x")[:n_local][order].copy())
+            frames_f.append(lmp.numpy.extract_atom("f")[:n_local][order].copy())
+    finally:
+        lmp.close()
+    n_beads = 2 * n_molecules
+    topology = SystemTopology(
+        np.zeros(n_beads, int),
+        np.arange(n_beads).reshape(-1, 2),
+        np.zeros((0, 3)),
+        np.zeros((0, 4)),
+    )
+    return np.array(frames_x), np.array(frames_f), np.eye(3) * box, topology
+
+
+@pytest.fixture(scope="module")
+def dimers(tmp_path_factory):
+    return simulate_dimers(tmp_path_factory.mktemp("lammps"))
+
+
+@pytest.fixture(scope="module")
+def dimer_fit(dimers):
+    positions, forces, cell, topology = dimers
+    config = ClassicalConfig(pair_cutoff=LJ_CUTOFF, temperature=TEMPERATURE)
+    return fit_classical(ArrayTrajectory(positions, cell, forces), topology, config=config)
+
+
+def lj_force(r):
+    s6 = (SIGMA / r) ** 6
+    return 24 * EPSILON / r * (2 * s6 * s6 - s6)
+
+
+def test_fit_recovers_lammps_lj_and_harmonic_bond(dimer_fit):
+    """Pair force within 0.005 eV/Å + 3 % of |F_LJ| from the first well-sampled interval to the
+    cutoff (LJ forces there reach ~0.4 eV/Å); bond k within 2 %, r0 within 0.2 %."""
+    model, _ = dimer_fit
+    pair, bond = model.terms
+    assert isinstance(pair, PairSpline) and isinstance(bond, BondSpline)
+    lower = float(pair.lower[0])
+    assert 2.5 < lower < 3.0  # the closest approaches of a 150 K LJ liquid, σ = 3 Å
+    r = np.linspace(lower + pair.grid.spacing, LJ_CUTOFF - 0.05, 400)
+    _, force = pair.evaluate(r, (0, 0))
+    tolerance = 0.005 + 0.03 * np.abs(lj_force(r))
+    assert np.all(np.abs(force - lj_force(r)) < tolerance), np.abs(force - lj_force(r)).max()
+    assert lj_force(r).max() > 0.2  # the compared range includes the steep wall
+    # bond: a parabola through the fitted energy over the sampled range
+    r_bond = np.linspace(float(bond.lower[0]), float(bond.upper[0]), 200)
+    energy, _ = bond.evaluate(r_bond, (0, 0))
+    c2, c1, _ = np.polyfit(r_bond, energy, 2)
+    assert 2 * c2 == pytest.approx(K_BOND, rel=0.02)
+    assert -c1 / (2 * c2) == pytest.approx(R0_BOND, rel=0.002)
+
+
+def test_fitted_extrapolation_is_repulsive(dimer_fit):
+    model, _ = dimer_fit
+    pair, bond = model.terms
+    r = np.linspace(0.1, float(pair.lower[0]), 200)
+    energy, force = pair.evaluate(r, (0, 0))
+    assert np.all(np.diff(energy) < 0) and np.all(force > 0)
+    r = np.linspace(0.1, float(bond.lower[0]), 200)
+    energy, _ = bond.evaluate(r, (0, 0))
+    assert np.all(np.diff(energy) < 0)
+    r = np.linspace(float(bond.upper[0]), 5.0, 200)
+    energy, _ = bond.evaluate(r, (0, 0))
+    assert np.all(np.diff(energy) > 0)
+
+
+def test_fit_report(dimer_fit):
+    _, report = dimer_fit
+    validation = report["validation"]
+    assert set(validation) == {"B0", "all"}
+    assert report["n_train_frames"] == 80 and report["n_validation_frames"] == 20
+    # noise-free LAMMPS forces of the same functional form: almost all variance explained
+    assert validation["all"]["fraction_unexplained"] < 2e-3
+    assert validation["all"]["force_variance"] > 0.05
+    assert report["train"]["all"]["fraction_unexplained"] < 2e-3
+    assert report["samples"]["PairSpline"]["B0-B0"] > 1e5
+
+
+def test_fitted_model_forces_equal_finite_differences(dimer_fit, dimers):
+    """Forces through CGModel, with one pair pushed into the extrapolated wall and one bond
+    stretched past the sampled range."""
+    model, _ = dimer_fit
+    positions, _, cell, topology = dimers
+    x = positions[-1].copy()
+    x[2] = x[4] + np.array([2.0, 0.3, 0.1])  # beads 2, 4: different molecules, 2.03 Å apart
+    x[1] = x[0] + np.array([0.0, 0.0, 1.9])  # stretched bond of molecule 0
+
+    def energy(y):
+        return model(make_batch(y, cell, topology, model.cutoff), compute_forces=False)[
+            K.ENERGY
+        ].item()
+
+    forces = model(make_batch(x, cell, topology, model.cutoff))[K.FORCES].detach().numpy()
+    h = 1e-5
+    for bead in (0, 1, 2, 4, 7):
+        for axis in range(3):
+            plus, minus = x.copy(), x.copy()
+            plus[bead, axis] += h
+            minus[bead, axis] -= h
+            numeric = -(energy(plus) - energy(minus)) / (2 * h)
+            assert forces[bead, axis] == pytest.approx(numeric, rel=1e-6, abs=1e-7)
+    assert np.abs(forces[[0, 1, 2, 4]]).max() > 0.3
+
+
+def test_chunked_accumulation_equals_one_chunk(dimers):
+    positions, forces, cell, topology = dimers
+    data = ArrayTrajectory(positions[:12], cell, forces[:12])
+    coefficients = []
+    for chunk_size in (5, 12):
+        config = ClassicalConfig(
+            pair_cutoff=LJ_CUTOFF, chunk_size=chunk_size, validation_fraction=0.0
+        )
+        model, _ = fit_classical(data, topology, config=config)
+        coefficients.append([t.coefficients.clone() for t in model.terms])
+    for a, b in zip(*coefficients, strict=True):  # equal up to rounding (summation order)
+        assert torch.allclose(a, b, rtol=0.0, atol=1e-8 * float(b.abs().max()))
+
+
+def test_noise_free_spline_data_recovers_coefficients(rng):
+    """Forces of a random model with all four spline kinds, refitted without smoothing."""
+    truth = random_chain_model(rng)
+    frames, cells = [], []
+    for _ in range(30):
+        positions, cell, topology = chain_liquid(rng)
+        frames.append(positions)
+        cells.append(cell)
+    batch = make_batch(np.array(frames), np.array(cells), topology, truth.cutoff)
+    forces = truth(batch)[K.FORCES].detach().numpy().reshape(len(frames), -1, 3)
+    data = ArrayTrajectory(np.array(frames), np.array(cells), forces)
+    model, report = fit_classical(
+        data, topology, config=CHAIN_CONFIG, bead_type_names=["A", "B"], progress=False
+    )
+    assert report["train"]["all"]["fraction_unexplained"] < 1e-10
+    for fitted, true in zip(model.terms, truth.terms, strict=True):
+        assert fitted.kind == true.kind and fitted.grid == true.grid
+        sampled = true.samples > 0
+        assert torch.equal(fitted.samples > 0, sampled), fitted.kind
+        difference = fitted.coefficients - true.coefficients
+        if fitted.kind != "pair":  # bonded energies are fitted up to a constant
+            difference = difference - difference.mean(1, keepdim=True)
+        scale = true.coefficients.abs().max()
+        assert difference.abs().max() < 1e-6 * scale, fitted.kind
+        assert torch.all(fitted.coefficients[~sampled] == 0)
+
+
+def test_unsampled_type_pair_gets_zero_coefficients_and_a_wall(dimers):
+    positions, forces, cell, topology = dimers
+    types = np.zeros(topology.n_beads, dtype=int)
+    types[0] = 1  # a single bead of type "B": B–B pairs never occur
+    two_types = SystemTopology(types, topology.bonds, topology.angles, topology.dihedrals)
+    data = ArrayTrajectory(positions[:10], cell, forces[:10])
+    config = ClassicalConfig(pair_cutoff=LJ_CUTOFF, validation_fraction=0.0)
+    model, report = fit_classical(data, two_types, config=config, bead_type_names=["A", "B"])
+    pair = model.terms[0]
+    bb = pair.combinations.index((1, 1))
+    assert float(pair.samples[bb]) == 0 and torch.all(pair.coefficients[bb] == 0)
+    assert report["samples"]["PairSpline"]["B-B"] == 0
+    energy, force = pair.evaluate(np.linspace(0.5, 6.0, 100), (1, 1))
+    inside = np.linspace(0.5, 6.0, 100) >= float(pair.lower[bb])
+    assert np.all(energy[inside] == 0) and np.all(np.diff(energy[~inside]) < 0)
+    assert float(pair.samples[pair.combinations.index((0, 1))]) > 0
+
+
+def test_fit_from_cg_h5md_with_mapping(dimers, tmp_path):
+    from ase import Atoms
+
+    from ase_cg.io import H5MDWriter
+    from ase_cg.mapping import CGMapping
+
+    positions, forces, cell, topology = dimers
+    template = Atoms("CC", positions=[[0, 0, 0], [R0_BOND, 0, 0]], masses=[15.0, 15.0])
+    mapping = CGMapping.from_groups(template, [[0], [1]], bead_names=["C1", "C1"], name="dimer")
+    n_beads = topology.n_beads
+    path = tmp_path / "cg.h5"
+    with H5MDWriter(
+        path,
+        bead_types=np.array(["C1"] * n_beads),
+        masses=np.full(n_beads, 15.0),
+        mol_ids=np.arange(n_beads) // 2,
+        bonds=topology.bonds,
+    ) as writer:
+        for x, f in zip(positions[:10], forces[:10], strict=True):
+            writer.append(x, cell, forces=f)
+    config = ClassicalConfig(pair_cutoff=LJ_CUTOFF, temperature=TEMPERATURE)
+    model, report = fit_classical(path, mapping, config=config)
+    assert model.mapping is mapping and model.bead_type_names == ["C1"]
+    assert [t.kind for t in model.terms] == ["pair", "bond"]
+    assert set(report["validation"]) == {"C1", "all"}
+    assert report["validation"]["all"]["fraction_unexplained"] < 0.02
+    assert str(path) == model.provenance["data"]
+
+
+def test_bad_input(dimers, tmp_path):
+    from ase_cg.io import H5MDWriter
+
+    positions, forces, cell, topology = dimers
+    with pytest.raises(FitError, match="unknown ClassicalConfig keys \\['cutoff'\\]"):
+        ClassicalConfig.from_dict({"cutoff": 8.0})
+    with pytest.raises(FitError, match="pair_spacing must be > 0"):
+        ClassicalConfig(pair_spacing=0.0)
+    with pytest.raises(FitError, match="terms \\['torsion'\\] unknown"):
+        ClassicalConfig(terms=("pair", "torsion"))
+    short = SystemTopology(np.zeros(10, int), np.zeros((0, 2)), np.zeros((0, 3)), np.zeros((0, 4)))
+    with pytest.raises(FitError, match="200 particles per frame but the topology has 10 beads"):
+        fit_classical(ArrayTrajectory(positions[:3], cell, forces[:3]), short)
+    with pytest.raises(FitError, match="forces .* must have the shape of positions"):
+        ArrayTrajectory(positions[:3], cell, forces[:2])
+    path = tmp_path / "no_forces.h5"
+    with H5MDWriter(path, bead_types=np.array(["A"] * 200), masses=np.full(200, 15.0)) as writer:
+        writer.append(positions[0], cell)
+    with pytest.raises(FitError, match="no_forces.h5: the trajectory has no forces"):
+        fit_classical(path, topology)
+    with pytest.raises(FitError, match="no training frames"):
+        fit_classical(
+            ArrayTrajectory(positions[:3], cell, forces[:3]),
+            topology,
+            config=ClassicalConfig(start=5),
+        )
+
+
+def test_plot_classical_writes_png(dimer_fit, tmp_path):
+    model, _ = dimer_fit
+    path = plot_classical(model, tmp_path / "plots" / "classical.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 10_000
+    assert not [p for p in path.parent.iterdir() if p.name != "classical.png"]
