@@ -36,6 +36,7 @@ import torch
 
 from ase_cg.errors import InputError
 from ase_cg.potentials.neural import METADATA_FILE, METADATA_FORMAT, METADATA_VERSION
+from lammps_interface.run import DATA_FILE, DUMP_FILE
 from lammps_interface.tables import write_text_atomic
 from lammps_interface.units import EV_TO_KCAL_PER_MOL
 
@@ -134,12 +135,10 @@ def write_torchscript_model(
 # --- the whole model: data file, tables, TorchScript, input deck ------------------------------
 
 #: File names inside an export directory.
-DATA_FILE = "data.cg"
 SYSTEM_FILE = "system.in"
 DECK_FILE = "in.cg"
 NEURAL_FILE = "cgtorch.pt"
 TABLE_FILES = {kind: f"{kind}.table" for kind in ("pair", "bond", "angle", "dihedral")}
-DUMP_FILE = "dump.cg.lammpstrj"
 
 
 def _canonical(types: tuple[int, ...]) -> tuple[int, ...]:
@@ -500,3 +499,48 @@ def _template_bonded_types(model) -> dict[str, list[tuple[int, ...]]]:
                 for row in molecule[f"{kind}s"]:
                     found[kind].add(_canonical(tuple(int(t) for t in type_index[row])))
     return {kind: sorted(values) for kind, values in found.items()}
+
+
+def export_lammps(
+    model_path: str | os.PathLike,
+    directory: str | os.PathLike,
+    *,
+    start: str | os.PathLike | None = None,
+    frame: int = -1,
+    n_molecules: int | None = None,
+    density: float | None = None,
+    seed: int | None = None,
+    **options,
+) -> dict[str, Path]:
+    """``ase-cg export-lammps``: load a model file, get a start structure, :func:`export` it.
+
+    Parameters
+    ----------
+    model_path : path
+        Model file (:func:`ase_cg.model.save_model`).
+    directory : path
+        Export folder.
+    start : path, optional
+        Start structure (H5MD or ASE-readable, CG or all-atom mapped with the model's mapping);
+        without it a box of ``n_molecules`` at ``density`` (g/cm³) is built.
+    frame : int, default -1
+        Frame of ``start``.
+    n_molecules, density, seed
+        New box (:func:`ase_cg.md.build_cg_box`).
+    **options
+        Passed to :func:`export` (``table_points``, ``temperature``, ``timestep`` …).
+    """
+    from ase_cg import md
+    from ase_cg.model import load_model
+
+    model = load_model(model_path)
+    if start is not None:
+        atoms = md._read_start(Path(start), frame, model)
+    elif n_molecules is not None and density is not None:
+        atoms = md.build_cg_box(model, n_molecules, density, seed=seed)
+    else:
+        raise InputError(
+            "export-lammps needs a start structure (--start FILE) or a new box "
+            "(--n-molecules N --density RHO)"
+        )
+    return export(model, directory, atoms=atoms, **options)

@@ -22,6 +22,11 @@ import numpy as np
 from ase_cg._lammps import lammps_subprocess_env
 from ase_cg.errors import ASECGError, InputError
 from lammps_interface.plugin import lammps_plugin_env
+from lammps_interface.units import EV_TO_KCAL_PER_MOL, FS_TO_ASE_TIME
+
+#: File names the export writes and the run reads.
+DATA_FILE = "data.cg"
+DUMP_FILE = "dump.cg.lammpstrj"
 
 
 class LammpsRunError(ASECGError, RuntimeError):
@@ -144,6 +149,7 @@ def run_deck(
     deck: str = "in.cg",
     variables: dict[str, str] | None = None,
     timeout: float | None = None,
+    h5md: str | None = "trajectory.h5",
 ) -> dict[str, Path]:
     """Run a LAMMPS deck with ``lmp`` (``mpiexec -n ranks lmp`` for ranks > 1) in its folder.
 
@@ -160,12 +166,15 @@ def run_deck(
         LAMMPS index variables passed as ``-var NAME VALUE`` (e.g. ``{"steps": "1000"}``).
     timeout : float, optional
         Seconds before LAMMPS is killed.
+    h5md : str or None, default "trajectory.h5"
+        File name (in ``directory``) of the H5MD copy of the trajectory dump (ASE units, bead
+        types, masses, molecule ids and bonds from ``data.cg``); None: no conversion.
 
     Returns
     -------
     dict
         ``"log"`` → the LAMMPS log file; ``"dump"`` → the trajectory dump if the deck wrote one
-        (``dump.cg.lammpstrj``).
+        (``dump.cg.lammpstrj``) and ``"h5md"`` → its H5MD conversion.
 
     Raises
     ------
@@ -195,7 +204,145 @@ def run_deck(
     )
     _raise_for_lammps(result, str(directory / deck))
     outputs = {"log": directory / "log.lammps"}
-    dump = directory / "dump.cg.lammpstrj"
+    dump = directory / DUMP_FILE
     if dump.exists():
         outputs["dump"] = dump
+        if h5md is not None and (directory / DATA_FILE).exists():
+            time_step = float((variables or {}).get("timestep", _deck_variable(directory / deck)))
+            outputs["h5md"] = directory / h5md
+            dump_to_h5md(dump, outputs["h5md"], directory / DATA_FILE, time_step=time_step)
     return outputs
+
+
+def _deck_variable(deck: Path, name: str = "timestep") -> str:
+    """Default value of ``variable NAME index VALUE`` in a deck written by the export."""
+    match = re.search(rf"^variable\s+{name}\s+index\s+(\S+)", deck.read_text(), re.M)
+    if match is None:
+        raise InputError(f"{deck} defines no 'variable {name} index VALUE'; pass it in variables")
+    return match.group(1)
+
+
+def _read_data_file(path: Path) -> tuple[dict[int, str], dict[int, float], np.ndarray, np.ndarray]:
+    """Type names and masses (from ``Masses`` lines ``TYPE MASS  # NAME``), molecule id of each
+    atom and 0-based bonds of a data file written by :func:`lammps_interface.export`."""
+    names, masses, mol_ids, bonds = {}, {}, {}, []
+    section = None
+    for line in path.read_text().splitlines():
+        body, _, comment = line.partition("#")
+        words = body.split()
+        if not words:
+            continue
+        if words[0] in ("Masses", "Atoms", "Bonds", "Angles", "Dihedrals", "Velocities"):
+            section = words[0]
+            continue
+        if section == "Masses":
+            masses[int(words[0])] = float(words[1])
+            names[int(words[0])] = comment.strip() or words[0]
+        elif section == "Atoms":
+            mol_ids[int(words[0])] = int(words[1])
+        elif section == "Bonds":
+            bonds.append((int(words[2]) - 1, int(words[3]) - 1))
+    ids = sorted(mol_ids)
+    return names, masses, np.array([mol_ids[i] for i in ids]), np.array(bonds).reshape(-1, 2)
+
+
+def _dump_frames(path: Path):
+    """Frames of a LAMMPS text dump ``id mol type xu yu zu vx vy vz fx fy fz`` (units real),
+    sorted by id: ``(step, cell (3, 3) Å, types, positions Å, velocities Å/fs, forces
+    kcal/mol/Å)``."""
+    with open(path) as stream:
+        while True:
+            line = stream.readline()
+            if not line:
+                return
+            if not line.startswith("ITEM: TIMESTEP"):
+                raise InputError(f"{path}: not a LAMMPS text dump (expected 'ITEM: TIMESTEP')")
+            step = int(stream.readline())
+            stream.readline()
+            n = int(stream.readline())
+            header = stream.readline().split()
+            bounds = np.array([stream.readline().split() for _ in range(3)], dtype=float)
+            columns = stream.readline().split()[2:]
+            table = np.loadtxt(stream, max_rows=n, ndmin=2)
+            if "xy" in header:  # triclinic: bounding box → box edges and tilts
+                xy, xz, yz = bounds[:, 2]
+                xlo = bounds[0, 0] - min(0.0, xy, xz, xy + xz)
+                xhi = bounds[0, 1] - max(0.0, xy, xz, xy + xz)
+                ylo, yhi = bounds[1, 0] - min(0.0, yz), bounds[1, 1] - max(0.0, yz)
+                cell = [
+                    [xhi - xlo, 0, 0],
+                    [xy, yhi - ylo, 0],
+                    [xz, yz, bounds[2, 1] - bounds[2, 0]],
+                ]
+            else:
+                cell = np.diag(bounds[:, 1] - bounds[:, 0])
+            table = table[np.argsort(table[:, columns.index("id")])]
+
+            index = {name: columns.index(name) for name in columns}
+            yield (
+                step,
+                np.asarray(cell, dtype=float),
+                table[:, index["type"]].astype(int),
+                table[:, [index["xu"], index["yu"], index["zu"]]],
+                table[:, [index["vx"], index["vy"], index["vz"]]],
+                table[:, [index["fx"], index["fy"], index["fz"]]],
+            )
+
+
+def dump_to_h5md(
+    dump: str | os.PathLike,
+    output: str | os.PathLike,
+    data_file: str | os.PathLike,
+    *,
+    time_step: float,
+) -> int:
+    """Convert the trajectory dump of an exported deck to H5MD (ASE units), streaming.
+
+    Parameters
+    ----------
+    dump : path
+        ``dump.cg.lammpstrj`` (columns ``id mol type xu yu zu vx vy vz fx fy fz``, units real).
+    output : path
+        H5MD file, written atomically (:class:`ase_cg.io.H5MDWriter`).
+    data_file : path
+        The ``data.cg`` of the run: bead-type names, masses, molecule ids and bonds.
+    time_step : float
+        fs, the run's time step (frame times are step × time_step).
+
+    Returns
+    -------
+    int
+        Number of frames written.
+    """
+    from ase_cg.io import H5MDWriter
+
+    names, masses, mol_ids, bonds = _read_data_file(Path(data_file))
+    writer = None
+    try:
+        for step, cell, types, positions, velocities, forces in _dump_frames(Path(dump)):
+            if writer is None:
+                writer = H5MDWriter(
+                    output,
+                    bead_types=[names[t] for t in types],
+                    masses=[masses[t] for t in types],
+                    mol_ids=mol_ids,
+                    bonds=bonds,
+                    time_step=time_step,
+                    dtype=np.float64,
+                )
+            writer.append(
+                positions,
+                cell,
+                forces=forces / EV_TO_KCAL_PER_MOL,
+                velocities=velocities / FS_TO_ASE_TIME,
+                step=step,
+            )
+        if writer is None:
+            raise InputError(f"{dump}: the dump has no frames")
+        n_frames = writer.n_frames
+        writer.close()
+        return n_frames
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise

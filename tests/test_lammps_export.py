@@ -7,6 +7,8 @@ molecule with angle and dihedral tables. LAMMPS runs in subprocesses.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from ase import Atoms
 
 from ase_cg.calculator import CGCalculator
 from ase_cg.errors import InputError
+from ase_cg.io import read_h5md
 from ase_cg.mapping import CGMapping
 from ase_cg.md import build_cg_box
 from ase_cg.potentials import CGModel, HarmonicAngles, HarmonicBonds, Repulsion
@@ -21,8 +24,11 @@ from ase_cg.potentials.classical import DihedralSpline, PairSpline
 from ase_cg.potentials.neural import NeuralPotential
 from lammps_interface import export
 from lammps_interface.run import LammpsRunError, evaluate, run_deck
+from lammps_interface.units import EV_TO_KCAL_PER_MOL
 
-ETHANE = CGMapping.load("data/ethane_mapping.json")
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+ETHANE = CGMapping.load(DATA / "ethane_mapping.json")
 
 
 def pair_spline() -> PairSpline:
@@ -155,6 +161,16 @@ def test_run_deck_runs_md_and_writes_a_trajectory(tmp_path):
     outputs = run_deck(tmp_path)
     frames = outputs["dump"].read_text().count("ITEM: TIMESTEP")
     assert frames == 3  # steps 0, 20, 40
+    h5 = read_h5md(outputs["h5md"])
+    assert len(h5) == 3 and list(h5[0].arrays["bead-type"]) == ["CH3"] * len(atoms)
+    assert h5[0].get_masses() == pytest.approx(atoms.get_masses())
+    # velocity create sets 180 K over 3N - 3 degrees of freedom (ASE counts 3N); LAMMPS and
+    # ASE differ in k_B by ~1e-6
+    n = len(atoms)
+    assert h5[0].get_temperature() == pytest.approx(180.0 * (3 * n - 3) / (3 * n), rel=1e-5)
+    first = outputs["dump"].read_text().split("ITEM: ATOMS")[1].splitlines()[1].split()
+    force_real = np.array(first[-3:], dtype=float)  # kcal/mol/Å of bead 1 at step 0
+    assert h5[0].get_forces()[0] == pytest.approx(force_real / EV_TO_KCAL_PER_MOL, rel=1e-8)
     assert "Loop time" in outputs["log"].read_text()
     with pytest.raises(InputError, match="no LAMMPS deck"):
         run_deck(tmp_path / "missing")

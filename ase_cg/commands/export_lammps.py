@@ -1,0 +1,71 @@
+"""``ase-cg export-lammps``: a model as a LAMMPS run (data file, tables, plugin model, deck)."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "export-lammps"
+HELP = (
+    "Export a model for LAMMPS: data file, pair/bond/angle/dihedral tables, the many-body term "
+    "for the cgtorch plugin, and an input deck in units real (run it with 'ase-cg lammps run')."
+)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``ase-cg export-lammps``."""
+    parser.add_argument("model", help="model file (ase-cg train output, or data/ethane_*.pt)")
+    parser.add_argument("directory", help="output folder (created; its files are replaced)")
+    parser.add_argument(
+        "--start",
+        default=None,
+        help="start structure: H5MD (.h5) or any ASE-readable file, CG or all-atom (mapped with "
+        "the model's mapping); default: build a box (--n-molecules, --density)",
+    )
+    parser.add_argument("--frame", type=int, default=-1, help="frame of --start")
+    parser.add_argument("--n-molecules", type=int, default=None, help="molecules in a new box")
+    parser.add_argument("--density", type=float, default=None, help="new box density, g/cm³")
+    parser.add_argument("--seed", type=int, default=None, help="random seed of a new box")
+    parser.add_argument("--table-points", type=int, default=2000, help="points per table")
+    parser.add_argument(
+        "--table-inner", type=float, default=0.5, help="inner end of the pair table, Å"
+    )
+    parser.add_argument(
+        "--neural-dtype",
+        choices=["float32", "float64"],
+        default=None,
+        help="precision of the exported many-body term (default: the model's)",
+    )
+    parser.add_argument("--skin", type=float, default=2.0, help="neighbour skin, Å")
+    parser.add_argument("--temperature", type=float, default=300.0, help="deck temperature, K")
+    parser.add_argument("--time-step", type=float, default=2.0, help="deck time step, fs")
+    parser.add_argument("--steps", type=int, default=10000, help="deck MD steps")
+    parser.add_argument("--dump-every", type=int, default=100, help="steps between dump frames")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Call :func:`lammps_interface.export.export_lammps` and list the files written."""
+    import torch
+
+    from lammps_interface.export import export_lammps
+
+    files = export_lammps(
+        args.model,
+        args.directory,
+        start=args.start,
+        frame=args.frame,
+        n_molecules=args.n_molecules,
+        density=args.density,
+        seed=args.seed,
+        table_points=args.table_points,
+        table_inner=args.table_inner,
+        neural_dtype=None if args.neural_dtype is None else getattr(torch, args.neural_dtype),
+        skin=args.skin,
+        temperature=args.temperature,
+        timestep=args.time_step,
+        steps=args.steps,
+        dump_every=args.dump_every,
+    )
+    for name, path in files.items():
+        print(f"{name:>15}: {path}")
+    return 0
