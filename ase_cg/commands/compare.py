@@ -21,8 +21,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--mapping",
         default=None,
         help="mapping JSON file (e.g. data/ethane_mapping.json); maps the reference frame by "
-        "frame and gives both sides' bonds, angles and dihedrals; default: none (both inputs "
-        "are CG, topology from the files' bonds)",
+        "frame and gives both sides' bonds, angles and dihedrals; without it both inputs must "
+        "be CG (topology from the files' bonds)",
     )
     parser.add_argument(
         "-o",
@@ -34,9 +34,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--r-max",
         type=float,
         default=None,
-        help="largest RDF distance, Å; default min(15 Å, 98 %% of half the shortest box width)",
+        help="largest RDF distance, Å; None: min(15 Å, 98 %% of half the shortest box width)",
     )
-    parser.add_argument("--n-bins", type=int, default=None, help="RDF bins; default one per 0.1 Å")
+    parser.add_argument("--n-bins", type=int, default=None, help="RDF bins; None: one per 0.1 Å")
     parser.add_argument(
         "--bond-bins", type=int, default=80, help="bins of the bond-length distributions"
     )
@@ -55,8 +55,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         nargs=2,
         metavar=("T0", "T1"),
         default=None,
-        help="lag times of the diffusion fit MSD = 6Dt + c, fs; default 10 %%–50 %% of the "
-        "shorter trajectory's time span",
+        help="lag times of the diffusion fit MSD = 6Dt + c, fs; None: 10 %%–50 %% of each "
+        "trajectory's own time span",
     )
     parser.add_argument("--title", default="CG vs all-atom comparison", help="title of index.md")
     parser.set_defaults(func=run)
