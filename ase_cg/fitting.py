@@ -181,10 +181,10 @@ class ArrayTrajectory:
 
     Parameters
     ----------
-    positions : (n_frames, n_beads, 3) float, Å
-    cells : (n_frames, 3, 3) or (3, 3) float, Å
+    positions_array : (n_frames, n_beads, 3) float, Å
+    cells_array : (n_frames, 3, 3) or (3, 3) float, Å
         Cell vectors as rows; zeros for a non-periodic system.
-    forces : (n_frames, n_beads, 3) float, eV/Å
+    forces_array : (n_frames, n_beads, 3) float, eV/Å
         Mapped reference forces.
     bead_types : (n_beads,) str, optional
         Bead-type names.
@@ -343,9 +343,9 @@ def _selections(indices: np.ndarray, chunk_size: int):
             yield chunk, len(chunk)
 
 
-def _graphs(source, indices, topology, cutoff, pbc, chunk_size, progress, description):
+def _graphs(source, indices, topology, cutoff, pbc, chunk_size, disable, description):
     """Yield ``(graph, reference_forces (n, 3), n_frames)`` per chunk of frames."""
-    bar = tqdm(total=len(indices), desc=description, unit="frame", disable=progress)
+    bar = tqdm(total=len(indices), desc=description, unit="frame", disable=disable)
     try:
         for selection, n in _selections(indices, chunk_size):
             positions = source.positions(selection)
@@ -370,7 +370,7 @@ def _grid_from_range(low, high, spacing, clip=(-math.inf, math.inf)) -> tuple[fl
     return start, stop, n
 
 
-def _scan_ranges(source, indices, topology, config, pbc, kinds, progress, n_scan=20):
+def _scan_ranges(source, indices, topology, config, pbc, kinds, disable, n_scan=20):
     """Min/max of each coordinate kind over up to ``n_scan`` frames spread over ``indices``."""
     probes = {
         "pair": SPLINE_TERMS["pair"](1, 0.0, config.pair_cutoff, 1),
@@ -381,7 +381,7 @@ def _scan_ranges(source, indices, topology, config, pbc, kinds, progress, n_scan
     ranges = {kind: [math.inf, -math.inf] for kind in kinds}
     cutoff = config.pair_cutoff if "pair" in kinds else 0.0
     for graph, _, _ in _graphs(
-        source, subset, topology, cutoff, pbc, config.chunk_size, progress, "scan ranges"
+        source, subset, topology, cutoff, pbc, config.chunk_size, disable, "scan ranges"
     ):
         graph = graph._replace(bead_types=torch.zeros_like(graph.bead_types))
         for kind in kinds:
@@ -558,7 +558,7 @@ def _install(equations: _NormalEquations, solution: np.ndarray, config: Classica
 
 
 # --- held-out report ---------------------------------------------------------------------------
-def _force_statistics(model, source, indices, topology, pbc, names, config, progress) -> dict:
+def _force_statistics(model, source, indices, topology, pbc, names, config, disable) -> dict:
     """Force-matching error and mapped-force variance per bead type on ``indices``."""
     n_types = len(names)
     sq_error = np.zeros(n_types)
@@ -566,7 +566,7 @@ def _force_statistics(model, source, indices, topology, pbc, names, config, prog
     force_sum = np.zeros((n_types, 3))
     counts = np.zeros(n_types)
     types = topology.bead_type_index
-    bar = tqdm(total=len(indices), desc="validate", unit="frame", disable=progress)
+    bar = tqdm(total=len(indices), desc="validate", unit="frame", disable=disable)
     for selection, n in _selections(indices, config.chunk_size):
         batch = make_batch(
             source.positions(selection), source.cells(selection), topology, model.cutoff, pbc=pbc
@@ -834,8 +834,8 @@ def plot_classical(model: CGModel, path: str | os.PathLike, *, n_points: int = 4
             low = min(v.min() for v in visible)
             axis.set_ylim(low - 0.1 * abs(low) - 1e-3, max(0.05, 3 * abs(low)))
         axis.axhline(0.0, color="0.7", lw=0.8)
-        unit = "deg" if angular else "Å"
-        axis.set_xlabel(f"{term.kind} coordinate ({unit})")
+        symbol = {"pair": "r (Å)", "bond": "r (Å)", "angle": "θ (deg)", "dihedral": "φ (deg)"}
+        axis.set_xlabel(symbol[term.kind])
         axis.set_ylabel("energy (eV)")
         axis.set_title(type(term).__name__)
         axis.legend(fontsize=8)

@@ -458,7 +458,12 @@ class DihedralSpline(SplineTerm):
     periodic = True
 
     def __init__(
-        self, n_types: int, n_intervals: int, *, force_floor: float = 0.1, stiffness_floor=1.0
+        self,
+        n_types: int,
+        n_intervals: int,
+        *,
+        force_floor: float = 0.1,
+        stiffness_floor: float = 1.0,
     ) -> None:
         super().__init__(
             n_types,
