@@ -26,13 +26,8 @@ torch.set_num_threads(1)
 
 
 def propane_mapping():
-    """Propane → CH3–CH2–CH3: each carbon with its hydrogens."""
-    template = molecule("C3H8")
-    carbons = [i for i, z in enumerate(template.numbers) if z == 6]
-    hydrogens = [i for i, z in enumerate(template.numbers) if z == 1]
-    distances = template.get_all_distances()
-    groups = [[c] + [h for h in hydrogens if distances[c, h] < 1.2] for c in carbons]
-    return CGMapping.from_groups(template, groups, name="propane")
+    """Propane → CH3–CH2–CH3."""
+    return carbon_mapping("C3H8", "propane")
 
 
 def propane_model(neural_dtype=torch.float64, seed=0):
@@ -167,3 +162,60 @@ def test_bad_molecules_give_clear_errors(liquid):
     wrong.arrays[K.MOL_ID][0] = 999  # one bead cut off its molecule
     with pytest.raises(CGAtomsError, match="do not match the model's mapping"):
         CGCalculator(model).get_forces(wrong)
+
+
+def carbon_mapping(name, label=None):
+    """Each carbon with its hydrogens as one bead (butane → CH3–CH2–CH2–CH3)."""
+    template = molecule(name)
+    carbons = [i for i, z in enumerate(template.numbers) if z == 6]
+    hydrogens = [i for i, z in enumerate(template.numbers) if z == 1]
+    distances = template.get_all_distances()
+    groups = [[c] + [h for h in hydrogens if distances[c, h] < 1.2] for c in carbons]
+    return CGMapping.from_groups(template, groups, name=label or name)
+
+
+def classical_butane_model():
+    """Pair, bond, angle and dihedral splines with random coefficients; sampled ranges set so
+    that some instances sit in the repulsive extrapolation."""
+    from ase_cg.potentials.classical import AngleSpline, BondSpline, DihedralSpline, PairSpline
+
+    mapping = carbon_mapping("trans-butane")
+    n = len(mapping.bead_types)
+    rng = np.random.default_rng(7)
+    terms = [
+        PairSpline(n, 2.0, 6.0, 16),
+        BondSpline(n, 1.0, 2.4, 10),
+        AngleSpline(n, 0.5, np.pi, 12),
+        DihedralSpline(n, 12),
+    ]
+    for term in terms:
+        c = term.coefficients
+        c.copy_(torch.as_tensor(rng.normal(0.0, 0.02, tuple(c.shape))))
+        if term.fixed_tail:
+            c[:, -term.fixed_tail :] = 0.0
+    terms[0].lower.fill_(3.6)  # closer pairs: repulsive extrapolation
+    terms[1].lower.fill_(1.45)
+    terms[1].upper.fill_(1.65)  # bonds outside [1.45, 1.65] Å: extrapolation both ways
+    return CGModel(mapping.bead_types, terms, mapping=mapping).double(), mapping
+
+
+def test_classical_spline_model(tmp_path):
+    model, mapping = classical_butane_model()
+    atoms = build_cg_box(mapping, 12, 0.5, seed=4)
+    rng = np.random.default_rng(1)
+    atoms.positions += rng.normal(0, 0.08, atoms.positions.shape)
+    atoms.translate(atoms.cell.lengths() / 6)
+    atoms.wrap()
+    topology = model.topology(atoms)
+    assert len(topology.dihedrals) == 12
+    atoms.calc = CGCalculator(save_model(model, tmp_path / "classical.pt"))
+    forces = atoms.get_forces()
+    beads = [0, 1, 2, 3, 21]
+    numeric = calculate_numerical_forces(atoms, eps=1e-5, iatoms=beads)
+    np.testing.assert_allclose(forces[beads], numeric, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        atoms.get_stress(), calculate_numerical_stress(atoms, eps=1e-6), atol=1e-9
+    )
+    batch = make_batch(atoms.positions, atoms.cell.array, topology, model.cutoff)
+    np.testing.assert_allclose(forces, model(batch)[K.FORCES].detach().numpy(), atol=1e-12)
+    assert np.abs(forces).max() > 1e-2
