@@ -104,7 +104,7 @@ MAPPING_FORMAT = "ase_cg.mapping"
 MAPPING_VERSION = 1
 #: dict | units of the template positions and masses in mapping files
 MAPPING_UNITS = {"length": "angstrom", "mass": "amu"}
-#: weighting name → meaning
+#: bead-position weightings: centre of mass ("mass"), centre of geometry ("geometry")
 WEIGHTINGS = ("mass", "geometry")
 #: force map names accepted by :meth:`CGMapping.system` and :func:`map_trajectory`
 FORCE_MAPS = ("bead_sum", "pseudo_inverse")
@@ -1574,6 +1574,7 @@ def map_trajectory(
     *,
     chunk_size: int = 256,
     force_map: str = "bead_sum",
+    compression: str | None = "gzip",
     progress: bool | None = None,
 ) -> SystemMapping:
     """Map an all-atom H5MD trajectory to a CG H5MD trajectory, chunk by chunk.
@@ -1594,6 +1595,8 @@ def map_trajectory(
     chunk_size : int
         Frames read, mapped and written at a time.
     force_map : {"bead_sum", "pseudo_inverse"}
+    compression : {"gzip", "lzf", None}
+        HDF5 filter of the output's per-frame datasets (gzip: smallest; lzf or None: faster).
     progress : bool or None
         Show a tqdm bar with frames/s (``None``: only on a terminal).
 
@@ -1622,6 +1625,7 @@ def map_trajectory(
                 mol_ids=system.bead_mol_ids,
                 bonds=system.topology["bonds"],
                 time_step=trajectory.time_step,
+                compression=compression,
                 pbc=system.pbc,
             ) as writer,
             tqdm(total=trajectory.n_frames, unit="frame", desc="map", disable=disable) as bar,

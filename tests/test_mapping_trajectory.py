@@ -86,6 +86,8 @@ def test_map_command_and_pseudo_inverse(tmp_path, rng, capsys):
             "2",
             "--force-map",
             "pseudo_inverse",
+            "--compression",
+            "none",
             "--no-progress",
         ]
     )

@@ -31,6 +31,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         "; forces in eV/Å",
     )
     parser.add_argument(
+        "--compression",
+        choices=("gzip", "lzf", "none"),
+        default="gzip",
+        help="HDF5 compression of the CG file (gzip: smallest; lzf, none: faster)",
+    )
+    parser.add_argument(
         "--no-progress",
         action="store_true",
         help="hide the progress bar (frames/s); shown by default on a terminal",
@@ -49,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         mapping,
         chunk_size=args.chunk_size,
         force_map=args.force_map,
+        compression=None if args.compression == "none" else args.compression,
         progress=False if args.no_progress else None,
     )
     print(
