@@ -460,11 +460,8 @@ class _NormalEquations:
             if len(x) == 0:
                 continue
             interval, basis, u = term.grid.locate(x)
-            weight = 0.5 if term.kind == "pair" else 1.0  # directed pairs: each seen twice
             self.histograms[index].view(-1).index_add_(
-                0,
-                combination * term.grid.n_intervals + interval,
-                torch.full_like(x, weight),
+                0, combination * term.grid.n_intervals + interval, torch.ones_like(x)
             )
             derivative = basis_weights(u)[1] / term.grid.spacing  # (n, 4) dB/dx
             if term.fixed_tail:  # coefficients held at zero: add nothing to a valid column

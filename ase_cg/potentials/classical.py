@@ -178,7 +178,7 @@ class SplineTerm(EnergyTerm):
         Returns
         -------
         x : (n,) float
-            Coordinate of each instance this term sums over (excluded pairs left out).
+            Coordinate of each instance (pairs: each non-excluded undirected pair once).
         combination : (n,) int64
         beads : (n, k) int64
             Beads whose force the instance changes.
@@ -333,17 +333,18 @@ class PairSpline(SplineTerm):
         return pair_energies_to_beads(graph, torch.where(keep, energy, torch.zeros_like(energy)))
 
     def design_coordinates(self, graph: CGGraph) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        # Every undirected pair appears as i→j and j→i: taking only bead i of each directed
-        # pair gives each bead the force of each of its pairs once.
-        keep = ~graph.pair_excluded
+        # Each undirected pair appears as i→j and j→i: keep i < j and act on both beads. A bead's
+        # pairs with its own periodic images (i == j) exert no net force on it and are left out.
+        keep = (~graph.pair_excluded) & (graph.pair_i < graph.pair_j)
         vectors = graph.pair_vectors[keep].detach()
         r = torch.linalg.norm(vectors, dim=-1)
         keep_r = r < self.grid.stop
         vectors, r = vectors[keep_r], r[keep_r]
         i, j = graph.pair_i[keep][keep_r], graph.pair_j[keep][keep_r]
         types = torch.stack([graph.bead_types[i], graph.bead_types[j]], 1)
-        gradients = -_safe_unit(vectors, r).unsqueeze(1)  # ∂r/∂x_i
-        return r, self.combination_index(types), i.unsqueeze(1), gradients
+        unit = _safe_unit(vectors, r)
+        gradients = torch.stack([-unit, unit], dim=1)  # ∂r/∂x_i, ∂r/∂x_j
+        return r, self.combination_index(types), torch.stack([i, j], 1), gradients
 
     def default_range(self, types) -> tuple[float, float]:
         """From half the lower end of the sampled range to the cutoff, Å."""
