@@ -1614,6 +1614,11 @@ def map_trajectory(
     with H5MDTrajectory(input_h5) as trajectory:
         if trajectory.n_frames == 0:
             raise MappingError(f"{input_h5}: the trajectory has no frames to map")
+        if trajectory.bead_types is not None:
+            raise MappingError(
+                f"{input_h5}: is already a CG trajectory (it has bead types); map an all-atom "
+                "trajectory"
+            )
         first = trajectory[0]
         system = mapping.system(first, bonds=trajectory.bonds, force_map=force_map)
         disable = None if progress is None else not progress

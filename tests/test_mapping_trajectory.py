@@ -9,7 +9,7 @@ from test_mapping_helpers import ethane_mapping, molecule_box
 
 from ase_cg.cli import main
 from ase_cg.io import H5MDTrajectory, H5MDWriter, read_h5md
-from ase_cg.mapping import map_trajectory
+from ase_cg.mapping import MappingError, map_trajectory
 
 
 def _write_aa(path, frames, *, mol_ids=True, bonds=None, time_step=2.0):
@@ -106,3 +106,11 @@ def test_map_command_reports_bad_mapping_file(tmp_path, rng, capsys):
     assert code == 1
     assert "'units'" in capsys.readouterr().err
     assert not (tmp_path / "cg.h5").exists()
+
+
+def test_map_trajectory_refuses_a_cg_input(tmp_path, rng):
+    _write_aa(tmp_path / "aa.h5", _frames(rng, n_frames=2))
+    mapping = ethane_mapping()
+    map_trajectory(tmp_path / "aa.h5", tmp_path / "cg.h5", mapping, progress=False)
+    with pytest.raises(MappingError, match="cg.h5: is already a CG trajectory"):
+        map_trajectory(tmp_path / "cg.h5", tmp_path / "cg2.h5", mapping, progress=False)
