@@ -912,22 +912,50 @@ def _type_key(names) -> str:
 
 
 class _MappedFrames:
-    """Frames of an all-atom trajectory mapped to beads on access (one frame in memory)."""
+    """Frames of an all-atom trajectory mapped to beads on access.
 
-    def __init__(self, frames, mapping):
+    From an H5MD trajectory, positions and cells are read and mapped ``chunk`` frames at a time
+    (one hyperslab read, one sparse product), so memory holds one chunk of all-atom positions;
+    other sequences are mapped frame by frame.
+    """
+
+    def __init__(self, frames, mapping, chunk: int = 64):
         self.frames = frames
         first = frames[0]
         self.system = mapping.system(first, bonds=getattr(frames, "bonds", None))
         self.topology = self.system.topology
         self.times = getattr(frames, "times", None)
+        self.chunked = callable(getattr(frames, "positions", None)) and callable(
+            getattr(frames, "cells", None)
+        )
+        self.template = self.system.map_atoms(first)
+        self.template.calc = None
+        self.template.arrays.pop("momenta", None)
+        self.chunk = chunk
+        self.cached = (0, np.zeros((0, self.system.n_beads, 3)), np.zeros((0, 3, 3)))
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def __getitem__(self, index: int) -> Atoms:
-        atoms = self.frames[index]
-        mapped = self.system.map_atoms(atoms)
-        mapped.info.update({k: v for k, v in atoms.info.items() if k in ("time", "step")})
+        if not self.chunked:
+            atoms = self.frames[index]
+            mapped = self.system.map_atoms(atoms)
+            mapped.info.update({k: v for k, v in atoms.info.items() if k in ("time", "step")})
+            return mapped
+        start, positions, cells = self.cached
+        if not start <= index < start + len(positions):
+            start = index
+            frames = slice(start, min(start + self.chunk, len(self)))
+            cells = self.frames.cells(frames)
+            positions = self.system.map_positions(self.frames.positions(frames), cells)
+            self.cached = (start, positions, cells)
+        mapped = self.template.copy()
+        mapped.positions = positions[index - start]
+        mapped.cell = cells[index - start]
+        mapped.info = {}
+        if self.times is not None:
+            mapped.info["time"] = float(self.times[index])
         return mapped
 
 

@@ -178,6 +178,18 @@ def test_compare_maps_an_all_atom_h5md_reference_through_the_cli(rng, tmp_path, 
     assert metrics["density"]["relative_difference"] == pytest.approx(0.0, abs=1e-6)
     assert metrics["diffusion"]["ratio"] == pytest.approx(1.0, abs=1e-3)
     assert metrics["diffusion"]["of"] == "molecule centres of mass"
+    # in-memory all-atom frames (mapped one by one) give the numbers of the file (mapped in
+    # chunks), up to the file's float32 positions
+    in_memory = compare(all_atom, cg, mapping=mapping, output_dir=tmp_path / "memory")
+    assert in_memory["inputs"]["mapping"] is None  # given as an object, not a file
+    for key in ("reference_g_cm3", "cg_g_cm3"):
+        assert in_memory["density"][key] == pytest.approx(metrics["density"][key], rel=1e-6)
+    assert in_memory["bonds"]["CH3-CH3"]["mean_reference"] == pytest.approx(
+        bonds["mean_reference"], abs=1e-5
+    )
+    assert in_memory["diffusion"]["reference_A2_fs"] == pytest.approx(
+        metrics["diffusion"]["reference_A2_fs"], rel=1e-4
+    )
 
 
 def _boxed(atoms):
