@@ -16,7 +16,7 @@ from ase_cg.io import H5MDTrajectory, read_h5md
 from ase_cg.mapping import CGMapping
 from ase_cg.md import MDBlowUpError, build_cg_box, density_of, run_md, simulate
 from ase_cg.model import save_model
-from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion
+from ase_cg.potentials import CGModel, HarmonicAngles, HarmonicBonds, Repulsion
 
 torch.set_num_threads(1)
 
@@ -202,3 +202,27 @@ def test_simulate_and_cli(prior_model, ethane_mapping, tmp_path, capsys):
     with pytest.raises(InputError, match="n_molecules and density"):
         simulate(prior_model)
     assert cli_main(["simulate", str(model_path), "--start", str(tmp_path / "nope.h5")]) == 1
+
+
+def test_constraints_on_chains_sharing_beads():
+    """Propane CH3–CH2–CH3: two bonds share the middle bead (two colour groups of bonds)."""
+    template = molecule("C3H8")
+    distances = template.get_all_distances()
+    carbons = [i for i, z in enumerate(template.numbers) if z == 6]
+    hydrogens = [i for i, z in enumerate(template.numbers) if z == 1]
+    groups = [[c] + [h for h in hydrogens if distances[c, h] < 1.2] for c in carbons]
+    mapping = CGMapping.from_groups(template, groups, name="propane")
+    n = len(mapping.bead_types)
+    model = CGModel(
+        mapping.bead_types,
+        [
+            Repulsion(n, sigma=3.4, epsilon=0.01, cutoff=5.0),
+            HarmonicBonds(n, k=20.0, r0=1.7),
+            HarmonicAngles(n, k=2.0, theta0=1.95),
+        ],
+        mapping=mapping,
+    ).double()
+    atoms = build_cg_box(mapping, 12, 0.45, seed=2)
+    before = bond_lengths(atoms, model)
+    run_md(atoms, CGCalculator(model), steps=60, time_step_fs=6.0, constrain_bonds=True, seed=3)
+    np.testing.assert_allclose(bond_lengths(atoms, model), before, atol=1e-8)
