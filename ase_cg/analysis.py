@@ -584,27 +584,33 @@ def density(images) -> np.ndarray:
 
 
 class _Unwrapper:
-    """Continuous positions from wrapped frames, one frame at a time.
+    r"""Continuous positions from wrapped frames, one frame at a time.
 
-    Each frame's displacement from the previous one is taken in fractional coordinates and
-    reduced to the nearest image (``Δs − round(Δs)``), then converted with the current cell:
-    exact as long as no particle moves more than half a box width between frames, and correct
-    for changing (NPT) and triclinic cells.
+    The displacement of each wrapped position since the previous frame is reduced to its
+    nearest image in the *current* cell (the lattice-displacement scheme of von Bülow,
+    Bullerjahn & Hummer, J. Chem. Phys. 153, 021101 (2020)):
+
+    .. math:: u_t = u_{t-1} + \Delta w - \mathrm{round}(\Delta w\, h_t^{-1})\, h_t,
+              \qquad \Delta w = w_t - w_{t-1}
+
+    with :math:`h_t` the cell (rows). Exact in fixed cells as long as no particle moves more
+    than half a box width between frames; in NPT runs it does not amplify box fluctuations
+    the way ``w_t + n_t h_t`` with image counters does; triclinic cells work.
     """
 
     def __init__(self):
-        self.previous_fractional = None
+        self.previous = None
         self.current = None
 
     def add(self, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
-        fractional = np.linalg.solve(cell.T, positions.T).T
+        positions = np.asarray(positions, dtype=np.float64)
         if self.current is None:
-            self.current = np.array(positions, dtype=np.float64)
+            self.current = positions.copy()
         else:
-            step = fractional - self.previous_fractional
-            step -= np.round(step)
-            self.current = self.current + step @ cell
-        self.previous_fractional = fractional
+            step = positions - self.previous
+            step -= np.round(np.linalg.solve(cell.T, step.T).T) @ cell
+            self.current = self.current + step
+        self.previous = positions
         return self.current
 
 
@@ -673,10 +679,10 @@ def msd(
     .. math:: \mathrm{MSD}(\tau) = \langle |x_i(t+\tau) - x_i(t)|^2 \rangle_{i,t}
 
     computed for every lag with an FFT. Wrapped positions are unwrapped first, frame to frame,
-    by taking each displacement to its nearest periodic image (fractional coordinates, so
-    triclinic and changing cells work); this assumes no particle moves more than half a box
-    width between consecutive frames. Memory: the continuous positions of all frames,
-    (n_frames, n, 3) float64.
+    by taking each displacement to its nearest periodic image in the current cell (von Bülow
+    et al. 2020, safe for NPT and triclinic cells); this assumes no particle moves more than
+    half a box width between consecutive frames. Memory: the continuous positions of all
+    frames, (n_frames, n, 3) float64.
 
     Parameters
     ----------
