@@ -136,6 +136,7 @@ class CGCalculator(Calculator):
         self._batch = None
         self._list_positions = None
         self._list_cell = None
+        self._list_periodic = None
 
     def check_state(self, atoms, tol=1e-15):
         """ASE's system changes plus changes of the ``bead-type`` and ``mol-id`` arrays.
@@ -176,7 +177,7 @@ class CGCalculator(Calculator):
             self._batch = None
         positions = np.asarray(atoms.positions, dtype=np.float64)
         cell = np.asarray(atoms.cell.array, dtype=np.float64)
-        if self._needs_new_list(positions, cell):
+        if self._needs_new_list(positions, cell) or periodic != self._list_periodic:
             self._batch = make_batch(
                 positions,
                 cell,
@@ -187,6 +188,7 @@ class CGCalculator(Calculator):
                 device=self.device,
             )
             self._list_positions, self._list_cell = positions.copy(), cell.copy()
+            self._list_periodic = periodic
             self.neighbor_list_builds += 1
         else:
             self._batch[K.POSITIONS] = torch.as_tensor(

@@ -209,3 +209,16 @@ def test_bad_arguments():
         CGCalculator(repulsion_model(), skin=-1.0)
     with pytest.raises(ValueError, match="dtype"):
         CGCalculator(repulsion_model(), dtype="float16")
+
+
+def test_switching_periodicity_rebuilds_the_list(rng):
+    atoms = bead_liquid(rng, n_side=3)
+    calc = CGCalculator(repulsion_model())
+    periodic = calc.get_potential_energy(atoms)
+    atoms.pbc = False
+    isolated = calc.get_potential_energy(atoms)
+    assert calc.neighbor_list_builds == 2
+    assert isolated < periodic  # fewer pairs without the periodic images
+    assert isolated == pytest.approx(
+        CGCalculator(repulsion_model()).get_potential_energy(atoms), rel=1e-12
+    )
