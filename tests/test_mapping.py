@@ -386,3 +386,14 @@ def test_backmap_ethane_start_structure(rng):
     # the free rotation about the axis is seeded
     np.testing.assert_array_equal(back.positions, backmap(cg, mapping, seed=1).positions)
     assert not np.allclose(back.positions, backmap(cg, mapping, seed=2).positions)
+
+
+def test_pseudo_inverse_force_map_on_cuda(rng):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    E = torch.softmax(torch.tensor(rng.normal(size=(3, 8)), device="cuda"), dim=0)
+    E = E / E.sum(-1, keepdim=True)
+    b = pseudo_inverse_force_map(E)
+    assert b.device.type == "cuda"
+    check_force_map(b, E, atol=1e-10)
