@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse
 from ase.build import molecule
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_mapping_helpers import (
     BUTANE_GROUPS,
     ETHANE_GROUPS,
@@ -397,3 +399,28 @@ def test_pseudo_inverse_force_map_on_cuda(rng):
     b = pseudo_inverse_force_map(E)
     assert b.device.type == "cuda"
     check_force_map(b, E, atol=1e-10)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    shift=st.lists(st.floats(-30.0, 30.0), min_size=3, max_size=3),
+    rotvec=st.lists(st.floats(-3.0, 3.0), min_size=3, max_size=3),
+)
+def test_mapping_is_equivariant_under_translation_and_rotation(shift, rotvec):
+    """Translating or rotating the whole periodic system moves the beads the same way."""
+    from scipy.spatial.transform import Rotation
+
+    atoms, _ = molecule_box([molecule("C2H6")], rng=np.random.default_rng(3), skew=0.3)
+    mapping = ethane_mapping()
+    system = mapping.system(atoms)
+    cell = atoms.cell.array
+    reference = system.map_positions(atoms.positions, cell)
+    moved = system.map_positions(atoms.positions + shift, cell)
+    np.testing.assert_allclose(_min_image(moved - reference - shift, cell), 0, atol=1e-9)
+    rotation = Rotation.from_rotvec(rotvec).as_matrix()
+    rotated = system.map_positions(atoms.positions @ rotation.T, cell @ rotation.T)
+    np.testing.assert_allclose(rotated, reference @ rotation.T, atol=1e-9)
+    forces = atoms.get_forces()
+    np.testing.assert_allclose(
+        system.map_forces(forces @ rotation.T), system.map_forces(forces) @ rotation.T, atol=1e-12
+    )
