@@ -291,3 +291,19 @@ def test_export_checks_metadata(tmp_path):
     with pytest.raises(NeuralPotentialError, match="cutoff"):
         export_torchscript(term, tmp_path / "a.pt", {"bead_type_names": ["A", "B"], "cutoff": 9})
     assert not list(tmp_path.iterdir())
+
+
+def test_force_matching_loss_reaches_every_weight(rng):
+    """The trainer differentiates forces (create_graph) with respect to every parameter."""
+    positions, cell, topology = dimer_liquid(rng)
+    model = neural_model(torch.float32, with_prior=False)
+    batch = make_batch(positions, cell, topology, model.cutoff)
+    out = model(batch, create_graph=True)
+    loss = (out[K.FORCES] ** 2).mean()
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        if name == "terms.0.network.head.2.bias":
+            assert parameter.grad is None  # a constant energy per bead exerts no force
+            continue
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().max() > 0, name
