@@ -52,6 +52,16 @@ def test_ethane_bead_types_masses_topology():
     assert mapping.molecule_types == ["ethane"]
     assert mapping.bead_masses["CH3"] == pytest.approx(12.011 + 3 * 1.008)
     assert mapping.groups == {"ethane": ETHANE_GROUPS}
+    assert mapping.template_bonds["ethane"].tolist() == [
+        [0, 1],
+        [0, 2],
+        [0, 3],
+        [0, 4],
+        [1, 5],
+        [1, 6],
+        [1, 7],
+    ]
+    assert mapping.templates["ethane"].get_chemical_formula() == "C2H6"
     topo = mapping.bead_topology["ethane"]
     assert topo["bonds"].tolist() == [[0, 1]]
     assert topo["angles"].shape == (0, 3) and topo["dihedrals"].shape == (0, 4)
