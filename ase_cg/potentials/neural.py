@@ -18,8 +18,16 @@ ones included: the term is many-body, it applies no exclusions) and ``Δ`` an op
 energy shift. The term returns per-bead energies; :class:`~ase_cg.potentials.CGModel` sums them and
 derives forces and stress by autograd.
 
-The same network, with the LAMMPS plugin's calling convention, is what
-:func:`export_torchscript` writes (see :meth:`NeuralPotential.lammps_module`).
+Speed: the filter ``W_ij`` depends only on ``|r_ij|``, so it is computed once per undirected pair
+(the list holds both directions; pairs with ``i < j`` carry messages both ways, a bead's own
+periodic images keep both directions at half weight), which halves the dominant
+(pairs × filters) work. Measured on 1 000 beads at 8 Å (bench/bench_neural.py): about 2.5× faster
+than schnetpack's SchNet for energy + forces with the same weights. The forward has no
+data-dependent Python numbers, so it scripts (TorchScript) and exports (``torch.export``).
+
+Exports for the LAMMPS plugin (``pair_style cgtorch``): :func:`export_torchscript` writes the
+network with the plugin's calling convention (:meth:`NeuralPotential.lammps_module`);
+:func:`export_aoti` compiles energies and pair-vector gradients ahead of time with AOTInductor.
 
 Bead-type embeddings: schnetpack embeds by atomic number (a 100-row table); here the table has
 one row per bead type. :meth:`NeuralPotential.from_schnetpack` copies row ``type_map[t]`` of
