@@ -38,6 +38,7 @@ from ase_cg.neighbors import neighbor_pairs
 _GRAMS_PER_AMU = units._amu * 1e3
 _ANGSTROM3_PER_CM3 = 1e24
 ENSEMBLES = ("nvt", "nve", "npt")
+ENGINES = ("ase", "lammps")
 
 
 class MDBlowUpError(ASECGError, RuntimeError):
@@ -807,6 +808,7 @@ def simulate(
     device: str = "cpu",
     dtype: str | None = None,
     progress: bool | None = None,
+    ranks: int = 1,
 ) -> MDSummary:
     """CG MD of a model from a start structure or a new box (what ``ase-cg simulate`` runs).
 
@@ -814,8 +816,12 @@ def simulate(
     ----------
     model : CGModel or path
         The model or its file.
-    engine : {"ase"}
-        ASE integrators with :class:`~ase_cg.calculator.CGCalculator`.
+    engine : {"ase", "lammps"}
+        ``"ase"``: ASE integrators with :class:`~ase_cg.calculator.CGCalculator` (all
+        ensembles, constraints, blow-up checks). ``"lammps"``: the model exported with
+        :func:`lammps_interface.export` (tables + the ``cgtorch`` plugin for a many-body term)
+        into the folder ``<output stem>_lammps/`` and run there with ``lmp`` (NVT, Nosé–Hoover
+        chain, damping 100 time steps); LAMMPS's dump is converted to ``output``.
     start : path, optional
         H5MD (``.h5``) or any ASE-readable file; a CG frame is used as it is, an all-atom frame
         is mapped with the model's mapping (velocities mapped too when present). Default:
@@ -832,7 +838,9 @@ def simulate(
     seed, progress
         As in :func:`run_md` (K, bar, fs, 1/fs).
     device, dtype
-        As in :class:`~ase_cg.calculator.CGCalculator`.
+        As in :class:`~ase_cg.calculator.CGCalculator` (ASE engine).
+    ranks : int
+        MPI ranks of the LAMMPS engine.
 
     Returns
     -------
@@ -840,8 +848,8 @@ def simulate(
     """
     from ase_cg.calculator import CGCalculator
 
-    if engine != "ase":
-        raise InputError(f"engine must be 'ase', got {engine!r}")
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
     calculator = CGCalculator(model, device=device, dtype=dtype)
     if start is None:
         if n_molecules is None or density is None:
@@ -856,6 +864,24 @@ def simulate(
                 "structure"
             )
         atoms = _read_start(Path(start), frame, calculator.model)
+    if engine == "lammps":
+        if ensemble != "nvt" or constrain_bonds:
+            raise InputError(
+                "the LAMMPS engine runs the exported NVT (Nosé–Hoover) deck without constraints; "
+                "use engine='ase' for NVE, NPT or constrained bonds, or edit the deck that "
+                "lammps_interface.export writes"
+            )
+        return _simulate_lammps(
+            calculator.model,
+            atoms,
+            output=Path(output),
+            temperature=temperature,
+            time_step_fs=time_step_fs,
+            steps=steps,
+            interval=interval,
+            seed=seed,
+            ranks=ranks,
+        )
     return run_md(
         atoms,
         calculator,
@@ -870,4 +896,86 @@ def simulate(
         constrain_bonds=constrain_bonds,
         seed=seed,
         progress=progress,
+    )
+
+
+#: columns of the thermo output of the exported deck → (summary key, factor to our units)
+_THERMO = {
+    "Temp": ("temperature", 1.0),
+    "PotEng": ("energy", units.kcal / units.mol),  # kcal/mol (units real) → eV
+    "TotEng": ("total", units.kcal / units.mol),
+    "Press": ("pressure", 1.01325),  # atm → bar
+    "Density": ("density", 1.0),
+}
+
+
+def _read_thermo(log: Path) -> dict[str, np.ndarray]:
+    """The last thermo table of a LAMMPS log (columns of :data:`_THERMO`, our units)."""
+    header, rows = None, []
+    for line in log.read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["Step"]:
+            header, rows = words, []
+        elif header is not None and words[:2] == ["Loop", "time"]:
+            break
+        elif header is not None and len(words) == len(header):
+            try:
+                rows.append([float(w) for w in words])
+            except ValueError:
+                continue
+    if header is None or not rows:
+        raise InputError(f"{log}: no thermo output found")
+    table = np.array(rows)
+    return {
+        key: table[:, header.index(column)] * factor
+        for column, (key, factor) in _THERMO.items()
+        if column in header
+    }
+
+
+def _simulate_lammps(
+    model, atoms, *, output, temperature, time_step_fs, steps, interval, seed, ranks
+) -> MDSummary:
+    """Export ``model`` with ``atoms`` to a LAMMPS run, run it, convert the dump to ``output``."""
+    from lammps_interface import export
+    from lammps_interface.run import run_deck
+
+    directory = output.with_name(f"{output.stem}_lammps")
+    export(
+        model,
+        directory,
+        atoms=atoms,
+        temperature=temperature,
+        timestep=time_step_fs,
+        steps=steps,
+        dump_every=interval,
+    )
+    variables = {} if seed is None else {"seed": str(int(seed) % 900_000_000 + 1)}
+    start = time.perf_counter()
+    outputs = run_deck(directory, ranks=ranks, variables=variables)
+    wall = time.perf_counter() - start
+    os.replace(outputs["h5md"], output)
+    thermo = _read_thermo(outputs["log"])
+    from ase_cg.io import H5MDTrajectory
+
+    with H5MDTrajectory(output) as trajectory:
+        n_frames = trajectory.n_frames
+    simulated_ps = steps * time_step_fs / 1000.0
+    total = thermo.get("total", np.array([np.nan]))
+    return MDSummary(
+        ensemble="nvt",
+        steps=int(steps),
+        time_step_fs=float(time_step_fs),
+        simulated_ps=simulated_ps,
+        wall_s=wall,
+        steps_per_s=steps / wall,
+        ns_per_day=simulated_ps * 1e-3 / wall * 86400,
+        n_beads=len(atoms),
+        temperature_K=float(np.mean(thermo["temperature"])),
+        potential_energy_eV=float(np.mean(thermo["energy"])),
+        total_energy_drift_eV_per_bead=float((total[-1] - total[0]) / len(atoms)),
+        density_g_cm3=float(np.mean(thermo["density"])),
+        pressure_bar=float(np.mean(thermo["pressure"])),
+        trajectory=str(output),
+        n_frames=n_frames,
     )

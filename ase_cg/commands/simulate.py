@@ -17,9 +17,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file (ase-cg train output, or data/ethane_*.pt)")
     parser.add_argument(
         "--engine",
-        choices=["ase"],
+        choices=["ase", "lammps"],
         default="ase",
-        help="MD engine: 'ase' (ASE integrators with CGCalculator)",
+        help="MD engine: 'ase' (ASE integrators with CGCalculator; all ensembles, bond "
+        "constraints, blow-up checks) or 'lammps' (model exported to <output stem>_lammps/ as "
+        "tables + the cgtorch plugin, NVT only)",
+    )
+    parser.add_argument(
+        "--ranks", type=int, default=1, help="MPI ranks of the LAMMPS engine (mpiexec)"
     )
     parser.add_argument(
         "--start",
@@ -88,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             device=args.device,
             dtype=args.dtype,
+            ranks=args.ranks,
         )
     except MDBlowUpError as error:
         print(f"ase-cg simulate: {error}", file=sys.stderr)
@@ -96,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{error.summary.n_frames} frames before the failure are in {args.output}",
                 file=sys.stderr,
             )
+        return 3
+    except RuntimeError as error:  # LAMMPS stopped (lost atoms, bad tables, ...)
+        print(f"ase-cg simulate: {type(error).__name__}: {error}", file=sys.stderr)
         return 3
     print(summary)
     return 0
