@@ -40,6 +40,19 @@ from ase.geometry import find_mic
 from tqdm.auto import tqdm
 
 from ase_cg.errors import InputError
+from ase_cg.report import (
+    AA_COLOR,
+    AA_LABEL,
+    CG_COLOR,
+    CG_LABEL,
+    FigureLink,
+    Section,
+    Table,
+    new_figure,
+    save_figure,
+    write_json,
+    write_report,
+)
 
 __all__ = [
     "AMU_PER_A3_TO_G_PER_CM3",
@@ -1046,8 +1059,6 @@ def _first_peak(r: np.ndarray, g: np.ndarray) -> tuple[float, float]:
 
 
 def _plot_rdf(folder, key, r, g_ref, g_cg, metrics) -> str:
-    from ase_cg.report import AA_COLOR, AA_LABEL, CG_COLOR, CG_LABEL, new_figure, save_figure
-
     figure, (top, bottom) = new_figure(2, 1, size=(6.4, 5.2), height_ratios=(3, 1.2), sharex=True)
     top.plot(r, g_ref, color=AA_COLOR, lw=2.2, label=AA_LABEL)
     top.plot(r, g_cg, color=CG_COLOR, lw=1.4, ls="--", label=CG_LABEL)
@@ -1074,8 +1085,6 @@ def _plot_rdf(folder, key, r, g_ref, g_cg, metrics) -> str:
 
 
 def _plot_bonded(folder, kind, histograms) -> str:
-    from ase_cg.report import AA_COLOR, AA_LABEL, CG_COLOR, CG_LABEL, new_figure, save_figure
-
     n = len(histograms)
     n_cols = min(n, 3)
     n_rows = -(-n // n_cols)
@@ -1103,8 +1112,6 @@ def _plot_bonded(folder, kind, histograms) -> str:
 
 
 def _plot_msd(folder, curves, title) -> str:
-    from ase_cg.report import AA_COLOR, AA_LABEL, CG_COLOR, CG_LABEL, new_figure, save_figure
-
     figure, ax = new_figure(size=(6.4, 4.4))
     for label, color, style, (t, values, fit) in (
         (AA_LABEL, AA_COLOR, "-", curves["reference"]),
@@ -1140,8 +1147,6 @@ def _plot_msd(folder, curves, title) -> str:
 
 
 def _plot_density(folder, series) -> str:
-    from ase_cg.report import AA_COLOR, AA_LABEL, CG_COLOR, CG_LABEL, new_figure, save_figure
-
     figure, ax = new_figure(size=(6.4, 3.4))
     for label, color, style, (t, values) in (
         (AA_LABEL, AA_COLOR, "-", series["reference"]),
@@ -1201,166 +1206,9 @@ def _times_or_none(times) -> np.ndarray | None:
     return np.asarray(times, dtype=np.float64)
 
 
-def compare(
-    reference,
-    cg,
-    *,
-    mapping=None,
-    output_dir="report",
-    r_max: float | None = None,
-    n_bins: int | None = None,
-    bond_bins: int = 80,
-    angle_bins: int = 90,
-    dihedral_bins: int = 72,
-    fit_range_fs: tuple[float, float] | None = None,
-    topology: dict | None = None,
-    title: str = "CG vs all-atom comparison",
-) -> dict:
-    """Compare a CG run with its all-atom reference and write a report folder.
-
-    The reference is mapped to beads first when ``mapping`` is given (frame by frame: one
-    all-atom frame in memory at a time); otherwise both inputs must already be CG (bead types
-    in ``arrays["bead-type"]``). Both are then analysed identically:
-
-    - intermolecular RDF of every bead-type pair (:func:`rdf` normalisation), compared by
-      :func:`max_abs_difference` and :func:`integrated_absolute_error`;
-    - bond, angle and dihedral distributions per type (from the mapping's topology, else from
-      the bonds stored in the H5MD files), compared by :func:`jensen_shannon` on common bins;
-    - density per frame (mean, standard deviation, relative difference);
-    - MSD of molecule centres of mass (of beads for one-bead molecules), diffusion coefficient
-      by :func:`diffusion_coefficient`, and the ratio D_CG / D_AA.
-
-    Written to ``output_dir``::
-
-        report/
-        ├── index.md          Markdown tables of every number below, figure links
-        ├── metrics.json      the returned dict
-        ├── rdf_<A>-<B>.png   g(r) overlay with a difference panel, per bead-type pair
-        ├── bonds.png, angles.png, dihedrals.png   (those the topology has)
-        ├── density.png
-        └── msd.png           (when both trajectories carry frame times)
-
-    Parameters
-    ----------
-    reference : sequence of ase.Atoms or path of an H5MD file
-        All-atom (with ``mapping``) or CG reference trajectory.
-    cg : sequence of ase.Atoms or path of an H5MD file
-        CG trajectory (``arrays["bead-type"]`` and ``arrays["mol-id"]``).
-    mapping : CGMapping or path of a mapping JSON file, optional
-        Maps the reference; also gives both sides' bonded topology.
-    output_dir : str or path
-        Report folder (created; files in it are replaced).
-    r_max : float, Å, optional
-        Largest RDF distance; default the smaller of 15 Å and 98 % of half the shortest
-        perpendicular box width of any frame of either trajectory.
-    n_bins : int, optional
-        RDF bins; default one per 0.1 Å.
-    bond_bins, angle_bins, dihedral_bins : int
-        Bins of the bonded distributions (common to both sides; bonds and angles span both
-        sides' observed ranges, dihedrals −180°..180°).
-    fit_range_fs : (float, float), fs, optional
-        Lag times of the diffusion fit, for both runs; default 10 %–50 % of each run's own
-        time span.
-    topology : dict, optional
-        Bead ``"bonds"`` (n, 2), ``"angles"`` (n, 3), ``"dihedrals"`` (n, 4) of both
-        trajectories (same bead order), for inputs that carry none (in-memory frames without
-        a mapping); a mapping or the bonds stored in an H5MD file take precedence.
-    title : str
-        Title of ``index.md``.
-
-    Returns
-    -------
-    dict
-        The metrics, also in ``metrics.json``: ``"rdf"`` (per pair ``max_abs_difference``,
-        ``integrated_absolute_error`` in Å, first peaks), ``"bonds"`` / ``"angles"`` /
-        ``"dihedrals"`` (per type ``jensen_shannon`` in nats, means and standard deviations),
-        ``"density"`` (g/cm³), ``"diffusion"`` (cm²/s, ``ratio`` = D_CG / D_AA), ``"inputs"``,
-        ``"files"``.
-    """
-    from ase_cg import __version__
-    from ase_cg.report import (
-        AA_LABEL,
-        CG_LABEL,
-        FigureLink,
-        Section,
-        Table,
-        write_json,
-        write_report,
-    )
-
-    folder = Path(output_dir)
-    if folder.exists() and not folder.is_dir():
-        raise AnalysisError(f"compare: output_dir {folder} exists and is not a folder")
-    mapping_source = None
-    if mapping is not None and not hasattr(mapping, "system"):
-        from ase_cg.mapping import CGMapping
-
-        mapping_source = str(mapping)
-        mapping = CGMapping.load(mapping)
-
-    with (
-        _open_frames(reference, "reference") as reference_frames,
-        _open_frames(cg, "cg") as cg_frames,
-    ):
-        if mapping is not None:
-            reference_frames = _MappedFrames(reference_frames, mapping)
-        sides = {"reference": reference_frames, "cg": cg_frames}
-        sources = {
-            "reference": _describe(reference, reference_frames),
-            "cg": _describe(cg, cg_frames),
-        }
-        first = {side: frames[0] for side, frames in sides.items()}
-        types = {}
-        for side, atoms in first.items():
-            if BEAD_TYPE_KEY not in atoms.arrays:
-                hint = (
-                    "it looks all-atom: pass the mapping (--mapping FILE)"
-                    if side == "reference"
-                    else "give a CG trajectory (written by ase-cg simulate or ase-cg map)"
-                )
-                raise AnalysisError(
-                    f"compare: the {side} trajectory ({sources[side]}) has no bead types "
-                    f"(arrays['{BEAD_TYPE_KEY}']); {hint}"
-                )
-            types[side] = sorted(set(_particle_types(atoms).tolist()))
-        if types["reference"] != types["cg"]:
-            raise AnalysisError(
-                f"compare: bead types differ: reference {types['reference']}, CG {types['cg']}; "
-                "compare a CG run with the reference mapped by the same mapping"
-            )
-        bead_types = types["cg"]
-        pairs = [(a, b) for k, a in enumerate(bead_types) for b in bead_types[k:]]
-        if r_max is None:
-            for side, atoms in first.items():
-                _check_periodic(atoms, 0, side)
-            largest = min(_smallest_half_width(frames) for frames in sides.values())
-            r_max = min(COMPARE_R_MAX, 0.98 * largest)
-        if n_bins is None:
-            n_bins = max(1, int(round(r_max / COMPARE_BIN_WIDTH)))
-        observed = {}
-        for side, frames in sides.items():
-            label = "reference" if side == "reference" else "CG"
-            observed[side] = _observe(
-                frames, label, _topology_of(frames, mapping, topology), pairs, r_max, n_bins
-            )
-        inputs = {
-            side: {
-                "source": _describe(source, sides[side]),
-                "n_frames": observed[side].n_frames,
-                "n_beads": observed[side].n_beads,
-                "n_molecules": observed[side].n_molecules,
-            }
-            for side, source in (("reference", reference), ("cg", cg))
-        }
-
-    folder.mkdir(parents=True, exist_ok=True)
-    metrics: dict = {
-        "inputs": {**inputs, "mapping": mapping_source, "bead_types": bead_types},
-        "parameters": {"r_max_A": float(r_max), "n_bins": int(n_bins)},
-    }
-    sections, figures = [], []
-
-    # RDFs
+def _rdf_section(folder, observed, pairs, r_max, n_bins) -> tuple[dict, list]:
+    """RDF metrics, table and figures of :func:`compare`."""
+    metrics, sections = {}, []
     r, g_ref = observed["reference"].rdf.result()
     _, g_cg = observed["cg"].rdf.result()
     halves = {}  # max |Δg| between the first and the second half of each run: its noise
@@ -1433,9 +1281,13 @@ def compare(
         )
     )
 
-    # bonded distributions
+    return metrics, sections
+
+
+def _bonded_section(folder, observed, bins_of) -> tuple[dict, list]:
+    """Bond, angle and dihedral metrics, tables and figures of :func:`compare`."""
+    metrics, sections = {}, []
     bonded_tables, bonded_figures = [], []
-    bins_of = {"bonds": bond_bins, "angles": angle_bins, "dihedrals": dihedral_bins}
     for kind, _, _ in _BONDED:
         values = {s: observed[s].bonded[kind] for s in observed}
         keys = sorted(set(values["reference"]) | set(values["cg"]))
@@ -1529,17 +1381,27 @@ def compare(
             )
         )
 
-    # density
+    return metrics, sections
+
+
+def _density_section(folder, observed) -> tuple[dict, list]:
+    """Density metrics, table and figure of :func:`compare`."""
+    metrics, sections = {}, []
     rho = {s: np.asarray(observed[s].densities) for s in observed}
+
+    def spread(values):  # standard deviation, rounding noise of a constant volume shown as 0
+        std = float(values.std())
+        return std if std > 1e-12 * abs(float(values.mean())) else 0.0
+
     metrics["density"] = {
         "reference_g_cm3": float(rho["reference"].mean()),
-        "reference_std_g_cm3": float(rho["reference"].std()),
+        "reference_std_g_cm3": spread(rho["reference"]),
         "cg_g_cm3": float(rho["cg"].mean()),
-        "cg_std_g_cm3": float(rho["cg"].std()),
+        "cg_std_g_cm3": spread(rho["cg"]),
         "relative_difference": float(rho["cg"].mean() / rho["reference"].mean() - 1.0),
     }
-    density_times = {s: _times_or_none(observed[s].times) for s in observed}
-    name = _plot_density(folder, {s: (density_times[s], rho[s]) for s in observed})
+    times = {s: _times_or_none(observed[s].times) for s in observed}
+    name = _plot_density(folder, {s: (times[s], rho[s]) for s in observed})
     d = metrics["density"]
     sections.append(
         Section(
@@ -1559,8 +1421,13 @@ def compare(
         )
     )
 
-    # diffusion
-    times = {s: density_times[s] for s in observed}
+    return metrics, sections
+
+
+def _diffusion_section(folder, observed, fit_range_fs) -> tuple[dict, list]:
+    """MSD, diffusion coefficients, table and figure of :func:`compare`."""
+    metrics, sections = {}, []
+    times = {s: _times_or_none(observed[s].times) for s in observed}
     if any(t is None for t in times.values()):
         missing = [s for s, t in times.items() if t is None]
         metrics["diffusion"] = {"skipped": f"no frame times in {', '.join(missing)}"}
@@ -1628,7 +1495,12 @@ def compare(
             )
         )
 
-    # summary first: one row per quantity, both values and the comparison metric
+    return metrics, sections
+
+
+def _summary_section(metrics, inputs) -> Section:
+    """The first section of the report: one row per quantity, both values and the metric."""
+
     def pm(mean, std, digits=4):
         return f"{mean:.{digits}g} ± {std if std > 1e-9 * abs(mean) else 0.0:.2g}"
 
@@ -1684,17 +1556,178 @@ def compare(
         ]
         for s, v in inputs.items()
     ]
-    sections.insert(
-        0,
-        Section(
-            "Summary",
-            "",
-            [
-                Table(["quantity", AA_LABEL, CG_LABEL, "metric", "value"], summary_rows),
-                Table(["trajectory", "source", "frames", "beads", "molecules"], input_rows),
-            ],
-        ),
+    return Section(
+        "Summary",
+        "",
+        [
+            Table(["quantity", AA_LABEL, CG_LABEL, "metric", "value"], summary_rows),
+            Table(["trajectory", "source", "frames", "beads", "molecules"], input_rows),
+        ],
     )
+
+
+def compare(
+    reference,
+    cg,
+    *,
+    mapping=None,
+    output_dir="report",
+    r_max: float | None = None,
+    n_bins: int | None = None,
+    bond_bins: int = 80,
+    angle_bins: int = 90,
+    dihedral_bins: int = 72,
+    fit_range_fs: tuple[float, float] | None = None,
+    topology: dict | None = None,
+    title: str = "CG vs all-atom comparison",
+) -> dict:
+    """Compare a CG run with its all-atom reference and write a report folder.
+
+    The reference is mapped to beads first when ``mapping`` is given (frame by frame: one
+    all-atom frame in memory at a time); otherwise both inputs must already be CG (bead types
+    in ``arrays["bead-type"]``). Both are then analysed identically:
+
+    - intermolecular RDF of every bead-type pair (:func:`rdf` normalisation), compared by
+      :func:`max_abs_difference` and :func:`integrated_absolute_error`;
+    - bond, angle and dihedral distributions per type (from the mapping's topology, else from
+      the bonds stored in the H5MD files), compared by :func:`jensen_shannon` on common bins;
+    - density per frame (mean, standard deviation, relative difference);
+    - MSD of molecule centres of mass (of beads for one-bead molecules), diffusion coefficient
+      by :func:`diffusion_coefficient`, and the ratio D_CG / D_AA.
+
+    Written to ``output_dir``::
+
+        report/
+        ├── index.md          Markdown tables of every number below, figure links
+        ├── metrics.json      the returned dict
+        ├── rdf_<A>-<B>.png   g(r) overlay with a difference panel, per bead-type pair
+        ├── bonds.png, angles.png, dihedrals.png   (those the topology has)
+        ├── density.png
+        └── msd.png           (when both trajectories carry frame times)
+
+    Parameters
+    ----------
+    reference : sequence of ase.Atoms or path of an H5MD file
+        All-atom (with ``mapping``) or CG reference trajectory.
+    cg : sequence of ase.Atoms or path of an H5MD file
+        CG trajectory (``arrays["bead-type"]`` and ``arrays["mol-id"]``).
+    mapping : CGMapping or path of a mapping JSON file, optional
+        Maps the reference; also gives both sides' bonded topology.
+    output_dir : str or path
+        Report folder (created; files in it are replaced).
+    r_max : float, Å, optional
+        Largest RDF distance; default the smaller of 15 Å and 98 % of half the shortest
+        perpendicular box width of any frame of either trajectory.
+    n_bins : int, optional
+        RDF bins; default one per 0.1 Å.
+    bond_bins, angle_bins, dihedral_bins : int
+        Bins of the bonded distributions (common to both sides; bonds and angles span both
+        sides' observed ranges, dihedrals −180°..180°).
+    fit_range_fs : (float, float), fs, optional
+        Lag times of the diffusion fit, for both runs; default 10 %–50 % of each run's own
+        time span.
+    topology : dict, optional
+        Bead ``"bonds"`` (n, 2), ``"angles"`` (n, 3), ``"dihedrals"`` (n, 4) of both
+        trajectories (same bead order), for inputs that carry none (in-memory frames without
+        a mapping); a mapping or the bonds stored in an H5MD file take precedence.
+    title : str
+        Title of ``index.md``.
+
+    Returns
+    -------
+    dict
+        The metrics, also in ``metrics.json``: ``"rdf"`` (per pair ``max_abs_difference``,
+        ``integrated_absolute_error`` in Å, first peaks), ``"bonds"`` / ``"angles"`` /
+        ``"dihedrals"`` (per type ``jensen_shannon`` in nats, means and standard deviations),
+        ``"density"`` (g/cm³), ``"diffusion"`` (cm²/s, ``ratio`` = D_CG / D_AA), ``"inputs"``,
+        ``"files"``.
+    """
+    from ase_cg import __version__
+
+    folder = Path(output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise AnalysisError(f"compare: output_dir {folder} exists and is not a folder")
+    mapping_source = None
+    if mapping is not None and not hasattr(mapping, "system"):
+        from ase_cg.mapping import CGMapping
+
+        mapping_source = str(mapping)
+        mapping = CGMapping.load(mapping)
+
+    with (
+        _open_frames(reference, "reference") as reference_frames,
+        _open_frames(cg, "cg") as cg_frames,
+    ):
+        if mapping is not None:
+            reference_frames = _MappedFrames(reference_frames, mapping)
+        sides = {"reference": reference_frames, "cg": cg_frames}
+        sources = {
+            "reference": _describe(reference, reference_frames),
+            "cg": _describe(cg, cg_frames),
+        }
+        first = {side: frames[0] for side, frames in sides.items()}
+        types = {}
+        for side, atoms in first.items():
+            if BEAD_TYPE_KEY not in atoms.arrays:
+                hint = (
+                    "it looks all-atom: pass the mapping (--mapping FILE)"
+                    if side == "reference"
+                    else "give a CG trajectory (written by ase-cg simulate or ase-cg map)"
+                )
+                raise AnalysisError(
+                    f"compare: the {side} trajectory ({sources[side]}) has no bead types "
+                    f"(arrays['{BEAD_TYPE_KEY}']); {hint}"
+                )
+            types[side] = sorted(set(_particle_types(atoms).tolist()))
+        if types["reference"] != types["cg"]:
+            raise AnalysisError(
+                f"compare: bead types differ: reference {types['reference']}, CG {types['cg']}; "
+                "compare a CG run with the reference mapped by the same mapping"
+            )
+        bead_types = types["cg"]
+        pairs = [(a, b) for k, a in enumerate(bead_types) for b in bead_types[k:]]
+        if r_max is None:
+            for side, atoms in first.items():
+                _check_periodic(atoms, 0, side)
+            largest = min(_smallest_half_width(frames) for frames in sides.values())
+            r_max = min(COMPARE_R_MAX, 0.98 * largest)
+        if n_bins is None:
+            n_bins = max(1, int(round(r_max / COMPARE_BIN_WIDTH)))
+        observed = {}
+        for side, frames in sides.items():
+            label = "reference" if side == "reference" else "CG"
+            observed[side] = _observe(
+                frames, label, _topology_of(frames, mapping, topology), pairs, r_max, n_bins
+            )
+        inputs = {
+            side: {
+                "source": _describe(source, sides[side]),
+                "n_frames": observed[side].n_frames,
+                "n_beads": observed[side].n_beads,
+                "n_molecules": observed[side].n_molecules,
+            }
+            for side, source in (("reference", reference), ("cg", cg))
+        }
+
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics: dict = {
+        "inputs": {**inputs, "mapping": mapping_source, "bead_types": bead_types},
+        "parameters": {"r_max_A": float(r_max), "n_bins": int(n_bins)},
+    }
+    sections: list[Section] = []
+    for part, part_sections in (
+        _rdf_section(folder, observed, pairs, r_max, n_bins),
+        _bonded_section(
+            folder,
+            observed,
+            {"bonds": bond_bins, "angles": angle_bins, "dihedrals": dihedral_bins},
+        ),
+        _density_section(folder, observed),
+        _diffusion_section(folder, observed, fit_range_fs),
+    ):
+        metrics.update(part)
+        sections += part_sections
+    sections.insert(0, _summary_section(metrics, inputs))
     intro = (
         f"Bead types: {', '.join(bead_types)}. "
         + (f"Reference mapped to beads with `{mapping_source}`. " if mapping_source else "")
