@@ -226,3 +226,23 @@ def test_constraints_on_chains_sharing_beads():
     before = bond_lengths(atoms, model)
     run_md(atoms, CGCalculator(model), steps=60, time_step_fs=6.0, constrain_bonds=True, seed=3)
     np.testing.assert_allclose(bond_lengths(atoms, model), before, atol=1e-8)
+
+
+def test_npt_with_bond_constraints(prior_model):
+    """Constrained bonds under NPT (Berendsen: ASE's MTK barostat takes no constraints)."""
+    atoms = build_cg_box(prior_model, 27, 0.5, seed=9)
+    before = bond_lengths(atoms, prior_model)
+    volume = atoms.get_volume()
+    summary = run_md(
+        atoms,
+        CGCalculator(prior_model),
+        ensemble="npt",
+        pressure=1000.0,
+        steps=60,
+        time_step_fs=4.0,
+        constrain_bonds=True,
+        seed=4,
+    )
+    assert summary.steps == 60
+    assert atoms.get_volume() != pytest.approx(volume, rel=1e-6)
+    np.testing.assert_allclose(bond_lengths(atoms, prior_model), before.mean(), atol=1e-6)
