@@ -55,6 +55,18 @@ Mapping file (JSON, :meth:`CGMapping.save`)::
          "bead_names": ["CH3", "CH3"]}           # bead-type name per bead
       ]
     }
+
+Usage::
+
+    mapping = CGMapping.from_groups(molecule("C2H6"), [[0, 2, 3, 4], [1, 5, 6, 7]],
+                                    name="ethane")                  # one molecule type
+    mapping = CGMapping.from_groups({"ethane": (ethane, groups),   # several types
+                                     "propane": (propane, groups3, ["CH3", "CH2", "CH3"])})
+    cg = mapping.map(atoms)                  # one frame → CG ase.Atoms
+    system = mapping.system(atoms)           # sparse E and b, built once per layout
+    z = system.map_positions(x, cells)       # (n_frames, n_atoms, 3) → (n_frames, n_beads, 3)
+    map_trajectory("aa.h5", "cg.h5", mapping)   # whole files, chunk by chunk
+    start = backmap(cg, mapping)             # all-atom start structure from beads
 """
 
 from __future__ import annotations
