@@ -320,3 +320,27 @@ def test_rdf_is_unchanged_by_translation_and_rewrapping(rng):
         atoms.wrap()
         moved.append(atoms)
     np.testing.assert_allclose(analysis.rdf(moved, 8.0, 40, types=("A", "B"))[1], g, atol=1e-12)
+
+
+def test_rdf_agrees_with_mdanalysis_interrdf_with_exclusion_blocks(rng, tmp_path):
+    # MDAnalysis counts ordered pairs and removes the excluded blocks from N as well: the same
+    # normalisation as ours, so the two must agree up to its float32 distances
+    import MDAnalysis as mda
+    from MDAnalysis.analysis.rdf import InterRDF
+
+    from ase_cg.io import write_h5md
+
+    images = []
+    for step in range(4):
+        atoms, bonds, _ = random_dimers(rng, 150, 12.0, 1.69, 0.03)
+        atoms.info["time"] = 10.0 * step
+        images.append(atoms)
+    write_h5md(tmp_path / "dimers.h5", images, bonds=bonds)
+    universe = mda.Universe.empty(300, trajectory=False)
+    universe.load_new(str(tmp_path / "dimers.h5"), format="H5MD")
+    reference = InterRDF(
+        universe.atoms, universe.atoms, nbins=60, range=(0.0, 6.0), exclusion_block=(2, 2)
+    ).run()
+    r, g = analysis.rdf(tmp_path / "dimers.h5", 6.0, 60)
+    np.testing.assert_allclose(r, reference.results.bins, atol=1e-12)
+    np.testing.assert_allclose(g, reference.results.rdf, atol=2e-3)
