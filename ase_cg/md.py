@@ -513,6 +513,9 @@ class _Monitor:
         bad = ~np.isfinite(positions).all(axis=1)
         if bad.any():
             self._fail("has a non-finite position", int(np.flatnonzero(bad)[0]))
+        bad = ~np.isfinite(atoms.get_momenta()).all(axis=1)
+        if bad.any():
+            self._fail("has a non-finite velocity", int(np.flatnonzero(bad)[0]))
         forces = atoms.calc.results.get("forces")
         if forces is None:
             forces = atoms.get_forces()
@@ -670,6 +673,9 @@ def run_md(
         if len(bonds) == 0:
             raise InputError("constrain_bonds=True, but the model gives these beads no bonds")
         atoms.set_constraint(_bond_constraint(atoms, bonds))
+    if atoms.has("momenta") and not np.all(np.isfinite(atoms.get_momenta())):
+        bead = int(np.flatnonzero(~np.isfinite(atoms.get_momenta()).all(axis=1))[0])
+        raise InputError(f"bead {bead} starts with a non-finite velocity; fix atoms.set_velocities")
     if not atoms.has("momenta") or not np.any(atoms.get_momenta()):
         thermalize_momenta(atoms, temperature, rng=rng)
     Stationary(atoms)

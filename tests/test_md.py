@@ -246,3 +246,12 @@ def test_npt_with_bond_constraints(prior_model):
     assert summary.steps == 60
     assert atoms.get_volume() != pytest.approx(volume, rel=1e-6)
     np.testing.assert_allclose(bond_lengths(atoms, prior_model), before.mean(), atol=1e-6)
+
+
+def test_non_finite_start_velocities_are_refused(prior_model):
+    atoms = build_cg_box(prior_model, 8, 0.3, seed=1)
+    velocities = np.zeros((len(atoms), 3))
+    velocities[3, 1] = np.nan
+    atoms.set_velocities(velocities)
+    with pytest.raises(InputError, match="bead 3 starts with a non-finite velocity"):
+        run_md(atoms, CGCalculator(prior_model), ensemble="nve", steps=5)
