@@ -213,7 +213,7 @@ def test_run_parameters_are_stored_and_shown(rng):
             "reference": {"temperature_K": 180.0, "seed": 3, "force_field": "OPLS-AA"}
         }
     summary = info("p.h5")
-    assert "parameters:  reference: force_field=OPLS-AA, seed=3, temperature_K=180.0" in summary
+    assert "parameters:  reference: force_field=OPLS-AA, seed=3, temperature_K=180" in summary
 
 
 def test_non_periodic_system_has_no_edges(rng):
