@@ -25,6 +25,7 @@ order. This module does both:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import networkx as nx
@@ -88,7 +89,7 @@ def covalent_bonds(numbers, positions, cell=None, pbc=False, *, scale: float = B
     (n_bonds, 2) int64
         Atom index pairs, ``i < j``, sorted.
     """
-    from ase.neighborlist import primitive_neighbor_list
+    from scipy.spatial import cKDTree
 
     numbers = np.asarray(numbers, dtype=np.int64)
     positions = np.ascontiguousarray(positions, dtype=np.float64)
@@ -96,17 +97,37 @@ def covalent_bonds(numbers, positions, cell=None, pbc=False, *, scale: float = B
         return np.zeros((0, 2), dtype=np.int64)
     pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
     box = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=np.float64)
-    if pbc.any() and abs(np.linalg.det(box)) < 1e-12:
-        raise MoleculeError(
-            "cannot infer bonds across periodic boundaries: the cell is degenerate "
-            f"(cell = {box.tolist()}); set a full 3D cell or pbc=False"
-        )
-    # ASE's binned (O(N)) neighbour list: i–j listed when d < cutoff_i + cutoff_j.
-    i, j = primitive_neighbor_list(
-        "ij", pbc, box, positions, covalent_radii[numbers] * scale, self_interaction=False
-    )
-    pairs = np.sort(np.stack([i, j], axis=1).astype(np.int64), axis=1)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    radii = covalent_radii[numbers] * scale
+    cutoff = 2.0 * float(radii.max())
+    points, index = positions, np.arange(len(numbers))
+    if pbc.any():
+        if abs(np.linalg.det(box)) < 1e-12:
+            raise MoleculeError(
+                "cannot infer bonds across periodic boundaries: the cell is degenerate "
+                f"(cell = {box.tolist()}); set a full 3D cell or pbc=False"
+            )
+        # Wrap, then add the periodic images that lie within the cutoff of the cell (ghosts),
+        # so one k-d tree over atoms + ghosts finds every pair (scipy's C k-d tree: O(N log N)).
+        inverse = np.linalg.inv(box)
+        fractional = positions @ inverse
+        fractional[:, pbc] -= np.floor(fractional[:, pbc])
+        margin = np.where(pbc, cutoff * np.linalg.norm(inverse, axis=0), np.inf)
+        reach = np.where(pbc, np.ceil(margin), 0).astype(int)
+        images, owners = [fractional], [index]
+        for shift in itertools.product(*(range(-r, r + 1) for r in reach)):
+            if any(shift):
+                shifted = fractional + shift
+                inside = np.all((shifted > -margin) & (shifted < 1.0 + margin), axis=1)
+                images.append(shifted[inside])
+                owners.append(index[inside])
+        points = np.concatenate(images) @ box
+        index = np.concatenate(owners)
+    tree = cKDTree(points)
+    pairs = tree.query_pairs(cutoff, output_type="ndarray")
+    i, j = index[pairs[:, 0]], index[pairs[:, 1]]
+    distance = np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1)
+    keep = (i != j) & (distance < radii[i] + radii[j])
+    pairs = np.sort(np.stack([i[keep], j[keep]], axis=1).astype(np.int64), axis=1)
     return np.unique(pairs, axis=0).reshape(-1, 2)
 
 

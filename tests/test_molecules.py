@@ -141,3 +141,46 @@ def test_bonds_inside_large_and_small_molecules_from_mol_ids():
     assert sorted(found.bonds.tolist()) == sorted(expected)
     del atoms.arrays["mol-id"]
     assert sorted(find_molecules(atoms).bonds.tolist()) == sorted(expected)
+
+
+def _ase_bonds(atoms, scale=1.2):
+    """Reference implementation: ASE's neighbour list with per-atom covalent cutoffs."""
+    from ase.data import covalent_radii
+    from ase.neighborlist import primitive_neighbor_list
+
+    i, j = primitive_neighbor_list(
+        "ij",
+        atoms.pbc,
+        atoms.cell.array,
+        atoms.positions,
+        covalent_radii[atoms.numbers] * scale,
+        self_interaction=False,
+    )
+    pairs = np.sort(np.stack([i, j], axis=1), axis=1)
+    return np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0).tolist()
+
+
+@pytest.mark.parametrize("skew", [0.0, 0.45])
+def test_covalent_bonds_agree_with_ase_neighbour_list(skew, rng):
+    # molecules 3.2 Å apart: many near-contacts that must not become bonds
+    atoms, _ = molecule_box(
+        [molecule("C2H6"), molecule("CH3OH")], rng=rng, skew=skew, spacing=3.2, jitter=0.2
+    )
+    got = covalent_bonds(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc)
+    assert got.tolist() == _ase_bonds(atoms)
+
+
+@pytest.mark.parametrize(
+    ("cell", "pbc"),
+    [
+        (np.eye(3) * 2.5, True),  # cutoff longer than half the box: several images
+        ([[2.5, 0, 0], [0, 10, 0], [0.5, 0, 2.5]], [True, False, True]),
+    ],
+)
+def test_covalent_bonds_small_and_mixed_periodic_cells(cell, pbc):
+    ethane = molecule("C2H6")
+    ethane.cell = cell
+    ethane.pbc = pbc
+    got = covalent_bonds(ethane.numbers, ethane.positions, ethane.cell.array, ethane.pbc)
+    assert got.tolist() == _ase_bonds(ethane)
+    assert len(got) > 7  # images of its own atoms come within bonding distance
