@@ -84,21 +84,21 @@ def equilibrated(prior_model, n_molecules=27, seed=5, steps=200):
 
 
 def test_nve_conserves_energy(prior_model):
-    """54 beads, 1 fs, 1000 steps: |ΔE_total| < 2e-4 eV per bead (≈ 0.013 k_B·180 K)."""
+    """54 beads, 1 fs, 1000 steps: |ΔE_total| < 5e-5 eV per bead (≈ 0.003 k_B·180 K)."""
     atoms, calc = equilibrated(prior_model)
     summary = run_md(atoms, calc, ensemble="nve", steps=1000, time_step_fs=1.0, interval=10)
     assert summary.steps == 1000
-    assert abs(summary.total_energy_drift_eV_per_bead) < 2e-4
+    assert abs(summary.total_energy_drift_eV_per_bead) < 5e-5
     assert summary.temperature_K > 50.0  # the beads move: the bound is not vacuous
 
 
 @pytest.mark.slow
 def test_nve_energy_drift_over_thousands_of_steps(prior_model):
-    """54 beads, 1 fs, 5000 steps: |E_total(end) − E_total(0)| < 2e-4 eV per bead."""
+    """54 beads, 1 fs, 5000 steps: |ΔE_total| < 5e-5 eV per bead (5e-6 seen at 3000 steps)."""
     atoms, calc = equilibrated(prior_model)
     summary = run_md(atoms, calc, ensemble="nve", steps=5000, time_step_fs=1.0, interval=50)
     assert summary.steps == 5000
-    assert abs(summary.total_energy_drift_eV_per_bead) < 2e-4
+    assert abs(summary.total_energy_drift_eV_per_bead) < 5e-5
 
 
 def test_bond_constraints_hold_and_allow_a_large_time_step(prior_model, tmp_path):
