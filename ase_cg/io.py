@@ -1049,9 +1049,13 @@ class H5MDWriter:
             edges = g["box"].create_group("edges")
             shape = (3, 3) if self.triclinic else (3,)
             value = edges.create_dataset(
-                "value", (0, *shape), maxshape=(None, *shape), dtype=self.dtype,
-                chunks=(4096 // len(shape) ** 2, *shape), **opts,
-            )  # fmt: skip
+                "value",
+                (0, *shape),
+                maxshape=(None, *shape),
+                dtype=self.dtype,
+                chunks=(1024, *shape),
+                **opts,
+            )
             value.attrs["unit"] = ASE_UNITS["length"]
             self._datasets["box"] = value
             edges["step"] = step
