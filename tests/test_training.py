@@ -1,0 +1,180 @@
+"""Force-matching trainer: recovers known parameters, reports FVU, resumes exactly, guards input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ase_cg import _keys as K
+from ase_cg.errors import InputError
+from ase_cg.io import H5MDWriter
+from ase_cg.potentials import CGModel, EnergyTerm, SystemTopology, make_batch, register_term
+from ase_cg.potentials.base import pair_energies_to_beads
+from ase_cg.training import (
+    ForceMatchingData,
+    TrainConfig,
+    TrainingDiverged,
+    evaluate,
+    load_config,
+    split_frames,
+    train,
+)
+
+
+@register_term
+class LearnableLJ(EnergyTerm):
+    """Lennard-Jones pair term with trainable log ε and log σ (one bead type)."""
+
+    kind = "pair"
+
+    def __init__(self, epsilon: float, sigma: float, cutoff: float = 6.0) -> None:
+        super().__init__()
+        self.log_epsilon = nn.Parameter(torch.tensor(float(np.log(epsilon))))
+        self.log_sigma = nn.Parameter(torch.tensor(float(np.log(sigma))))
+        self._cutoff = cutoff
+
+    @property
+    def cutoff(self) -> float:
+        return self._cutoff
+
+    def config(self) -> dict:
+        return {"epsilon": 1.0, "sigma": 1.0, "cutoff": self._cutoff}
+
+    def forward(self, graph):
+        r = torch.linalg.norm(graph.pair_vectors, dim=-1)
+        s6 = (self.log_sigma.exp() / r) ** 6
+        energy = 4 * self.log_epsilon.exp() * (s6 * s6 - s6)
+        energy = torch.where(r < self._cutoff, energy, torch.zeros_like(energy))
+        return pair_energies_to_beads(graph, energy)
+
+
+def make_dataset(path, rng, n_frames=24, n_beads=40, box=12.0, noise=0.02):
+    """CG H5MD file of random non-overlapping beads with LJ(ε=0.01, σ=3.0) forces plus noise."""
+    truth = CGModel(["B"], [LearnableLJ(0.01, 3.0)]).double()
+    topology = SystemTopology(
+        np.zeros(n_beads), np.zeros((0, 2)), np.zeros((0, 3)), np.zeros((0, 4))
+    )
+    cell = np.eye(3) * box
+    with H5MDWriter(
+        path,
+        bead_types=["B"] * n_beads,
+        masses=np.full(n_beads, 15.0),
+        mol_ids=np.arange(n_beads),
+        dtype=np.float64,
+    ) as writer:
+        for frame in range(n_frames):
+            positions = []
+            while len(positions) < n_beads:
+                trial = rng.uniform(0, box, 3)
+                d = np.array(positions) - trial if positions else np.zeros((0, 3))
+                d -= np.round(d / box) * box
+                if not len(d) or np.min(np.linalg.norm(d, axis=1)) > 2.7:
+                    positions.append(trial)
+            positions = np.array(positions)
+            forces = truth(make_batch(positions, cell, topology, 6.0))[K.FORCES].detach().numpy()
+            forces = forces + rng.normal(0, noise, forces.shape)
+            writer.append(positions, cell, forces=forces, step=frame * 100)
+    return topology
+
+
+def small_config(**overrides):
+    values = dict(
+        epochs=6,
+        batch_frames=4,
+        learning_rate=0.05,
+        dtype="float64",
+        progress=False,
+        early_stopping=0,
+        checkpoint_every=2,
+        lr_patience=10,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def lj_force(epsilon, sigma, r):
+    return 24 * epsilon * (2 * (sigma / r) ** 12 - (sigma / r) ** 6) / r
+
+
+def test_training_recovers_known_lennard_jones(tmp_path, rng):
+    make_dataset(tmp_path / "cg.h5", rng)
+    data = ForceMatchingData(tmp_path / "cg.h5")
+    model = CGModel(["B"], [LearnableLJ(0.015, 3.15)])
+    result = train(model, data, tmp_path / "run", small_config(epochs=12, learning_rate=0.02))
+    term = result.model.terms[0]
+    epsilon, sigma = term.log_epsilon.exp().item(), term.log_sigma.exp().item()
+    # the pair force is recovered over the sampled distances (ε and σ alone are correlated)
+    r = np.linspace(2.8, 4.5, 20)
+    np.testing.assert_allclose(
+        lj_force(epsilon, sigma, r),
+        lj_force(0.01, 3.0, r),
+        atol=0.1 * np.abs(lj_force(0.01, 3.0, r)).max(),
+    )
+    # the unexplained fraction is that of the true potential (noise), not zero
+    truth = CGModel(["B"], [LearnableLJ(0.01, 3.0)]).double()
+    topology = truth.topology(data.cg_atoms())
+    _, validation_frames = split_frames(data.n_frames, small_config())
+    truth_fvu = evaluate(truth, data, validation_frames, topology)["fvu"]
+    assert truth_fvu < result.validation["fvu"] < 1.15 * truth_fvu
+    assert result.metrics[0]["validation_loss"] > result.metrics[-1]["validation_loss"]
+    for name in ("metrics.csv", "loss.png", "model.pt", "checkpoint.pt"):
+        assert (tmp_path / "run" / name).stat().st_size > 0
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, rng):
+    make_dataset(tmp_path / "cg.h5", rng, n_frames=12)
+    data = ForceMatchingData(tmp_path / "cg.h5")
+    straight = train(
+        CGModel(["B"], [LearnableLJ(0.02, 3.3)]), data, tmp_path / "a", small_config(epochs=4)
+    )
+    train(CGModel(["B"], [LearnableLJ(0.02, 3.3)]), data, tmp_path / "b", small_config(epochs=2))
+    resumed = train(
+        CGModel(["B"], [LearnableLJ(0.5, 1.0)]),
+        data,
+        tmp_path / "b",
+        small_config(epochs=4),
+        resume=True,
+    )
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert [r["train_loss"] for r in straight.metrics] == [r["train_loss"] for r in resumed.metrics]
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, rng):
+    make_dataset(tmp_path / "cg.h5", rng, n_frames=8)
+    data = ForceMatchingData(tmp_path / "cg.h5")
+    train(CGModel(["B"], [LearnableLJ(0.02, 3.3)]), data, tmp_path / "run", small_config(epochs=1))
+    good = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    exploding = CGModel(["B"], [LearnableLJ(0.02, 3.3)])
+    with torch.no_grad():
+        exploding.terms[0].log_epsilon.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="step"):
+        train(exploding, data, tmp_path / "run", small_config(epochs=2, checkpoint_every=1000))
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == good
+
+
+def test_trajectory_without_forces_is_refused(tmp_path):
+    with H5MDWriter(tmp_path / "noforce.h5", bead_types=["B"] * 3, masses=[1.0] * 3) as writer:
+        writer.append(np.eye(3), np.eye(3) * 10)
+    with pytest.raises(InputError, match="noforce.h5.*forces"):
+        ForceMatchingData(tmp_path / "noforce.h5")
+
+
+def test_unknown_config_keys_are_errors(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("epochs: 3\nlearning_rat: 0.1\n")
+    with pytest.raises(InputError, match="learning_rat"):
+        load_config(path)
+    assert load_config(None).epochs == TrainConfig().epochs
+    (tmp_path / "t.toml").write_text("epochs = 3\n")
+    assert load_config(tmp_path / "t.toml", overrides={"seed": 7}).seed == 7
+
+
+def test_time_block_split_keeps_validation_last():
+    train_frames, validation = split_frames(
+        100, TrainConfig(validation_fraction=0.2, frame_stride=2)
+    )
+    assert len(train_frames) == 40 and len(validation) == 10
+    assert train_frames.max() < validation.min()
