@@ -1136,8 +1136,13 @@ class SystemMapping:
         types = []
         per_type: dict[str, list] = {name: [] for name in mapping.molecule_types}
         for m, members in enumerate(molset.molecules):
-            label = _molecule_label(m, members, atoms, molset.source)
-            name, perm = mapping._matcher.match(self.numbers[members], local_bonds[m], label=label)
+            name, perm = mapping._matcher.match(
+                self.numbers[members],
+                local_bonds[m],
+                label=lambda m=m, members=members: _molecule_label(
+                    m, members, atoms, molset.source
+                ),
+            )
             in_template_order = members[perm]
             types.append(name)
             per_type[name].append((m, in_template_order))

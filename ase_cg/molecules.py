@@ -332,7 +332,7 @@ class TemplateMatcher:
             self._templates[name] = (numbers, edges, _graph(numbers, bonds))
         self._cache: dict = {}
 
-    def match(self, numbers, bonds, *, label: str = "molecule") -> tuple[str, np.ndarray]:
+    def match(self, numbers, bonds, *, label="molecule") -> tuple[str, np.ndarray]:
         """Find the template a molecule is an instance of.
 
         Parameters
@@ -341,8 +341,9 @@ class TemplateMatcher:
             Atomic numbers of the molecule's atoms.
         bonds : (n_bonds, 2) int
             Bonds between them, local indices 0 … n − 1.
-        label : str
-            How to name this molecule in error messages (e.g. ``"molecule 12 (atoms 96…103)"``).
+        label : str or callable returning str
+            How to name this molecule in error messages (e.g. ``"molecule 12 (atoms 96…103)"``);
+            a callable is only called when there is an error.
 
         Returns
         -------
@@ -388,6 +389,7 @@ class TemplateMatcher:
             f"'{name}' ({formula_of(t_numbers)}, {len(t_edges)} bonds)"
             for name, (t_numbers, t_edges, _) in self._templates.items()
         )
+        label = label() if callable(label) else label
         raise MoleculeError(
             f"{label} ({formula_of(numbers)}, {len(edges)} bonds) matches no template of the "
             f"mapping (templates: {known}); check that the trajectory's species and molecule ids "
