@@ -244,13 +244,16 @@ class _RDFAccumulator:
             pair_i, pair_j, distances = pair_i[different], pair_j[different], distances[different]
             _, inverse = np.unique(mol, return_inverse=True)
 
+        # uniform bins: bin index by one division (bin n_bins collects d == r_max, dropped)
+        n_bins = len(self.edges) - 1
+        bins = np.minimum((distances * (n_bins / r_max)).astype(np.int64), n_bins)
         for k, (types, (in_a, in_b)) in enumerate(zip(self.pairs, members, strict=True)):
             same = types is None or types[0] == types[1]
             if same:
                 keep = in_a[pair_i] & in_a[pair_j]
             else:
                 keep = (in_a[pair_i] & in_b[pair_j]) | (in_b[pair_i] & in_a[pair_j])
-            self.counts[block, k] += np.histogram(distances[keep], bins=self.edges)[0]
+            self.counts[block, k] += np.bincount(bins[keep], minlength=n_bins + 1)[:n_bins]
             n_a, n_b = int(in_a.sum()), int(in_b.sum())
             n_pairs = n_a * (n_a - 1) / 2 if same else n_a * n_b
             if self.intermolecular:
@@ -1429,13 +1432,14 @@ def _diffusion_section(folder, observed, fit_range_fs) -> tuple[dict, list]:
     metrics, sections = {}, []
     times = {s: _times_or_none(observed[s].times) for s in observed}
     if any(t is None for t in times.values()):
-        missing = [s for s, t in times.items() if t is None]
-        metrics["diffusion"] = {"skipped": f"no frame times in {', '.join(missing)}"}
-        sections.append(
-            Section(
-                "Diffusion", f"Skipped: {metrics['diffusion']['skipped']} (or fewer than 3 frames)."
-            )
-        )
+        reasons = [
+            f"the {observed[s].label} run has "
+            + ("fewer than 3 frames" if observed[s].n_frames < 3 else "no frame times")
+            for s, t in times.items()
+            if t is None
+        ]
+        metrics["diffusion"] = {"skipped": "; ".join(reasons)}
+        sections.append(Section("Diffusion", f"Skipped: {metrics['diffusion']['skipped']}."))
     else:
         curves = {}
         for side in observed:

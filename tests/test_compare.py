@@ -285,3 +285,18 @@ def test_report_tables_and_missing_figures(tmp_path):
     index = write_report(tmp_path, "T", [section], intro="intro")
     assert index.read_text().startswith("# T\n\nintro\n\n## S\n\ntext\n")
     assert (tmp_path / "missing.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_compare_single_frames_without_times_skips_diffusion(rng, tmp_path):
+    images, topology = dimer_liquid(rng, n_molecules=27, n_frames=1, box=12.0)
+    del images[0].info["time"]
+    metrics = compare(images, images, output_dir=tmp_path / "r", topology=topology)
+    assert metrics["diffusion"] == {
+        "skipped": "the reference run has fewer than 3 frames; the CG run has fewer than 3 frames"
+    }
+    assert metrics["rdf"]["CH3-CH3"]["halves_max_abs_difference_reference"] is None
+    assert "msd.png" not in metrics["files"]["figures"]
+    assert (
+        "Skipped: the reference run has fewer than 3 frames"
+        in (tmp_path / "r" / "index.md").read_text()
+    )
