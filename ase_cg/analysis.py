@@ -1186,8 +1186,11 @@ def _smallest_half_width(frames) -> float:
 
 
 def _describe(source, frames) -> str:
+    """How the report names an input: its path, else what was given."""
     if isinstance(source, str | os.PathLike):
         return str(source)
+    if getattr(source, "path", None) is not None:  # an open H5MDTrajectory
+        return str(source.path)
     return f"{len(frames)} ase.Atoms frames given in memory"
 
 
@@ -1640,11 +1643,27 @@ def compare(
     Returns
     -------
     dict
-        The metrics, also in ``metrics.json``: ``"rdf"`` (per pair ``max_abs_difference``,
-        ``integrated_absolute_error`` in Å, first peaks), ``"bonds"`` / ``"angles"`` /
-        ``"dihedrals"`` (per type ``jensen_shannon`` in nats, means and standard deviations),
-        ``"density"`` (g/cm³), ``"diffusion"`` (cm²/s, ``ratio`` = D_CG / D_AA), ``"inputs"``,
-        ``"files"``.
+        The metrics, also in ``metrics.json`` (None where not computable):
+
+        - ``"rdf"``: per pair ``"A-B"``: ``max_abs_difference``, ``integrated_absolute_error``
+          (Å), ``first_peak_reference`` / ``first_peak_cg`` (``r_A``, ``g``), and
+          ``halves_max_abs_difference_reference`` / ``_cg``: max |Δg| between the first and the
+          second half of that run, its noise level on these bins;
+        - ``"bonds"``, ``"angles"``, ``"dihedrals"``: per type ``"A-B"``, ``"A-B-C"``, …:
+          ``jensen_shannon`` (nats), ``halves_jensen_shannon_reference`` / ``_cg``,
+          ``mean_*`` and ``std_*`` (Å or degrees), or ``only_in`` when one side lacks it;
+        - ``"density"``: ``reference_g_cm3``, ``cg_g_cm3``, their ``*_std_g_cm3``,
+          ``relative_difference`` (CG/AA − 1);
+        - ``"diffusion"``: ``reference_cm2_s``, ``cg_cm2_s``, ``*_A2_fs``, ``ratio``
+          (D_CG / D_AA), ``*_fit_range_fs``, ``of`` (molecule centres of mass or beads), or
+          ``skipped`` with the reason;
+        - ``"inputs"``, ``"parameters"`` (``r_max_A``, ``n_bins``), ``"files"``.
+
+    Raises
+    ------
+    AnalysisError
+        Inputs without bead types (an all-atom reference without ``mapping``), different bead
+        types on both sides, non-periodic frames, a changing number of beads.
     """
     from ase_cg import __version__
 
