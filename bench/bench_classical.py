@@ -52,6 +52,12 @@ def main(argv=None) -> int:
         default=180.0,
         help="temperature of the reference, K (default 180)",
     )
+    parser.add_argument(
+        "--smoothness",
+        type=float,
+        default=None,
+        help="ClassicalConfig.smoothness (default: the config default)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument(
         "--output",
@@ -80,8 +86,9 @@ def main(argv=None) -> int:
             map_seconds = time.perf_counter() - started
         with H5MDTrajectory(cg_path) as trajectory:
             n_beads = trajectory.n_atoms
+            extra = {} if args.smoothness is None else {"smoothness": args.smoothness}
             config = ClassicalConfig(
-                pair_cutoff=args.cutoff, stride=args.stride, temperature=args.temperature
+                pair_cutoff=args.cutoff, stride=args.stride, temperature=args.temperature, **extra
             )
             started = time.perf_counter()
             model, report = fit_classical(trajectory, mapping, config=config)
@@ -91,6 +98,7 @@ def main(argv=None) -> int:
         "reference": str(args.aa if args.cg is None else args.cg),
         "n_beads": n_beads,
         "threads": args.threads,
+        "smoothness": config.smoothness,
         "map_seconds": map_seconds,
         "fit_wall_seconds": wall,
         "n_train_frames": report["n_train_frames"],
