@@ -173,8 +173,8 @@ class CGCalculator(Calculator):
                 "stress needs a periodic cell (atoms.pbc all True and a 3D atoms.cell)"
             )
         if self._topology is None or any(c in system_changes for c in _TOPOLOGY_CHANGES):
+            self._topology = self._batch = None  # an error below must not leave a stale one
             self._topology = self._read_topology(atoms)
-            self._batch = None
         positions = np.asarray(atoms.positions, dtype=np.float64)
         cell = np.asarray(atoms.cell.array, dtype=np.float64)
         if self._needs_new_list(positions, cell) or periodic != self._list_periodic:

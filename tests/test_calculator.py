@@ -222,3 +222,14 @@ def test_switching_periodicity_rebuilds_the_list(rng):
     assert isolated == pytest.approx(
         CGCalculator(repulsion_model()).get_potential_energy(atoms), rel=1e-12
     )
+
+
+def test_an_error_leaves_no_stale_topology(rng):
+    good = bead_liquid(rng, n_side=2)
+    calc = CGCalculator(repulsion_model())
+    calc.get_potential_energy(good)
+    bad = good.copy()
+    bad.arrays[K.BEAD_TYPE] = np.array(["C"] * len(bad))
+    for _ in range(2):  # asking again must fail again, not reuse the good atoms' bead types
+        with pytest.raises(CGAtomsError, match="type 'C'"):
+            calc.get_potential_energy(bad)
