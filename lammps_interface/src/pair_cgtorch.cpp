@@ -19,6 +19,7 @@
 
 #include "atom.h"
 #include "comm.h"
+#include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "json.h"
@@ -271,6 +272,24 @@ void PairCGTorch::compute(int eflag, int vflag)
   std::vector<int64_t> bead_types(nall);
   for (int i = 0; i < nall; i++) bead_types[i] = type_map_[type[i]];
 
+  // Beads whose features can reach a local energy: within (K - 1) * cutoff of this rank's
+  // subdomain, plus skin/2 since local beads may have left it since the last neighbour build.
+  // Pairs between two beads outside that reach change no local energy and are skipped (both
+  // directions together, so the list stays symmetric); triclinic boxes keep every pair.
+  std::vector<char> reaches(nall, 1);
+  if (!domain->triclinic) {
+    const double reach = (n_interactions_ - 1) * cutoff_ + 0.5 * neighbor->skin;
+    for (int i = nlocal; i < nall; i++) {
+      double distsq = 0.0;
+      for (int d = 0; d < 3; d++) {
+        const double outside =
+            std::max({0.0, domain->sublo[d] - x[i][d], x[i][d] - domain->subhi[d]});
+        distsq += outside * outside;
+      }
+      reaches[i] = distsq <= reach * reach;
+    }
+  }
+
   // directed pairs (i -> j and j -> i) within the model cutoff, over local and ghost beads
   const double cutsq_model = cutoff_ * cutoff_;
   std::vector<int64_t> pair_i, pair_j;
@@ -280,6 +299,7 @@ void PairCGTorch::compute(int eflag, int vflag)
     const int *jlist = firstneigh[i];
     for (int jj = 0; jj < numneigh[i]; jj++) {
       const int j = jlist[jj] & NEIGHMASK;    // the many-body term sees every pair: no special
+      if (!reaches[i] && !reaches[j]) continue;
       const double dx = x[j][0] - x[i][0];
       const double dy = x[j][1] - x[i][1];
       const double dz = x[j][2] - x[i][2];
