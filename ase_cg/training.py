@@ -84,7 +84,18 @@ class TrainConfig:
     """Show a progress bar with loss and frames/s."""
 
 
-def load_config(path: str | os.PathLike, cls=TrainConfig, overrides: dict | None = None):
+def config_from_dict(values: dict, cls=TrainConfig, *, source: str = "config"):
+    """A dataclass config from a dict; unknown keys are errors naming ``source``."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(
+            f"{source}: unknown keys {unknown} for {cls.__name__}; known keys: {sorted(known)}"
+        )
+    return cls(**values)
+
+
+def load_config(path: str | os.PathLike | None, cls=TrainConfig, overrides: dict | None = None):
     """Read a dataclass config from a YAML or TOML file; unknown keys are errors.
 
     Parameters
@@ -92,7 +103,8 @@ def load_config(path: str | os.PathLike, cls=TrainConfig, overrides: dict | None
     path : YAML (``.yaml``/``.yml``) or TOML (``.toml``) file, or None for defaults
     cls : dataclass type
     overrides : dict, optional
-        Values that take precedence over the file's (e.g. from command-line flags).
+        Values that take precedence over the file's (e.g. from command-line flags); None
+        values are ignored.
     """
     values: dict = {}
     if path is not None:
@@ -109,14 +121,7 @@ def load_config(path: str | os.PathLike, cls=TrainConfig, overrides: dict | None
         if not isinstance(values, dict):
             raise InputError(f"{path}: a config file must hold a mapping of keys to values")
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise InputError(
-            f"{path or 'config'}: unknown keys {unknown} for {cls.__name__}; known keys: "
-            f"{sorted(known)}"
-        )
-    return cls(**values)
+    return config_from_dict(values, cls, source=str(path or "config"))
 
 
 class TrainingDiverged(RuntimeError):
@@ -409,6 +414,8 @@ def train(
                 loss_value = torch.zeros((), dtype=dtype, device=device)
             if world > 1:
                 for p in parameters:
+                    if p.grad is None:  # e.g. an energy shift: it does not change forces
+                        p.grad = torch.zeros_like(p)
                     dist.all_reduce(p.grad)
                     p.grad /= world
                 weighted = loss_value * len(share)

@@ -23,7 +23,7 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20190125)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The repository's ``data/`` folder with the shipped reference files."""
     return DATA_DIR
