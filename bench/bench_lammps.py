@@ -1,0 +1,235 @@
+"""CG ethane in LAMMPS: bead-steps/s of the table export and of the cgtorch plugin (f32/f64).
+
+Builds CG ethane boxes (two CH3 beads per molecule, 0.5495 g/cm³, 180 K) and exports them with
+:func:`lammps_interface.export`:
+
+* ``tables``: classical model (repulsive prior + pair spline + harmonic bond) → ``pair_style
+  table`` + ``bond_style table``, no neural code;
+* ``plugin f32`` / ``plugin f64``: the same prior tables overlaid (``hybrid/overlay``) with a
+  SchNet term run by the ``cgtorch`` plugin (2 interactions, 32 features, 6 Å cutoff: the
+  ghost shell is 2 × 6 + 2 Å).
+
+Each case runs NVT (2 fs) under ``mpiexec -n ranks``: 3 warm-up steps (TorchScript optimises
+its first calls), then the timed run, whose LAMMPS ``Loop time`` gives bead-steps/s.
+The per-simulated-ns speed-up over all-atom ethane (8 atoms per molecule, 1 fs) is
+
+    speed-up = (bead-steps/s / 2 beads × 2 fs) / (atom-steps/s / 8 atoms × 1 fs)
+
+with the all-atom atom-steps/s of ``bench/results/allatom.json`` (``bench/bench_allatom.py``) at
+the same rank count. Prints a table, writes ``bench/results/lammps.json`` and appends rows to the
+"LAMMPS CG" section of ``BENCHMARKS.md``.
+
+Usage: ``.venv/bin/python bench/bench_lammps.py [--beads 10000 100000] [--ranks 1 2]
+[--cases tables plugin-f32 plugin-f64]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ase_cg.mapping import CGMapping
+from ase_cg.md import build_cg_box
+from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion
+from ase_cg.potentials.classical import PairSpline
+from ase_cg.potentials.neural import NeuralPotential
+from lammps_interface import export
+from lammps_interface.run import run_deck
+from lammps_interface.tables import write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+RESULTS = ROOT / "bench" / "results" / "lammps.json"
+ALLATOM = ROOT / "bench" / "results" / "allatom.json"
+SECTION = "## LAMMPS CG"
+TIME_STEP_FS = 2.0
+ALLATOM_TIME_STEP_FS = 1.0
+WARMUP_STEPS = 3
+_LOOP = re.compile(r"Loop time of ([\d.eE+-]+) on (\d+) procs for (\d+) steps with (\d+) atoms")
+
+
+def ethane_model(neural: bool) -> CGModel:
+    """Classical CG ethane (prior + pair spline + bond), optionally with a SchNet term."""
+    mapping = CGMapping.load(ROOT / "data" / "ethane_mapping.json")
+    pair = PairSpline(1, 2.5, 8.0, 40)
+    knots = torch.linspace(2.5, 8.0, pair.grid.n_basis, dtype=torch.float64)
+    coefficients = 0.3 * torch.exp(-(knots - 2.5) / 0.4) - 0.01 * torch.exp(-((knots - 4.2) ** 2))
+    coefficients[-3:] = 0.0
+    pair.coefficients.copy_(coefficients[None])
+    pair.lower.fill_(2.6)
+    terms = [
+        Repulsion(1, sigma=3.3, epsilon=0.01, power=12, cutoff=8.0),
+        pair,
+        HarmonicBonds(1, k=20.0, r0=1.69),
+    ]
+    if neural:
+        torch.manual_seed(0)
+        schnet = NeuralPotential(
+            1, n_atom_basis=32, n_filters=32, n_interactions=2, n_rbf=16, cutoff=6.0
+        )
+        with torch.no_grad():
+            for parameter in schnet.parameters():
+                parameter.add_(0.01 * torch.randn_like(parameter))
+        terms.append(schnet)
+    return CGModel(["CH3"], terms, mapping=mapping).double()
+
+
+def run_case(case: str, n_beads: int, ranks: int, steps: int) -> dict:
+    """Export and run one case; return its numbers."""
+    neural = case.startswith("plugin")
+    model = ethane_model(neural)
+    atoms = build_cg_box(model, n_beads // 2, 0.5495, seed=1)
+    dtype = {"plugin-f32": torch.float32, "plugin-f64": torch.float64}.get(case)
+    with tempfile.TemporaryDirectory(prefix="bench_lammps") as directory:
+        export(
+            model,
+            directory,
+            atoms=atoms,
+            neural_dtype=dtype,
+            temperature=180.0,
+            timestep=TIME_STEP_FS,
+            steps=steps,
+            dump_every=10 * steps,
+        )
+        # warm-up run first (TorchScript profiles and optimises its first calls), then time
+        deck = Path(directory) / "in.bench"
+        write_text_atomic(
+            deck,
+            "\n".join(
+                [
+                    "include system.in",
+                    "velocity all create 180.0 4928459 mom yes rot yes dist gaussian",
+                    f"fix integrate all nvt temp 180.0 180.0 {100 * TIME_STEP_FS}",
+                    f"timestep {TIME_STEP_FS}",
+                    "thermo 1000",
+                    f"run {WARMUP_STEPS}",
+                    f"run {steps}",
+                    "",
+                ]
+            ),
+        )
+        outputs = run_deck(directory, ranks, deck="in.bench", h5md=None)
+        match = list(_LOOP.finditer(outputs["log"].read_text()))[-1]
+    loop_time, _, n_steps, n_atoms = (float(g) for g in match.groups())
+    bead_steps = n_steps * n_atoms / loop_time
+    return {
+        "case": case,
+        "beads": int(n_atoms),
+        "ranks": ranks,
+        "steps": int(n_steps),
+        "loop_time_s": loop_time,
+        "bead_steps_per_s": bead_steps,
+        "ns_per_day": n_steps / loop_time * TIME_STEP_FS * 86400 * 1e-6,
+    }
+
+
+def allatom_rate(ranks: int) -> float | None:
+    """All-atom atom-steps/s at ``ranks`` from bench_allatom's results, if present."""
+    if not ALLATOM.exists():
+        return None
+    rows = [r for r in json.loads(ALLATOM.read_text())["results"] if r["ranks"] == ranks]
+    return max(r["atom_steps_per_s"] for r in rows) if rows else None
+
+
+def append_markdown(report: dict) -> None:
+    """Add this run's rows to the "LAMMPS CG" table of BENCHMARKS.md."""
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    if SECTION not in text:
+        text = (
+            text.rstrip("\n")
+            + "\n\n"
+            + "\n".join(
+                [
+                    SECTION,
+                    "",
+                    "CG ethane (2 CH3 beads per molecule, 0.5495 g/cm³, 180 K, NVT, 2 fs) exported "
+                    "with `lammps_interface.export`, measured by `bench/bench_lammps.py` (also in "
+                    "`bench/results/lammps.json`). `tables`: pair + bond tables only; `plugin`: "
+                    "the same tables overlaid with a SchNet term (2 interactions, 32 features, 6 Å "
+                    "cutoff) in the cgtorch plugin. Speed-up per simulated ns over all-atom ethane "
+                    "(8 atoms/molecule, 1 fs, `## All-atom baseline`) at the same rank count. "
+                    "`load` is the 1-minute load average at the start: the machine is shared, so "
+                    "with load above the core count the numbers are lower bounds.",
+                    "",
+                    "| date (UTC) | load | case | beads | MPI ranks | steps | bead-steps/s | "
+                    "speed-up vs all-atom per ns |",
+                    "|---|---|---|---|---|---|---|---|",
+                ]
+            )
+            + "\n"
+        )
+    rows = []
+    for r in report["results"]:
+        speedup = "n/a" if r["speedup_vs_allatom"] is None else f"{r['speedup_vs_allatom']:.3g}"
+        rows.append(
+            f"| {report['date']} | {report['load_average_1min']} | {r['case']} | {r['beads']} "
+            f"| {r['ranks']} | {r['steps']} | {r['bead_steps_per_s']:.3g} | {speedup} |"
+        )
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + len(SECTION))
+    end = len(text) if end < 0 else end + 1
+    section = text[start:end].rstrip("\n") + "\n" + "\n".join(rows) + "\n"
+    text = text[:start] + section + ("\n" + text[end:] if end < len(text) else "")
+    write_text_atomic(BENCHMARKS, text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--beads", type=int, nargs="+", default=[10000])
+    parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=["tables", "plugin-f32", "plugin-f64"],
+        choices=["tables", "plugin-f32", "plugin-f64"],
+    )
+    parser.add_argument("--table-steps", type=int, default=200, help="steps of table runs")
+    parser.add_argument("--plugin-steps", type=int, default=10, help="steps of plugin runs")
+    parser.add_argument("--no-markdown", action="store_true", help="do not touch BENCHMARKS.md")
+    args = parser.parse_args()
+    report = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_average_1min": round(os.getloadavg()[0], 1),
+        "results": [],
+    }
+    print(
+        f"{'case':>11} {'beads':>7} {'ranks':>5} {'steps':>5} {'bead-steps/s':>13} {'speed-up':>9}"
+    )
+    for n_beads in args.beads:
+        for case in args.cases:
+            for ranks in args.ranks:
+                steps = args.table_steps if case == "tables" else args.plugin_steps
+                result = run_case(case, n_beads, ranks, steps)
+                aa = allatom_rate(ranks)
+                result["speedup_vs_allatom"] = (
+                    None
+                    if aa is None
+                    else (result["bead_steps_per_s"] / 2 * TIME_STEP_FS)
+                    / (aa / 8 * ALLATOM_TIME_STEP_FS)
+                )
+                report["results"].append(result)
+                speed = result["speedup_vs_allatom"]
+                print(
+                    f"{case:>11} {result['beads']:>7} {ranks:>5} {result['steps']:>5} "
+                    f"{result['bead_steps_per_s']:>13.3g} "
+                    f"{'n/a' if speed is None else f'{speed:.3g}':>9}",
+                    flush=True,
+                )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(RESULTS, json.dumps(report, indent=2) + "\n")
+    if not args.no_markdown:
+        append_markdown(report)
+    print(f"wrote {RESULTS}" + ("" if args.no_markdown else f" and {BENCHMARKS}"))
+
+
+if __name__ == "__main__":
+    main()
