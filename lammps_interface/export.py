@@ -273,6 +273,7 @@ def export(
     timestep: float = 2.0,
     steps: int = 10000,
     dump_every: int = 100,
+    constrain_bonds: bool = False,
 ) -> dict[str, Path]:
     """Write a :class:`~ase_cg.potentials.CGModel` as a LAMMPS run in ``directory``.
 
@@ -316,6 +317,9 @@ def export(
     dump_every : int, default 100
         Steps between trajectory frames (``dump.cg.lammpstrj``: id, mol, type, unwrapped
         positions, velocities, forces).
+    constrain_bonds : bool, default False
+        Hold every bond at the minimum of its bond table with SHAKE (``fix shake``), which
+        allows a time step several times larger for stiff CG bonds.
 
     Returns
     -------
@@ -464,6 +468,10 @@ def export(
     ]
     outputs["system"] = directory / SYSTEM_FILE
     write_text_atomic(outputs["system"], "\n".join(system))
+    shake = []
+    if constrain_bonds and bonded["bond"]:
+        types = " ".join(str(k + 1) for k in range(len(bonded["bond"])))
+        shake = [f"fix constrain all shake 1.0e-8 100 0 b {types}"]
     deck = [
         "# ase_cg CG MD: NVT (Nose-Hoover), override with -var NAME VALUE",
         f"include {SYSTEM_FILE}",
@@ -474,6 +482,7 @@ def export(
         "variable seed index 4928459",
         "velocity all create ${temperature} ${seed} mom yes rot yes dist gaussian",
         "fix integrate all nvt temp ${temperature} ${temperature} $(100.0*v_timestep)",
+        *shake,
         "timestep ${timestep}",
         "thermo_style custom step time temp pe ke etotal press density",
         "thermo ${dump_every}",

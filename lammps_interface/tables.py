@@ -162,7 +162,20 @@ def _header(table: Table) -> str:
         return f"N {n} R {float(table.x[0])!r} {float(table.x[-1])!r}"
     if table.kind == "dihedral":
         return f"N {n} RADIANS"
+    if table.kind == "bond":  # EQ: the bond length SHAKE/RATTLE hold a constrained bond at
+        return f"N {n} EQ {equilibrium(table)!r}"
     return f"N {n}"
+
+
+def equilibrium(table: Table) -> float:
+    """Position of the energy minimum of ``table`` (parabola through the lowest grid point and
+    its neighbours), in the grid's units."""
+    k = int(np.clip(np.argmin(table.energy), 1, len(table.x) - 2))
+    (x0, x1), (e0, e1, e2) = table.x[k - 1 : k + 1], table.energy[k - 1 : k + 2]
+    curvature = e0 - 2.0 * e1 + e2
+    if curvature <= 0:
+        return float(x1)
+    return float(x1 + 0.5 * (x1 - x0) * (e0 - e2) / curvature)
 
 
 def _columns(table: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -174,3 +174,40 @@ def test_run_deck_runs_md_and_writes_a_trajectory(tmp_path):
     assert "Loop time" in outputs["log"].read_text()
     with pytest.raises(InputError, match="no LAMMPS deck"):
         run_deck(tmp_path / "missing")
+
+
+def test_triclinic_box_without_bonds_equals_calculator(tmp_path):
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(*[np.arange(5)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    cell = np.array([[18.0, 0.0, 0.0], [1.1, 18.0, 0.0], [-0.8, 0.6, 18.0]])
+    fractional = (grid + 0.5 + rng.normal(0, 0.07, grid.shape)) / 5
+    atoms = Atoms(
+        numbers=np.zeros(len(grid), int), positions=fractional @ cell, cell=cell, pbc=True
+    )
+    atoms.arrays["bead-type"] = np.array(rng.choice(["A", "B"], len(atoms)))
+    atoms.set_masses(np.full(len(atoms), 15.0))
+    term = Repulsion(2, sigma=[[3.2, 3.0], [3.0, 2.8]], epsilon=0.02, power=12, cutoff=6.0)
+    model = CGModel(["A", "B"], [term]).double()
+    files = export(model, tmp_path, atoms=atoms)
+    assert "xy xz yz" in files["data"].read_text()
+    assert_same(evaluate(files["system"]), reference(model, atoms))
+
+
+def test_constrained_bonds_keep_their_table_minimum(tmp_path):
+    model = CGModel(["CH3"], [rep(), HarmonicBonds(1, k=20.0, r0=1.69)], mapping=ETHANE).double()
+    atoms = build_cg_box(model, 32, 0.5495, seed=4)
+    export(
+        model,
+        tmp_path,
+        atoms=atoms,
+        temperature=180.0,
+        timestep=5.0,
+        steps=40,
+        dump_every=20,
+        constrain_bonds=True,
+    )
+    frames = read_h5md(run_deck(tmp_path)["h5md"])
+    lengths = np.array([[a.get_distance(2 * m, 2 * m + 1) for m in range(32)] for a in frames])
+    # SHAKE holds EQ = the harmonic r0 (to ~1e-5 Å with the thermostat), against a free
+    # fluctuation of sqrt(k_B T / k) ≈ 0.03 Å
+    assert np.abs(lengths[1:] - 1.69).max() < 1e-4

@@ -40,6 +40,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-step", type=float, default=2.0, help="deck time step, fs")
     parser.add_argument("--steps", type=int, default=10000, help="deck MD steps")
     parser.add_argument("--dump-every", type=int, default=100, help="steps between dump frames")
+    parser.add_argument(
+        "--constrain-bonds",
+        action="store_true",
+        help="hold CG bonds at their equilibrium length with SHAKE (allows a larger time step)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         timestep=args.time_step,
         steps=args.steps,
         dump_every=args.dump_every,
+        constrain_bonds=args.constrain_bonds,
     )
     for name, path in files.items():
         print(f"{name:>15}: {path}")
