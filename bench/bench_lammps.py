@@ -16,7 +16,8 @@ The per-simulated-ns speed-up over all-atom ethane (8 atoms per molecule, 1 fs) 
     speed-up = (bead-steps/s / 2 beads × 2 fs) / (atom-steps/s / 8 atoms × 1 fs)
 
 with the all-atom atom-steps/s of ``bench/results/allatom.json`` (``bench/bench_allatom.py``) at
-the same rank count. Prints a table, writes ``bench/results/lammps.json`` and appends rows to the
+the same rank count. Prints a table, appends the run to ``bench/results/lammps.json``
+(``{"runs": [...]}``) and rows to the
 "LAMMPS CG" section of ``BENCHMARKS.md``.
 
 Usage: ``.venv/bin/python bench/bench_lammps.py [--beads 10000 100000] [--ranks 1 2]
@@ -225,7 +226,8 @@ def main() -> None:
                     flush=True,
                 )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(RESULTS, json.dumps(report, indent=2) + "\n")
+    runs = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
+    write_text_atomic(RESULTS, json.dumps({"runs": [*runs, report]}, indent=2) + "\n")
     if not args.no_markdown:
         append_markdown(report)
     print(f"wrote {RESULTS}" + ("" if args.no_markdown else f" and {BENCHMARKS}"))
