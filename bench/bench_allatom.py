@@ -112,7 +112,12 @@ def append_markdown(report: dict) -> None:
                     "(numbers also in `bench/results/allatom.json`). Every CG speed-up is "
                     "measured against these. `load` is the 1-minute load average when the run "
                     "started: the machine is shared, so a load above the core count means the "
-                    "numbers are lower bounds.",
+                    "numbers are lower bounds. `CPU use` is LAMMPS's own figure (share of the "
+                    "loop time the run had its cores): far below 100 % means other jobs took "
+                    "the CPU. For comparison, ENV.md measured the same system on an idle core "
+                    "of this machine type at ~156 steps/s ≈ 14 ns/day ≈ 2.7e5 atom-steps/s "
+                    "(1 rank). Under load, 2 ranks are no faster than 1 (each waits for the "
+                    "other at every step).",
                     "",
                     "| date (UTC) | machine | load | MPI ranks | steps | ns/day | steps/s "
                     "| atom-steps/s | CPU use |",
