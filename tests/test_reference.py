@@ -156,6 +156,42 @@ def test_lammps_forces_are_minus_energy_gradient():
         assert forces[atom, axis] == pytest.approx(numeric, abs=2e-3, rel=1e-3)
 
 
+def isolated_ethane(positions: np.ndarray):
+    """One ethane molecule in a 30 Å periodic box (its images 20 Å away)."""
+    atoms = ETHANE.to_atoms()
+    atoms.positions = positions + 15.0
+    atoms.cell = [30.0] * 3
+    atoms.pbc = True
+    return atoms
+
+
+def test_lammps_carbon_carbon_stiffness_has_no_half():
+    # Moving the CH3 groups rigidly apart changes only the C-C bond (and weak 1-4 pairs):
+    # d²E/dr² = 2 K_r for E = K_r (r - r0)², the LAMMPS convention the template uses.
+    h, moving = 0.01, [1, 5, 6, 7]
+    energies = []
+    for shift in (-h, 0.0, h):
+        positions = ETHANE.positions.copy()
+        positions[moving, 2] -= shift
+        energies.append(compute_energy_forces(ETHANE, isolated_ethane(positions))[0])
+    curvature = (energies[0] - 2 * energies[1] + energies[2]) / h**2
+    assert curvature == pytest.approx(2 * 268.0 * KCAL_PER_MOL, rel=0.03)
+
+
+def test_lammps_ethane_torsion_barrier():
+    # staggered -> eclipsed: 9 H-C-C-H terms of V3 = 0.3 kcal/mol plus the 1-4 pairs; OPLS-AA
+    # was fit to the experimental barrier, 2.9 kcal/mol
+    staggered = ETHANE.positions.copy()
+    eclipsed = staggered.copy()
+    c, s = np.cos(np.pi / 3), np.sin(np.pi / 3)
+    eclipsed[5:8, :2] = eclipsed[5:8, :2] @ np.array([[c, s], [-s, c]])
+    barrier = (
+        compute_energy_forces(ETHANE, isolated_ethane(eclipsed))[0]
+        - compute_energy_forces(ETHANE, isolated_ethane(staggered))[0]
+    ) / KCAL_PER_MOL
+    assert 2.7 < barrier < 3.3
+
+
 def test_lammps_rejects_atoms_not_in_template_order():
     atoms = pack_molecules(ETHANE, 8, 0.5495, seed=1)
     with pytest.raises(InputError, match="template order"):
