@@ -21,13 +21,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--temperature",
         type=float,
         default=None,
-        help="temperature, K (default: the template's liquid state point, ethane 180 K)",
+        help="temperature, K; None: the template's liquid state point (ethane 180 K, "
+        "propane 231 K)",
     )
     parser.add_argument(
         "--density",
         type=float,
         default=None,
-        help="packing/NVT density, g/cm³ (default: the template's, ethane 0.5495 g/cm³)",
+        help="packing and NVT density, g/cm³; None: the template's (ethane 0.5495, "
+        "propane 0.58 g/cm³)",
     )
     parser.add_argument(
         "--npt",
@@ -39,13 +41,18 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--equilibration-ps", type=float, default=20.0, help="NVT (and NPT) equilibration, ps"
     )
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--production-ps", type=float, default=None, help="production, ps")
+    length.add_argument(
+        "--production-ps",
+        type=float,
+        default=None,
+        help="production time, ps; None: 20 ps unless --frames is given",
+    )
     length.add_argument(
         "--frames",
         type=int,
         default=None,
-        help="number of frames to store (production = frames x stride x time step; "
-        "default when neither is given: 20 ps)",
+        help="frames to store instead of --production-ps (production = frames x stride x "
+        "time step)",
     )
     parser.add_argument("--stride", type=int, default=100, help="time steps between frames")
     parser.add_argument("--time-step", type=float, default=1.0, help="time step, fs")
@@ -53,7 +60,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ranks", type=int, default=1, help="MPI ranks (> 1 runs LAMMPS under mpiexec)"
     )
-    parser.add_argument("--lammps-log", default=None, help="LAMMPS log file (default: none)")
+    parser.add_argument("--lammps-log", default=None, help="LAMMPS log file; None: no log")
     parser.set_defaults(func=run)
 
 

@@ -51,6 +51,7 @@ from tqdm import tqdm
 
 from ase_cg._lammps import import_lammps, lammps_subprocess_env
 from ase_cg.errors import InputError
+from ase_cg.io import H5MDWriter
 from ase_cg.reference.builder import G_PER_CM3, pack_molecules
 from ase_cg.reference.lammps import (
     ENERGY_FROM_REAL,
@@ -352,8 +353,6 @@ def simulate(
         Show a progress bar on rank 0.
     lammps_log : path, optional
     """
-    from ase_cg.io import H5MDWriter
-
     lammps = import_lammps()
     template = MOLECULES[settings.molecule]
     log = "none" if lammps_log is None else str(lammps_log)
