@@ -44,6 +44,7 @@ from ase.units import kB
 from tqdm.auto import tqdm
 
 from ase_cg import _keys as K
+from ase_cg.config import config_from_dict
 from ase_cg.errors import InputError
 from ase_cg.potentials._splines import basis_weights
 from ase_cg.potentials.base import CGModel, SystemTopology, build_graph, make_batch
@@ -161,13 +162,7 @@ class ClassicalConfig:
     @classmethod
     def from_dict(cls, data: dict) -> ClassicalConfig:
         """Build from a dict (e.g. parsed YAML); unknown keys are an error, not ignored."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise FitError(
-                f"unknown ClassicalConfig keys {unknown}; known keys are {sorted(known)}"
-            )
-        return cls(**data)
+        return config_from_dict(data, cls, source="classical config", error=FitError)
 
     def to_dict(self) -> dict:
         """JSON-able dict (tuples as lists)."""

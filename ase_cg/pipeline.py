@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ase_cg.config import config_from_dict, read_config_file
 from ase_cg.errors import InputError
 
 MODEL_KINDS = ("classical", "neural")
@@ -36,18 +37,7 @@ def _config_sections(path) -> dict:
     """Sections ``train``, ``neural``, ``classical`` of a YAML/TOML config file."""
     if path is None:
         return {}
-    path = Path(path)
-    text = path.read_text()
-    if path.suffix == ".toml":
-        import tomllib
-
-        values = tomllib.loads(text)
-    else:
-        import yaml
-
-        values = yaml.safe_load(text) or {}
-    if not isinstance(values, dict):
-        raise InputError(f"{path}: a config file must hold a mapping of sections")
+    values = read_config_file(path)
     unknown = sorted(set(values) - {"train", "neural", "classical"})
     if unknown:
         raise InputError(
@@ -161,14 +151,18 @@ def train_model(
         return model_path
 
     from ase_cg.potentials.build import NeuralConfig, build_neural_model
-    from ase_cg.training import ForceMatchingData, config_from_dict, train, train_distributed
+    from ase_cg.training import ForceMatchingData, train, train_distributed
 
     if mapping is None:
         raise InputError("a neural model needs the mapping (--mapping FILE) for its prior")
     neural = NeuralConfig.from_dict(sections.get("neural", {}), source=str(config_path))
     train_values = dict(sections.get("train", {}))
     train_values.update({k: v for k, v in (train_overrides or {}).items() if v is not None})
-    train_config = config_from_dict(train_values, source=f"{config_path or 'config'} [train]")
+    from ase_cg.training import TrainConfig
+
+    train_config = config_from_dict(
+        train_values, TrainConfig, source=f"{config_path or 'config'} [train]"
+    )
     with H5MDTrajectory(cg_path) as trajectory:
         n_prior = min(len(trajectory), 100)
     prior_frames = read_h5md(cg_path, slice(0, n_prior))

@@ -40,6 +40,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ase_cg import _keys as K
+from ase_cg.config import config_from_dict, read_config_file
 from ase_cg.errors import InputError
 from ase_cg.model import atomic_torch_save, load_model, save_model
 from ase_cg.potentials import CGModel, SystemTopology, make_batch
@@ -84,17 +85,6 @@ class TrainConfig:
     """Show a progress bar with loss and frames/s."""
 
 
-def config_from_dict(values: dict, cls=TrainConfig, *, source: str = "config"):
-    """A dataclass config from a dict; unknown keys are errors naming ``source``."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise InputError(
-            f"{source}: unknown keys {unknown} for {cls.__name__}; known keys: {sorted(known)}"
-        )
-    return cls(**values)
-
-
 def load_config(path: str | os.PathLike | None, cls=TrainConfig, overrides: dict | None = None):
     """Read a dataclass config from a YAML or TOML file; unknown keys are errors.
 
@@ -106,20 +96,7 @@ def load_config(path: str | os.PathLike | None, cls=TrainConfig, overrides: dict
         Values that take precedence over the file's (e.g. from command-line flags); None
         values are ignored.
     """
-    values: dict = {}
-    if path is not None:
-        path = Path(path)
-        text = path.read_text()
-        if path.suffix == ".toml":
-            import tomllib
-
-            values = tomllib.loads(text)
-        else:
-            import yaml
-
-            values = yaml.safe_load(text) or {}
-        if not isinstance(values, dict):
-            raise InputError(f"{path}: a config file must hold a mapping of keys to values")
+    values = read_config_file(path) if path is not None else {}
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return config_from_dict(values, cls, source=str(path or "config"))
 

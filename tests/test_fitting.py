@@ -295,7 +295,7 @@ def test_bad_input(dimers, tmp_path):
     from ase_cg.io import H5MDWriter
 
     positions, forces, cell, topology = dimers
-    with pytest.raises(FitError, match="unknown ClassicalConfig keys \\['cutoff'\\]"):
+    with pytest.raises(FitError, match="unknown keys \\['cutoff'\\] for ClassicalConfig"):
         ClassicalConfig.from_dict({"cutoff": 8.0})
     with pytest.raises(FitError, match="pair_spacing must be > 0"):
         ClassicalConfig(pair_spacing=0.0)

@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ase_cg import _keys as K
+from ase_cg.config import config_from_dict
 from ase_cg.errors import InputError
 from ase_cg.neighbors import neighbor_pairs
 from ase_cg.potentials.base import CGModel, EnergyTerm, SystemTopology
@@ -91,13 +92,7 @@ class NeuralConfig:
     @classmethod
     def from_dict(cls, values: dict, *, source: str = "neural config") -> NeuralConfig:
         """A config from a dict (e.g. parsed YAML); unknown keys are an error."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise NeuralConfigError(
-                f"{source}: unknown keys {unknown}; the neural config has {sorted(known)}"
-            )
-        return cls(**values)
+        return config_from_dict(values, cls, source=source, error=NeuralConfigError)
 
     def to_dict(self) -> dict:
         """The JSON-able fields."""
