@@ -30,9 +30,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--start",
         default=None,
         help="start structure: H5MD (.h5) or any ASE-readable file, CG or all-atom (mapped "
-        "with the model's mapping); default: build a box (--n-molecules, --density)",
+        "with the model's mapping); none: build a box (--n-molecules, --density)",
     )
-    parser.add_argument("--frame", type=int, default=-1, help="frame of --start (default: last)")
+    parser.add_argument("--frame", type=int, default=-1, help="frame of --start (-1: the last)")
     parser.add_argument(
         "--n-molecules", type=int, default=None, help="molecules in a new box (no --start)"
     )
