@@ -14,9 +14,9 @@ file from a stranger cannot run code)::
       "bead_type_names": [...],            # order of bead-type indices
       "exclusion_bonds": 3,
       "units": {"length": "Å", "energy": "eV"},
-      "dtype": "float64" | "float32",
+      "dtype": "float64" | "float32",      # widest dtype of the model's tensors
       "mapping": {...} | null,             # CGMapping.to_dict(): templates, groups, bead names
-      "terms": [{"type": "<EnergyTerm class>", "config": {...}}, ...],
+      "terms": [{"type": "<EnergyTerm class>", "config": {...}, "dtype": "float32"}, ...],
       "provenance": {...}                  # data checksum, training config, package version
     }
 
@@ -54,9 +54,21 @@ def model_config(model: CGModel) -> dict:
         "units": {"length": "Å", "energy": "eV"},
         "dtype": str(model.dtype).removeprefix("torch."),
         "mapping": mapping,
-        "terms": [{"type": type(term).__name__, "config": term.config()} for term in model.terms],
+        "terms": [
+            {"type": type(term).__name__, "config": term.config(), "dtype": _term_dtype(term)}
+            for term in model.terms
+        ],
         "provenance": {"ase_cg_version": ase_cg.__version__, **model.provenance},
     }
+
+
+def _term_dtype(term) -> str:
+    """Name of the floating dtype of a term's tensors (terms may differ: float32 SchNet beside
+    a float64 prior)."""
+    for tensor in term.state_dict().values():
+        if tensor.is_floating_point():
+            return str(tensor.dtype).removeprefix("torch.")
+    return "float64"
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
@@ -139,8 +151,11 @@ def build_model(config: dict, *, source: str = "model config") -> CGModel:
                 f"{source}: term {index} has unknown type {entry.get('type')!r} "
                 f"(known: {sorted(TERM_TYPES)})"
             )
+        term_dtype = _DTYPES.get(entry.get("dtype", config["dtype"]))
+        if term_dtype is None:
+            raise ModelFileError(f"{source}: term {index} has unknown dtype {entry.get('dtype')!r}")
         try:
-            terms.append(term_type(**entry["config"]))
+            terms.append(term_type(**entry["config"]).to(term_dtype))
         except (TypeError, ValueError, KeyError) as error:
             raise ModelFileError(
                 f"{source}: term {index} ({entry['type']}) has an invalid config: {error}"
@@ -150,9 +165,6 @@ def build_model(config: dict, *, source: str = "model config") -> CGModel:
         from ase_cg.mapping import CGMapping
 
         mapping = CGMapping.from_dict(config["mapping"])
-    dtype = _DTYPES.get(config["dtype"])
-    if dtype is None:
-        raise ModelFileError(f"{source}: unknown dtype {config['dtype']!r}")
     model = CGModel(
         config["bead_type_names"],
         terms,
@@ -160,7 +172,7 @@ def build_model(config: dict, *, source: str = "model config") -> CGModel:
         exclusion_bonds=config.get("exclusion_bonds", 3),
         provenance=config.get("provenance"),
     )
-    return model.to(dtype)
+    return model
 
 
 def load_model(path: str | os.PathLike) -> CGModel:

@@ -183,3 +183,13 @@ def test_truncated_model_file_is_refused(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelFileError, match="model.pt"):
         load_model(path)
+
+
+def test_mixed_dtype_model_keeps_each_terms_dtype(tmp_path):
+    model = prior_model()
+    model.terms[1].float()  # e.g. a float32 term beside float64 ones
+    assert model.dtype == torch.float64
+    loaded = load_model(save_model(model, tmp_path / "mixed.pt"))
+    assert loaded.terms[0].sigma.dtype == torch.float64
+    assert loaded.terms[1].k.dtype == torch.float32
+    assert loaded.dtype == torch.float64

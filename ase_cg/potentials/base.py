@@ -360,12 +360,15 @@ class CGModel(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        for tensor in self.parameters():
-            return tensor.dtype
-        for tensor in self.buffers():
-            if tensor.is_floating_point():
-                return tensor.dtype
-        return torch.float64
+        """The widest floating dtype of the model's tensors (float64 if there are none).
+
+        A model may mix dtypes (a float32 SchNet term beside a float64 prior); batches are
+        built in this dtype so that no term loses precision at its input.
+        """
+        dtypes = {t.dtype for t in self.state_dict().values() if t.is_floating_point()}
+        if not dtypes or torch.float64 in dtypes:
+            return torch.float64
+        return torch.float32 if torch.float32 in dtypes else next(iter(dtypes))
 
     def topology(self, atoms) -> SystemTopology:
         """Bead types, bonded topology and exclusions of CG ``ase.Atoms``.
