@@ -1,0 +1,979 @@
+r"""Learned CG mappings: the coarse-graining auto-encoder (Wang & Gómez-Bombarelli 2019).
+
+Given an all-atom trajectory with forces, learn per molecule type which atoms form which bead,
+together with a decoder and a small CG potential, and return the result as an ordinary
+:class:`~ase_cg.mapping.CGMapping` (same JSON as hand-made mappings).
+
+Physics (DESIGN.md, "Physics")
+------------------------------
+Per molecule type an encoder holds assignment logits :math:`\theta` of shape
+``(n_atoms_in_molecule, n_beads)``. Each training step draws a Gumbel-softmax assignment
+
+.. math::
+
+    A_{jI} = \mathrm{softmax}_I\big((\theta_{jI} + g_{jI}) / \tau\big), \qquad
+    \tau(\mathrm{epoch}) = \tau_0\, e^{-\mathrm{epoch} / (0.4\, n_\mathrm{epochs})} + \tau_\min ,
+
+with Gumbel noise :math:`g`; in the last epochs the assignment is made hard (one-hot argmax)
+with the straight-through estimator, so each atom ends in exactly one bead. Bead positions are
+mass-weighted means of the assigned atoms of the (whole) molecule,
+
+.. math::
+
+    z_I = \sum_j E_{Ij} x_j, \qquad E_{Ij} = \frac{m_j A_{jI}}{\sum_k m_k A_{kI}},
+    \qquad M_I = \sum_j m_j A_{jI}.
+
+The decoder is linear and works in the molecular frame: atom positions are rebuilt from the
+bead offsets to the molecule's centre of mass :math:`c = \sum_I M_I z_I / \sum_I M_I`,
+
+.. math::
+
+    \hat x_j = c + \sum_I D_{jI} (z_I - c),
+
+so it is equivariant to translations (and rotations) of the molecule. The loss is
+
+.. math::
+
+    L = \big\langle |x - \hat x|^2 \big\rangle
+        + \rho\, \frac{\big\langle |b f + \nabla_z V_\mathrm{CG}(z)|^2 \big\rangle}
+                      {\langle |f|^2 \rangle}
+        + \lambda \sum_I \max(0, 1 - n_I)^2 ,
+
+with the instantaneous mapped force :math:`b f`, :math:`b = (E E^{\mathsf T})^{-1} E` (the
+paper's pseudo-inverse, differentiable in ``E``; the bead sum is an option), the soft bead
+occupancy :math:`n_I = \sum_j A_{jI}` (guard against empty beads), and the force term switched
+on after a warm-up. The CG potential :math:`V_\mathrm{CG}` is trained in the same backward pass:
+harmonic springs between the beads of a molecule plus a Gaussian-basis pair potential between
+beads of different molecules (minimum image, smooth cosine cutoff). Several restarts (seeds)
+are run; the one with the lowest validation loss (hard assignment, held-out frames at the end
+of the trajectory) is kept. A run whose final hard assignment leaves a bead empty counts as
+failed.
+
+Usage::
+
+    result = learn_mapping("ethane_aa.h5", 2, config=AutoencoderConfig(epochs=60))
+    result.mapping.save("learned_mapping.json")   # CGMapping JSON
+    result.report["runs"]                         # per seed: groups, losses, hardness
+    learn_mapping("mix.h5", {"ethane": 2, "propane": 3}, output_dir="learned/")  # + report
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch import nn
+
+from ase_cg.errors import InputError
+from ase_cg.mapping import CGMapping, pseudo_inverse_force_map
+from ase_cg.molecules import MoleculeError, TemplateMatcher, find_molecules, formula_of
+
+__all__ = [
+    "AutoencoderConfig",
+    "AutoencoderError",
+    "CGAutoencoder",
+    "LearnedMapping",
+    "learn_mapping",
+]
+
+#: force maps available while learning (both differentiable in E)
+LEARNING_FORCE_MAPS = ("pseudo_inverse", "bead_sum")
+
+
+class AutoencoderError(InputError):
+    """Input the auto-encoder cannot learn from, or a training run that cannot go on."""
+
+
+@dataclass
+class AutoencoderConfig:
+    """Settings of :func:`learn_mapping` (lengths Å, energies eV)."""
+
+    epochs: int = 60
+    """Passes over the training frames per seed."""
+
+    batch_frames: int = 8
+    """Frames per optimiser step."""
+
+    learning_rate: float = 0.1
+    """Adam step size of all parameters (logits, decoder, CG potential)."""
+
+    tau0: float = 4.0
+    """τ0 of the Gumbel-softmax temperature τ(epoch) = τ0·exp(−epoch/(τ_decay·epochs)) + τ_min."""
+
+    tau_min: float = 0.2
+    """τ_min, the temperature the annealing approaches."""
+
+    tau_decay: float = 0.4
+    """Decay length of τ as a fraction of the epochs (0.4 in the paper)."""
+
+    hard_fraction: float = 0.25
+    """Last fraction of the epochs trained with the straight-through hard (one-hot) assignment."""
+
+    rho: float = 5.0
+    """Weight ρ of the force-matching term (force error relative to the mean |f|² of atoms)."""
+
+    force_warmup: float = 0.2
+    """Fraction of the epochs before the force term is switched on."""
+
+    force_map: str = "pseudo_inverse"
+    """Force map while learning: ``"pseudo_inverse"`` (paper's b = (EEᵀ)⁻¹E) or ``"bead_sum"``."""
+
+    pair_cutoff: float = 8.0
+    """Cutoff of the intermolecular pair potential, Å (capped below half the smallest box
+    width, as the pair term uses the minimum image)."""
+
+    n_basis: int = 12
+    """Gaussian basis functions of the pair potential between 2 Å and the cutoff."""
+
+    empty_penalty: float = 1.0
+    """λ of the penalty λ·Σ_I max(0, 1 − n_I)² on beads with soft occupancy n_I below one atom."""
+
+    init_scale: float = 0.1
+    """Standard deviation of the initial assignment logits."""
+
+    validation_fraction: float = 0.2
+    """Fraction of the selected frames held out (one block at the end) to pick the best seed."""
+
+    max_frames: int | None = 200
+    """At most this many frames (evenly spread over the trajectory) are used; None: all."""
+
+    stride: int = 1
+    """Use every ``stride``-th frame before ``max_frames`` is applied."""
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_frames": self.batch_frames >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "tau0": self.tau0 >= 0,
+            "tau_min": self.tau_min > 0,
+            "tau_decay": self.tau_decay > 0,
+            "hard_fraction": 0 <= self.hard_fraction <= 1,
+            "rho": self.rho >= 0,
+            "force_warmup": 0 <= self.force_warmup <= 1,
+            "pair_cutoff": self.pair_cutoff > 2.0,
+            "n_basis": self.n_basis >= 1,
+            "empty_penalty": self.empty_penalty >= 0,
+            "init_scale": self.init_scale >= 0,
+            "validation_fraction": 0 <= self.validation_fraction < 1,
+            "max_frames": self.max_frames is None or self.max_frames >= 2,
+            "stride": self.stride >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise AutoencoderError(
+                    f"AutoencoderConfig.{name} = {getattr(self, name)!r} is out of range; see the "
+                    "field's docstring for the allowed values"
+                )
+        if self.force_map not in LEARNING_FORCE_MAPS:
+            raise AutoencoderError(
+                f"AutoencoderConfig.force_map = {self.force_map!r}; use one of "
+                f"{LEARNING_FORCE_MAPS}"
+            )
+
+    def temperature(self, epoch: int) -> float:
+        """Gumbel-softmax temperature τ of an epoch (0-based)."""
+        return self.tau0 * math.exp(-epoch / (self.tau_decay * self.epochs)) + self.tau_min
+
+    def to_dict(self) -> dict:
+        """JSON-able field values."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Data: whole molecules per type, in template atom order
+
+
+@dataclass
+class _TypeData:
+    name: str
+    template: Atoms  # whole molecule, masses set
+    bonds: np.ndarray  # (n_bonds, 2) template bonds
+    atom_index: np.ndarray  # (n_mol_t, n_atoms_t) global atom index, template order
+    n_beads: int
+
+
+@dataclass
+class _Data:
+    source: str
+    types: list
+    positions: list = field(default_factory=list)  # per type (n_frames, n_mol_t, n_at_t, 3)
+    forces: list = field(default_factory=list)
+    cells: np.ndarray | None = None  # (n_frames, 3, 3)
+    pbc: np.ndarray | None = None
+    frames: np.ndarray | None = None  # indices in the trajectory
+    force_scale: float = 1.0  # mean |f|² of atoms over training frames, eV²/Å²
+
+
+def _open(trajectory):
+    from ase_cg.io import H5MDTrajectory
+
+    if isinstance(trajectory, H5MDTrajectory):
+        return trajectory, False
+    if isinstance(trajectory, str | os.PathLike):
+        return H5MDTrajectory(trajectory), True
+    raise AutoencoderError(
+        f"trajectory must be an H5MD file path or an ase_cg.io.H5MDTrajectory, got "
+        f"{type(trajectory).__name__}"
+    )
+
+
+def _find_types(atoms: Atoms, source: str) -> list[tuple[str, Atoms, np.ndarray]]:
+    """Distinct molecule types of one frame: (formula name, whole template, local bonds)."""
+    molset = find_molecules(atoms)
+    found: dict[str, tuple[Atoms, np.ndarray]] = {}
+    matcher = None
+    for members in molset.molecules:
+        in_mol = np.isin(molset.bonds[:, 0], members)
+        local = np.searchsorted(members, molset.bonds[in_mol])
+        numbers = atoms.numbers[members]
+        if matcher is not None:
+            try:
+                matcher.match(numbers, local)
+                continue
+            except MoleculeError:
+                pass
+        if len(members) == 1:
+            raise AutoencoderError(
+                f"{source}: molecule of atom {int(members[0])} ({atoms[members[0]].symbol}) has "
+                "one atom; a one-atom molecule cannot be split into learned beads: remove it or "
+                "map it with a fixed mapping (ase_cg.mapping.CGMapping.from_groups)"
+            )
+        positions = atoms.positions[members]
+        if atoms.pbc.any():  # minimum image from the first atom: a whole molecule
+            delta = positions - positions[0]
+            fractional = delta @ np.linalg.inv(atoms.cell.array)
+            fractional[:, atoms.pbc] -= np.rint(fractional[:, atoms.pbc])
+            positions = positions[0] + fractional @ atoms.cell.array
+        template = Atoms(numbers=numbers, positions=positions, masses=atoms.get_masses()[members])
+        name = formula_of(numbers)
+        if name in found:
+            name = f"{name}_{sum(1 for k in found if k.split('_')[0] == name) + 1}"
+        found[name] = (template, local)
+        matcher = TemplateMatcher({k: (v[0].numbers, v[1]) for k, v in found.items()})
+    return [(name, t, b) for name, (t, b) in found.items()]
+
+
+def _resolve_beads(n_beads, found, source: str) -> dict[str, tuple[str, int]]:
+    """Formula name → (molecule type name, beads); dict keys may be formulas or registry names."""
+    from ase_cg.reference import MOLECULES
+
+    formulas = [name for name, _, _ in found]
+    if isinstance(n_beads, dict):
+        chosen: dict[str, tuple[str, int]] = {}
+        for key, value in n_beads.items():
+            formula = key
+            if key not in formulas and key in MOLECULES:
+                formula = formula_of(MOLECULES[key].to_atoms().numbers)
+            if formula not in formulas:
+                raise AutoencoderError(
+                    f"{source}: n_beads names molecule type {key!r}, but the trajectory has "
+                    f"{formulas}; key the beads by formula or by a reference molecule name"
+                )
+            chosen[formula] = (key, value)
+        missing = sorted(set(formulas) - set(chosen))
+        if missing:
+            raise AutoencoderError(
+                f"{source}: no bead count for molecule types {missing}; give n_beads for every "
+                f"type, e.g. {{{', '.join(repr(f) + ': 2' for f in formulas)}}}"
+            )
+    else:
+        chosen = {f: (f, n_beads) for f in formulas}
+    for formula, (name, value) in chosen.items():
+        n_atoms = next(len(t) for f, t, _ in found if f == formula)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise AutoencoderError(
+                f"{source}: molecule type {name!r}: n_beads must be a positive integer, got "
+                f"{value!r}"
+            )
+        if value > n_atoms:
+            raise AutoencoderError(
+                f"{source}: molecule type {name!r} has {n_atoms} atoms but {value} beads were "
+                f"asked for; use at most {n_atoms} beads (each bead needs at least one atom)"
+            )
+    return chosen
+
+
+def _select_frames(n_frames: int, config: AutoencoderConfig, source: str) -> np.ndarray:
+    frames = np.arange(0, n_frames, config.stride)
+    if config.max_frames is not None and len(frames) > config.max_frames:
+        frames = frames[np.linspace(0, len(frames) - 1, config.max_frames).round().astype(int)]
+    if len(frames) < 2:
+        raise AutoencoderError(
+            f"{source}: {len(frames)} frame(s) selected; learning a mapping needs at least 2 "
+            "(training and validation): give a longer trajectory or a smaller stride"
+        )
+    return frames
+
+
+def _load(trajectory, n_beads, config: AutoencoderConfig, disable) -> _Data:
+    from tqdm.auto import tqdm
+
+    traj, owned = _open(trajectory)
+    try:
+        source = str(getattr(traj, "path", trajectory))
+        if not traj.has_forces:
+            raise AutoencoderError(
+                f"{source}: the trajectory has no forces; the auto-encoder's force-matching term "
+                "needs all-atom forces (write forces in the reference run: ase-cg reference)"
+            )
+        atoms0 = traj[0]
+        found = _find_types(atoms0, source)
+        chosen = _resolve_beads(n_beads, found, source)
+        # One bead per atom: SystemMapping then gives whole molecules and template order.
+        per_atom = CGMapping.from_groups(
+            {
+                formula: (
+                    t,
+                    [[j] for j in range(len(t))],
+                    [f"{formula}:{j}" for j in range(len(t))],
+                )
+                for formula, t, _ in found
+            }
+        )
+        system = per_atom.system(atoms0)
+        order = system.position_matrix.tocsr()
+        order.sort_indices()
+        atom_of_row = order.indices  # one atom per row, rows molecule by molecule
+        mol_types = np.asarray(system.molecule_types)[system.bead_mol_ids]
+        types = []
+        for formula, template, bonds in found:
+            rows = np.flatnonzero(mol_types == formula)
+            index = atom_of_row[rows].reshape(-1, len(template))
+            name, beads = chosen[formula]
+            types.append(_TypeData(name, template, bonds, index, int(beads)))
+        frames = _select_frames(len(traj), config, source)
+        data = _Data(source=source, types=types, frames=frames, pbc=np.asarray(atoms0.pbc))
+        pos_t = [[] for _ in types]
+        for_t = [[] for _ in types]
+        cells = []
+        step = 64
+        chunks = range(0, len(frames), step)
+        for start in tqdm(chunks, desc="reading frames", disable=disable, leave=False):
+            sel = frames[start : start + step]
+            positions = traj.positions(sel)
+            forces = traj.forces(sel)
+            cell = traj.cells(sel)
+            whole = system.unwrap(positions, cell)
+            cells.append(np.broadcast_to(cell, (len(sel), 3, 3)))
+            for k, t in enumerate(types):
+                pos_t[k].append(whole[:, t.atom_index])
+                for_t[k].append(forces[:, t.atom_index])
+        data.positions = [np.concatenate(p) for p in pos_t]
+        data.forces = [np.concatenate(f) for f in for_t]
+        data.cells = np.concatenate(cells)
+        return data
+    finally:
+        if owned:
+            traj.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+
+
+class CGAutoencoder(nn.Module):
+    """Encoder (assignment logits), linear decoder and CG potential for several molecule types.
+
+    Parameters
+    ----------
+    type_names : list of str
+        Molecule type names.
+    atom_masses : list of (n_atoms_t,) float64, amu
+        Template atom masses per type.
+    n_beads : list of int
+        Beads per type.
+    n_molecules : list of int
+        Molecules of each type in the system (sets the pair list).
+    pair_cutoff : float, Å
+    n_basis : int
+    init_scale : float
+        Standard deviation of the initial logits.
+    generator : torch.Generator
+        Seeds the initial logits and decoder.
+    """
+
+    def __init__(
+        self,
+        type_names,
+        atom_masses,
+        n_beads,
+        n_molecules,
+        *,
+        pair_cutoff: float,
+        n_basis: int,
+        init_scale: float,
+        generator: torch.Generator,
+    ):
+        super().__init__()
+        self.type_names = list(type_names)
+        self.n_beads = [int(n) for n in n_beads]
+        self.pair_cutoff = float(pair_cutoff)
+        dtype = torch.float64
+        self.logits = nn.ParameterList()
+        self.decoders = nn.ParameterList()
+        for k, masses in enumerate(atom_masses):
+            masses = torch.as_tensor(masses, dtype=dtype)
+            self.register_buffer(f"atom_masses_{k}", masses)
+            shape = (len(masses), self.n_beads[k])
+            self.logits.append(
+                nn.Parameter(init_scale * torch.randn(shape, generator=generator, dtype=dtype))
+            )
+            self.decoders.append(
+                nn.Parameter(0.1 * torch.randn(shape, generator=generator, dtype=dtype))
+            )
+        # Intramolecular springs between every bead pair of a molecule: k (eV/Å²), r0 (Å).
+        self.bond_pairs = [torch.triu_indices(n, n, 1) for n in self.n_beads]
+        n_bond = sum(p.shape[1] for p in self.bond_pairs)
+        self.bond_raw_k = nn.Parameter(torch.zeros(n_bond, dtype=dtype))
+        self.bond_r0 = nn.Parameter(torch.ones(n_bond, dtype=dtype))
+        # Intermolecular Gaussian-basis pair potential per pair of bead slots.
+        n_slots = sum(self.n_beads)
+        self.register_buffer("centres", torch.linspace(2.0, pair_cutoff, n_basis, dtype=dtype))
+        self.width = (pair_cutoff - 2.0) / max(n_basis - 1, 1)
+        self.pair_weights = nn.Parameter(torch.zeros(n_slots, n_slots, n_basis, dtype=dtype))
+        # Bead slots and molecules of the flattened system, and all intermolecular bead pairs.
+        slot, mol = [], []
+        offset_slot, offset_mol = 0, 0
+        for n_b, n_m in zip(self.n_beads, n_molecules, strict=True):
+            slot.append(np.tile(np.arange(n_b) + offset_slot, n_m))
+            mol.append(np.repeat(np.arange(n_m) + offset_mol, n_b))
+            offset_slot += n_b
+            offset_mol += n_m
+        slot, mol = np.concatenate(slot), np.concatenate(mol)
+        i, j = np.triu_indices(len(slot), 1)
+        keep = mol[i] != mol[j]
+        self.register_buffer("pair_i", torch.as_tensor(i[keep]))
+        self.register_buffer("pair_j", torch.as_tensor(j[keep]))
+        pair_class = slot[i[keep]] * n_slots + slot[j[keep]]
+        self.register_buffer(  # (n_pairs, n_slots²) one-hot slot-pair class of each pair
+            "pair_class",
+            nn.functional.one_hot(torch.as_tensor(pair_class), n_slots * n_slots).to(dtype),
+        )
+
+    def atom_masses(self, k: int) -> torch.Tensor:
+        """(n_atoms_t,) float64 template atom masses of type ``k``, amu."""
+        return getattr(self, f"atom_masses_{k}")
+
+    def assignment(self, k: int, tau: float | None, hard: bool, generator=None) -> torch.Tensor:
+        """Assignment A of type ``k``: (n_atoms_t, n_beads_t), rows sum to one.
+
+        ``tau=None``: the deterministic one-hot argmax of the logits (the learned mapping).
+        Otherwise a Gumbel-softmax sample at temperature ``tau``, made one-hot with the
+        straight-through estimator when ``hard``.
+        """
+        logits = self.logits[k]
+        if tau is None:
+            return nn.functional.one_hot(logits.argmax(dim=1), logits.shape[1]).to(logits.dtype)
+        uniform = torch.rand(logits.shape, generator=generator, dtype=logits.dtype)
+        gumbel = -torch.log(-torch.log(uniform.clamp(1e-12, 1 - 1e-12)))
+        soft = torch.softmax((logits + gumbel) / tau, dim=1)
+        if not hard:
+            return soft
+        one_hot = nn.functional.one_hot(soft.argmax(dim=1), soft.shape[1]).to(soft.dtype)
+        return one_hot - soft.detach() + soft
+
+    def encode(self, k: int, assignment: torch.Tensor, positions: torch.Tensor):
+        """Position map E, bead masses and bead positions of type ``k``.
+
+        Parameters
+        ----------
+        assignment : (n_atoms_t, n_beads_t)
+        positions : (n_frames, n_mol_t, n_atoms_t, 3) float64, Å, whole molecules
+
+        Returns
+        -------
+        E : (n_beads_t, n_atoms_t)
+        bead_masses : (n_beads_t,) amu (zero for an empty bead)
+        bead_positions : (n_frames, n_mol_t, n_beads_t, 3) Å
+        """
+        weighted = self.atom_masses(k)[:, None] * assignment  # (n_at, n_b)
+        bead_masses = weighted.sum(0)
+        E = (weighted / bead_masses.clamp_min(1e-12)).T
+        return E, bead_masses, torch.einsum("ij,fmjc->fmic", E, positions)
+
+    def decode(self, k: int, bead_masses: torch.Tensor, bead_positions: torch.Tensor):
+        """Atom positions (n_frames, n_mol_t, n_atoms_t, 3), Å, from bead positions."""
+        centre = (bead_masses[:, None] * bead_positions).sum(-2, keepdim=True) / bead_masses.sum()
+        return centre + torch.einsum("ji,fmic->fmjc", self.decoders[k], bead_positions - centre)
+
+    def energy(self, bead_positions: list, cells: torch.Tensor | None) -> torch.Tensor:
+        """CG potential energy per frame (n_frames,), eV, of the flattened bead system."""
+        energy = 0.0
+        offset = 0
+        k_all = nn.functional.softplus(self.bond_raw_k) * 10.0
+        for k, z in enumerate(bead_positions):
+            pairs = self.bond_pairs[k]
+            n = pairs.shape[1]
+            if n:
+                r = (z[:, :, pairs[1]] - z[:, :, pairs[0]]).norm(dim=-1)  # (F, n_mol, n)
+                spring = k_all[offset : offset + n] * (r - self.bond_r0[offset : offset + n]) ** 2
+                energy = energy + spring.sum(dim=(1, 2))
+            offset += n
+        z = torch.cat([b.flatten(1, 2) for b in bead_positions], dim=1)  # (F, n_beads, 3)
+        d = z[:, self.pair_j] - z[:, self.pair_i]
+        if cells is not None:
+            fractional = torch.einsum("fpc,fcd->fpd", d.detach(), torch.linalg.inv(cells))
+            d = d - torch.einsum("fpc,fcd->fpd", torch.round(fractional), cells)
+        r = d.norm(dim=-1)
+        inside = r < self.pair_cutoff
+        cosine = 0.5 * (torch.cos(math.pi * r.clamp(max=self.pair_cutoff) / self.pair_cutoff) + 1)
+        basis = torch.exp(-0.5 * ((r[..., None] - self.centres) / self.width) ** 2)
+        w = (self.pair_weights + self.pair_weights.transpose(0, 1)).flatten(0, 1)
+        w = self.pair_class @ w  # (n_pairs, n_basis)
+        phi = (basis * w).sum(-1) * cosine * inside
+        return energy + phi.sum(-1)
+
+    def groups(self, k: int) -> list[list[int]]:
+        """Atom indices of each bead of type ``k`` from the argmax assignment."""
+        owner = self.logits[k].argmax(dim=1).tolist()
+        return [[j for j, b in enumerate(owner) if b == bead] for bead in range(self.n_beads[k])]
+
+    def hardness(self, k: int, tau: float) -> float:
+        """Smallest, over atoms, largest assignment probability softmax(θ/τ) of type ``k``."""
+        probabilities = torch.softmax(self.logits[k].detach() / tau, dim=1)
+        return float(probabilities.max(dim=1).values.min())
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+def _losses(model, data_t, frames, config, *, tau, hard, rho, generator):
+    """(total, reconstruction, force, penalty) on a batch of frames (tensors)."""
+    positions, forces, cells, force_scale = data_t
+    cell = None if cells is None else cells[frames]
+    recon_sum, recon_n, bead_z, mapped, penalty = 0.0, 0, [], [], 0.0
+    for k in range(len(model.type_names)):
+        A = model.assignment(k, tau, hard, generator)
+        E, masses, z = model.encode(k, A, positions[k][frames])
+        if not z.requires_grad:  # fixed assignment (validation): forces still need ∂V/∂z
+            z.requires_grad_(True)
+        x_hat = model.decode(k, masses, z)
+        error = ((x_hat - positions[k][frames]) ** 2).sum(-1)
+        recon_sum = recon_sum + error.sum()
+        recon_n += error.numel()
+        occupancy = A.sum(0)
+        penalty = penalty + (torch.relu(1.0 - occupancy) ** 2).sum()
+        if rho > 0:
+            b = (
+                pseudo_inverse_force_map(E)
+                if config.force_map == "pseudo_inverse"
+                else bead_sum_force_map_soft(A)
+            )
+            mapped.append(torch.einsum("ij,fmjc->fmic", b, forces[k][frames]))
+        bead_z.append(z)
+    recon = recon_sum / recon_n
+    force_term = torch.zeros((), dtype=recon.dtype)
+    if rho > 0:
+        energy = model.energy(bead_z, cell)
+        grads = torch.autograd.grad(energy.sum(), bead_z, create_graph=True)
+        residual = sum(((m + g) ** 2).sum() for m, g in zip(mapped, grads, strict=True))
+        n = sum(m.numel() for m in mapped)
+        force_term = residual / n / force_scale
+    total = recon + rho * force_term + config.empty_penalty * penalty
+    return total, recon, force_term, penalty
+
+
+def bead_sum_force_map_soft(assignment: torch.Tensor) -> torch.Tensor:
+    """Bead-sum force map of a (soft or hard) assignment: b_Ij = A_jI, (n_beads, n_atoms).
+
+    For a hard assignment this is :func:`ase_cg.mapping.bead_sum_force_map` of E.
+    """
+    return assignment.T
+
+
+def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff, disable):
+    from tqdm.auto import tqdm
+
+    generator = torch.Generator().manual_seed(int(seed))
+    model = CGAutoencoder(
+        [t.name for t in data.types],
+        [t.template.get_masses() for t in data.types],
+        [t.n_beads for t in data.types],
+        [len(t.atom_index) for t in data.types],
+        pair_cutoff=cutoff,
+        n_basis=config.n_basis,
+        init_scale=config.init_scale,
+        generator=generator,
+    )
+    tensors = (
+        [torch.as_tensor(p) for p in data.positions],
+        [torch.as_tensor(f) for f in data.forces],
+        torch.as_tensor(data.cells) if data.pbc.any() else None,
+        data.force_scale,
+    )
+    _init_springs(model, data, split[0])
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    train, validation = split
+    n_hard = int(round(config.hard_fraction * config.epochs))
+    warmup = int(round(config.force_warmup * config.epochs))
+    history = {k: [] for k in ("epoch", "tau", "recon", "force", "penalty", "validation")}
+    bar = tqdm(
+        range(config.epochs), desc=f"seed {seed}", disable=disable, leave=False, unit="epoch"
+    )
+    for epoch in bar:
+        tau = config.temperature(epoch)
+        hard = epoch >= config.epochs - n_hard
+        rho = config.rho if epoch >= warmup else 0.0
+        order = train[torch.randperm(len(train), generator=generator).numpy()]
+        sums = np.zeros(3)
+        for start in range(0, len(order), config.batch_frames):
+            frames = torch.as_tensor(order[start : start + config.batch_frames])
+            total, recon, force, penalty = _losses(
+                model, tensors, frames, config, tau=tau, hard=hard, rho=rho, generator=generator
+            )
+            if not torch.isfinite(total):
+                raise AutoencoderError(
+                    f"{data.source}: seed {seed}, epoch {epoch}: the loss is not finite "
+                    f"(reconstruction {float(recon.detach()):.4g} Å², force "
+                    f"{float(force.detach()):.4g}, penalty {float(penalty.detach()):.4g}); "
+                    "check the trajectory's positions and forces for huge values, or lower "
+                    "learning_rate / rho"
+                )
+            optimiser.zero_grad()
+            total.backward()
+            optimiser.step()
+            sums += len(frames) * np.array([float(v.detach()) for v in (recon, force, penalty)])
+        sums /= len(order)
+        val = _validate(model, tensors, validation, config)
+        for key, value in zip(
+            history,
+            (epoch, tau, *sums, val["total"]),
+            strict=True,
+        ):
+            history[key].append(float(value))
+        bar.set_postfix(recon=f"{sums[0]:.3g}", force=f"{sums[1]:.3g}", val=f"{val['total']:.3g}")
+    final = _validate(model, tensors, validation, config)
+    groups = {t.name: model.groups(k) for k, t in enumerate(data.types)}
+    empty = {name: [i for i, g in enumerate(gs) if not g] for name, gs in groups.items()}
+    run = {
+        "seed": int(seed),
+        "groups": groups,
+        "failed": any(empty.values()),
+        "empty_beads": {name: e for name, e in empty.items() if e},
+        "validation": final,
+        "hardness": {
+            t.name: model.hardness(k, config.temperature(config.epochs - 1))
+            for k, t in enumerate(data.types)
+        },
+        "history": history,
+    }
+    return model, run
+
+
+def _init_springs(model: CGAutoencoder, data: _Data, train) -> None:
+    """Start the spring rest lengths at the mean bead distances of the initial assignment."""
+    with torch.no_grad():
+        offset = 0
+        for k, _ in enumerate(data.types):
+            A = torch.softmax(model.logits[k], dim=1)
+            _, _, z = model.encode(k, A, torch.as_tensor(data.positions[k][train[:8]]))
+            pairs = model.bond_pairs[k]
+            n = pairs.shape[1]
+            if n:
+                r = (z[:, :, pairs[1]] - z[:, :, pairs[0]]).norm(dim=-1).mean(dim=(0, 1))
+                model.bond_r0[offset : offset + n] = r
+            offset += n
+
+
+def _validate(model, tensors, frames, config) -> dict:
+    """Losses of the hard argmax assignment on ``frames`` (force term always on)."""
+    total, recon, force, penalty = 0.0, 0.0, 0.0, 0.0
+    n = 0
+    for start in range(0, len(frames), config.batch_frames):
+        sel = torch.as_tensor(frames[start : start + config.batch_frames])
+        t, r, f, p = _losses(
+            model, tensors, sel, config, tau=None, hard=True, rho=config.rho, generator=None
+        )
+        total += len(sel) * float(t.detach())
+        recon += len(sel) * float(r.detach())
+        force += len(sel) * float(f.detach())
+        penalty = float(p.detach())
+        n += len(sel)
+    return {
+        "total": total / n,
+        "reconstruction": recon / n,
+        "force": force / n,
+        "penalty": penalty,
+    }
+
+
+def _atom_errors(model: CGAutoencoder, data: _Data, frames) -> dict[str, list[float]]:
+    """RMS reconstruction error per template atom (Å) with the hard assignment."""
+    out = {}
+    with torch.no_grad():
+        for k, t in enumerate(data.types):
+            x = torch.as_tensor(data.positions[k][frames])
+            _, masses, z = model.encode(k, model.assignment(k, None, True), x)
+            error = ((model.decode(k, masses, z) - x) ** 2).sum(-1)  # (F, n_mol, n_at)
+            out[t.name] = error.mean(dim=(0, 1)).sqrt().tolist()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+@dataclass
+class LearnedMapping:
+    """Result of :func:`learn_mapping`.
+
+    Attributes
+    ----------
+    mapping : ase_cg.mapping.CGMapping
+        The learned mapping of the best seed (centre-of-mass weighting; beads ordered by their
+        lowest atom index).
+    autoencoder : CGAutoencoder
+        The best seed's trained encoder, decoder and CG potential.
+    report : dict
+        ``"best_seed"``, ``"runs"`` (per seed: ``"groups"``, ``"failed"``, ``"empty_beads"``,
+        ``"validation"`` losses, ``"hardness"``, ``"history"``), ``"atom_rms_error"`` (Å per
+        template atom, validation frames), ``"n_train_frames"``, ``"n_validation_frames"``,
+        ``"pair_cutoff"``, ``"force_scale"`` (eV²/Å²), ``"seconds"``, ``"config"``, ``"source"``.
+    templates : dict[str, ase.Atoms]
+        Molecule type name → template molecule.
+    """
+
+    mapping: CGMapping
+    autoencoder: CGAutoencoder
+    report: dict
+    templates: dict
+
+
+def learn_mapping(
+    trajectory,
+    n_beads,
+    *,
+    config: AutoencoderConfig | None = None,
+    seeds=(0, 1, 2, 3, 4),
+    output_dir: str | os.PathLike | None = None,
+    progress: bool | None = None,
+) -> LearnedMapping:
+    """Learn a CG mapping (and a decoder and CG potential) from an all-atom trajectory.
+
+    Parameters
+    ----------
+    trajectory : str, Path or ase_cg.io.H5MDTrajectory
+        All-atom H5MD trajectory with positions, forces, cells, masses and molecule ids (or
+        molecules found from bonds / geometry).
+    n_beads : int or dict[str, int]
+        Beads per molecule: one number for every type, or per type keyed by the molecule's Hill
+        formula (``"C2H6"``) or a reference molecule name (``"ethane"``; the type then gets
+        that name).
+    config : AutoencoderConfig, optional
+    seeds : sequence of int
+        One restart per seed; the best non-failed run by validation loss is kept.
+    output_dir : path, optional
+        Also write ``mapping.json``, ``report.json``, figures and ``index.md`` there
+        (:func:`write_learned_report`).
+    progress : bool or None
+        Progress bars (``None``: only on a terminal).
+
+    Returns
+    -------
+    LearnedMapping
+
+    Raises
+    ------
+    AutoencoderError
+        No forces, one-atom molecules, more beads than atoms, unknown molecule types, too few
+        frames, a non-finite loss, or every seed ending with an empty bead.
+    """
+    config = AutoencoderConfig() if config is None else config
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise AutoencoderError("learn_mapping needs at least one seed")
+    disable = None if progress is None else not progress  # None: bars only on a terminal
+    started = time.perf_counter()
+    data = _load(trajectory, n_beads, config, disable)
+    n_frames = len(data.frames)
+    n_validation = max(1, int(round(config.validation_fraction * n_frames)))
+    if config.validation_fraction == 0:
+        n_validation = 0
+    split = (np.arange(n_frames - n_validation), np.arange(n_frames - n_validation, n_frames))
+    if n_validation == 0:
+        split = (split[0], split[0])
+    data.force_scale = float(np.mean([np.mean((f[split[0]] ** 2).sum(-1)) for f in data.forces]))
+    if not math.isfinite(data.force_scale) or data.force_scale <= 0:
+        raise AutoencoderError(
+            f"{data.source}: the mean squared atom force is {data.force_scale!r} eV²/Å²; the "
+            "forces must be finite and not all zero"
+        )
+    cutoff = config.pair_cutoff
+    if data.pbc.any():
+        cell = data.cells[0]
+        volume = abs(np.linalg.det(cell))
+        widths = volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+        cutoff = min(cutoff, 0.5 * float(widths[data.pbc].min()) - 0.01)
+        if cutoff <= 2.0:
+            raise AutoencoderError(
+                f"{data.source}: the box is too small (half width {cutoff + 0.01:.3g} Å) for "
+                "the auto-encoder's pair potential; use a larger system"
+            )
+    runs, models = [], []
+    for seed in seeds:
+        model, run = _train_seed(data, config, seed, split, cutoff, disable)
+        runs.append(run)
+        models.append(model)
+    ok = [i for i, run in enumerate(runs) if not run["failed"]]
+    if not ok:
+        raise AutoencoderError(
+            f"{data.source}: every seed {seeds} ended with an empty bead "
+            f"({[run['empty_beads'] for run in runs]}); use fewer beads or more seeds/epochs"
+        )
+    best = min(ok, key=lambda i: runs[i]["validation"]["total"])
+    model = models[best]
+    templates = {}
+    spec = {}
+    for k, t in enumerate(data.types):
+        groups = sorted(model.groups(k), key=min)
+        template = t.template.copy()
+        template.info["name"] = t.name
+        templates[t.name] = template
+        spec[t.name] = (template, groups)
+    mapping = CGMapping.from_groups(spec)
+    report = {
+        "source": data.source,
+        "best_seed": runs[best]["seed"],
+        "runs": runs,
+        "atom_rms_error": _atom_errors(model, data, split[1]),
+        "atom_symbols": {t.name: t.template.get_chemical_symbols() for t in data.types},
+        "n_train_frames": int(len(split[0])),
+        "n_validation_frames": int(n_validation),
+        "pair_cutoff": cutoff,
+        "force_scale": data.force_scale,
+        "seconds": time.perf_counter() - started,
+        "config": config.to_dict(),
+    }
+    result = LearnedMapping(mapping=mapping, autoencoder=model, report=report, templates=templates)
+    if output_dir is not None:
+        write_learned_report(result, output_dir)
+    return result
+
+
+def write_learned_report(result: LearnedMapping, folder) -> Path:
+    """Write the mapping JSON, report JSON, figures and ``index.md`` of a learned mapping.
+
+    Files: ``mapping.json`` (:meth:`CGMapping.save`), ``report.json``, ``assignment_<type>.png``
+    (assignment probabilities softmax(θ/τ_min), atoms × beads), ``losses.png``,
+    ``atom_error.png`` and ``index.md``. Returns the path of ``index.md``.
+    """
+    from ase_cg.report import (
+        FigureLink,
+        Section,
+        Table,
+        new_figure,
+        save_figure,
+        write_json,
+        write_report,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    report = result.report
+    model = result.autoencoder
+    result.mapping.save(folder / "mapping.json")
+    write_json(folder / "report.json", report)
+    tau = report["config"]["tau_min"]
+    sections = []
+    for k, name in enumerate(model.type_names):
+        symbols = report["atom_symbols"][name]
+        probs = torch.softmax(model.logits[k].detach() / tau, dim=1).numpy()
+        fig, ax = new_figure(size=(1.2 + 0.6 * probs.shape[1], 1.0 + 0.3 * probs.shape[0]))
+        image = ax.imshow(probs, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_yticks(range(len(symbols)), [f"{s}{j}" for j, s in enumerate(symbols)])
+        ax.set_xticks(range(probs.shape[1]), [f"bead {i}" for i in range(probs.shape[1])])
+        ax.set_title(f"{name}: assignment")
+        fig.colorbar(image, ax=ax, label="probability")
+        safe = "".join(c if c.isalnum() else "_" for c in name)
+        save_figure(fig, folder / f"assignment_{safe}.png")
+        groups = result.mapping.groups[name]
+        rows = [
+            [i, result.mapping.bead_names[name][i], " ".join(f"{symbols[j]}{j}" for j in g)]
+            for i, g in enumerate(groups)
+        ]
+        seeds_rows = [
+            [
+                run["seed"],
+                " | ".join(" ".join(f"{symbols[j]}{j}" for j in g) for g in run["groups"][name]),
+                "failed (empty bead)" if run["failed"] else "ok",
+                run["hardness"][name],
+                run["validation"]["reconstruction"],
+                run["validation"]["force"],
+                run["validation"]["total"],
+            ]
+            for run in report["runs"]
+        ]
+        sections.append(
+            Section(
+                title=f"Molecule type {name}",
+                text=(
+                    f"Best seed {report['best_seed']}. Hardness = smallest largest assignment "
+                    f"probability over atoms at τ_min = {tau}; the assignment is hard when it is "
+                    "1 (the mapping uses the argmax either way)."
+                ),
+                tables=[
+                    Table(["bead", "type", "atoms"], rows),
+                    Table(
+                        [
+                            "seed",
+                            "groups",
+                            "status",
+                            "hardness",
+                            "val. recon (Å²)",
+                            "val. force (rel.)",
+                            "val. total",
+                        ],
+                        seeds_rows,
+                    ),
+                    Table(
+                        ["atom", "RMS reconstruction error (Å)"],
+                        [
+                            [f"{symbols[j]}{j}", e]
+                            for j, e in enumerate(report["atom_rms_error"][name])
+                        ],
+                    ),
+                ],
+                figures=[FigureLink(f"assignment_{safe}.png", f"{name}: assignment probabilities")],
+            )
+        )
+    fig, axes = new_figure(1, 2, size=(10, 4))
+    for run in report["runs"]:
+        h = run["history"]
+        axes[0].plot(h["epoch"], h["recon"], label=f"seed {run['seed']}")
+        axes[1].plot(h["epoch"], h["validation"], label=f"seed {run['seed']}")
+    axes[0].set(xlabel="epoch", ylabel="reconstruction (Å²)", yscale="log")
+    axes[1].set(xlabel="epoch", ylabel="validation loss (hard assignment)", yscale="log")
+    axes[1].legend()
+    save_figure(fig, folder / "losses.png")
+    fig, ax = new_figure()
+    for name in model.type_names:
+        err = report["atom_rms_error"][name]
+        ax.bar(
+            [f"{name}:{s}{j}" for j, s in enumerate(report["atom_symbols"][name])], err, label=name
+        )
+    ax.set(ylabel="RMS reconstruction error (Å)")
+    ax.tick_params(axis="x", rotation=90)
+    save_figure(fig, folder / "atom_error.png")
+    sections.append(
+        Section(
+            title="Training",
+            text=(
+                f"{report['n_train_frames']} training and {report['n_validation_frames']} "
+                f"validation frames from `{report['source']}`; {len(report['runs'])} seeds in "
+                f"{report['seconds']:.1f} s; pair cutoff {report['pair_cutoff']:.3g} Å."
+            ),
+            figures=[
+                FigureLink("losses.png", "reconstruction loss and validation loss per epoch"),
+                FigureLink("atom_error.png", "RMS reconstruction error per atom"),
+            ],
+        )
+    )
+    return write_report(folder, "Learned CG mapping", sections, intro="Mapping: `mapping.json`.")

@@ -1,0 +1,111 @@
+"""``ase-cg learn-mapping``: learn a CG mapping with the coarse-graining auto-encoder."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "learn-mapping"
+HELP = "Learn a CG mapping (Gumbel-softmax auto-encoder + force matching) from an all-atom H5MD."
+
+
+def _parse_beads(text: str):
+    """``"2"`` → 2; ``"ethane=2,propane=3"`` → {"ethane": 2, "propane": 3}."""
+    text = text.strip()
+    if "=" not in text:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--beads {text!r}: give a number (e.g. 2) or TYPE=N pairs (ethane=2,propane=3)"
+            ) from None
+    beads = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            beads[name.strip()] = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--beads: {part!r} is not TYPE=N with an integer N (e.g. ethane=2)"
+            ) from None
+    return beads
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``ase-cg learn-mapping``."""
+    parser.add_argument("trajectory", help="all-atom H5MD trajectory with forces (.h5)")
+    parser.add_argument(
+        "--beads",
+        required=True,
+        type=_parse_beads,
+        help="beads per molecule: N for every molecule type, or TYPE=N,... per type, keyed by "
+        "Hill formula (C2H6=2) or reference molecule name (ethane=2,propane=3)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="report folder: mapping.json, report.json, index.md, PNG figures",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="restarts with seeds 0..N-1 (default 5)"
+    )
+    parser.add_argument("--epochs", type=int, default=60, help="epochs per seed (default 60)")
+    parser.add_argument(
+        "--rho",
+        type=float,
+        default=None,
+        help="weight of the force-matching term (relative to mean atom |f|²; default: "
+        "AutoencoderConfig.rho)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="Adam step size (default: AutoencoderConfig.learning_rate)",
+    )
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        default=200,
+        help="use at most this many frames, evenly spread (default 200)",
+    )
+    parser.add_argument(
+        "--force-map",
+        choices=("pseudo_inverse", "bead_sum"),
+        default="pseudo_inverse",
+        help="force map while learning (default: the paper's pseudo-inverse (EEᵀ)⁻¹E)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide progress bars (shown on a terminal)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Call :func:`ase_cg.autoencoder.learn_mapping` and print the learned groups."""
+    from ase_cg.autoencoder import AutoencoderConfig, learn_mapping
+
+    settings = {"epochs": args.epochs, "max_frames": args.max_frames, "force_map": args.force_map}
+    if args.rho is not None:
+        settings["rho"] = args.rho
+    if args.learning_rate is not None:
+        settings["learning_rate"] = args.learning_rate
+    result = learn_mapping(
+        args.trajectory,
+        args.beads,
+        config=AutoencoderConfig(**settings),
+        seeds=range(args.seeds),
+        output_dir=args.output,
+        progress=False if args.no_progress else None,
+    )
+    report = result.report
+    for name, groups in result.mapping.groups.items():
+        symbols = report["atom_symbols"][name]
+        text = " | ".join(" ".join(f"{symbols[j]}{j}" for j in g) for g in groups)
+        print(f"{name}: {text}")
+    failed = sum(run["failed"] for run in report["runs"])
+    print(
+        f"best seed {report['best_seed']} of {len(report['runs'])} ({failed} failed) in "
+        f"{report['seconds']:.1f} s; report: {args.output}/index.md"
+    )
+    return 0
