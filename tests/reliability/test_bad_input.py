@@ -278,6 +278,7 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 @pytest.mark.parametrize("how", ["torch.save", "pickle", "inside the state dict"])
 def test_model_file_with_a_pickle_payload_is_refused_without_running_it(model_bytes, tmp_path, how):
     marker = tmp_path / "payload-ran"
