@@ -100,7 +100,7 @@ class AutoencoderConfig:
     batch_frames: int = 8
     """Frames per optimiser step."""
 
-    learning_rate: float = 0.1
+    learning_rate: float = 0.2
     """Adam step size of all parameters (logits, decoder, CG potential)."""
 
     tau0: float = 4.0
