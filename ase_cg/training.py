@@ -325,7 +325,16 @@ def train(
         validation_frames = train_frames
     steps_per_epoch = math.ceil(len(train_frames) / config.batch_frames)
 
-    state = {"epoch": 0, "step_in_epoch": 0, "step": 0, "best": math.inf, "stale": 0, "rows": []}
+    state = {
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "step": 0,
+        "best": math.inf,
+        "stale": 0,
+        "rows": [],
+        "epoch_loss_sum": 0.0,
+        "epoch_loss_steps": 0,
+    }
     checkpoint_path = output_dir / CHECKPOINT_NAME
     if resume:
         if not checkpoint_path.exists():
@@ -363,7 +372,11 @@ def train(
         order = train_frames[
             np.random.default_rng([config.seed, epoch]).permutation(len(train_frames))
         ]
-        losses = []
+        losses = []  # this process's steps, for the throughput
+        if state["step_in_epoch"] == 0:
+            # the epoch's running loss lives in the checkpoint, so a resumed epoch reports
+            # the mean over all its steps
+            state["epoch_loss_sum"], state["epoch_loss_steps"] = 0.0, 0
         started = time.perf_counter()
         for step_in_epoch in range(state["step_in_epoch"], steps_per_epoch):
             frames = order[
@@ -408,6 +421,8 @@ def train(
                 torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
             optimizer.step()
             losses.append(loss_value.item())
+            state["epoch_loss_sum"] += losses[-1]
+            state["epoch_loss_steps"] += 1
             state["step"] += 1
             state["step_in_epoch"] = step_in_epoch + 1
             elapsed = time.perf_counter() - started
@@ -430,7 +445,7 @@ def train(
         row = {
             "epoch": epoch + 1,
             "step": state["step"],
-            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            "train_loss": state["epoch_loss_sum"] / max(state["epoch_loss_steps"], 1),
             "validation_loss": validation["loss"],
             "force_variance": validation["force_variance"],
             "validation_fvu": validation["fvu"],
