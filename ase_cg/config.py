@@ -42,7 +42,7 @@ def config_from_dict(values: dict, cls, *, source: str = "config", error=InputEr
     if not isinstance(values, dict):
         raise error(f"{source}: expected a mapping of {cls.__name__} keys, got {values!r}")
     known = {field.name for field in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - known, key=repr)
     if unknown:
         raise error(
             f"{source}: unknown keys {unknown} for {cls.__name__}; known keys: {sorted(known)}"

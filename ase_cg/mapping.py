@@ -926,7 +926,14 @@ class CGMapping:
             Wrong format tag or version, a missing key or a value of the wrong type; the message
             names the key (e.g. ``molecule_types[0].groups``).
         """
-        return cls(_parse_mapping_dict(data, source), weighting=data["weighting"])
+        try:
+            return cls(_parse_mapping_dict(data, source), weighting=data["weighting"])
+        except MappingFileError:
+            raise
+        except (MappingError, TypeError, ValueError, KeyError, AttributeError) as error:
+            # a value that passes the schema but not the mapping's own checks (e.g. a null
+            # mass), or an element of the wrong type: name the source
+            raise MappingFileError(f"{source}: {error}") from None
 
     def save(self, path) -> None:
         """Write the mapping as indented JSON (atomic: temporary file + rename)."""
@@ -951,7 +958,7 @@ class CGMapping:
         path = Path(path)
         try:
             text = path.read_text()
-        except (FileNotFoundError, IsADirectoryError) as error:
+        except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as error:
             raise MappingFileError(f"cannot read mapping file {path}: {error}") from error
         try:
             data = json.loads(text)

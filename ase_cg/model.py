@@ -141,14 +141,45 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tens
     return config, state
 
 
+def _check_config_types(config: dict, source: str) -> None:
+    """Raise ModelFileError unless the config's fields have the types build_model needs."""
+    names = config.get("bead_type_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(f"{source}: 'bead_type_names' must be a non-empty list of strings")
+    if not isinstance(config.get("dtype"), str):
+        raise ModelFileError(f"{source}: 'dtype' must be a string such as 'float64'")
+    terms = config.get("terms")
+    if not isinstance(terms, list) or not terms:
+        raise ModelFileError(f"{source}: 'terms' must be a non-empty list of energy terms")
+    for index, entry in enumerate(terms):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("type"), str)
+            or not isinstance(entry.get("config"), dict)
+            or not isinstance(entry.get("dtype", config["dtype"]), str)
+        ):
+            raise ModelFileError(
+                f"{source}: term {index} must be {{'type': str, 'config': dict, 'dtype': str}}"
+            )
+    if not isinstance(config.get("exclusion_bonds", 3), int):
+        raise ModelFileError(f"{source}: 'exclusion_bonds' must be an integer")
+
+
 def build_model(config: dict, *, source: str = "model config") -> CGModel:
-    """A :class:`CGModel` with freshly initialised tensors from a model config dict."""
+    """A :class:`CGModel` with freshly initialised tensors from a model config dict.
+
+    Raises
+    ------
+    ModelFileError
+        Naming ``source`` and the field at fault.
+    """
+    _check_config_types(config, source)
     terms = []
     for index, entry in enumerate(config["terms"]):
-        term_type = TERM_TYPES.get(entry.get("type"))
+        term_type = TERM_TYPES.get(entry["type"])
         if term_type is None:
             raise ModelFileError(
-                f"{source}: term {index} has unknown type {entry.get('type')!r} "
+                f"{source}: term {index} has unknown type {entry['type']!r} "
                 f"(known: {sorted(TERM_TYPES)})"
             )
         term_dtype = _DTYPES.get(entry.get("dtype", config["dtype"]))
@@ -164,15 +195,20 @@ def build_model(config: dict, *, source: str = "model config") -> CGModel:
     if config.get("mapping") is not None:
         from ase_cg.mapping import CGMapping
 
-        mapping = CGMapping.from_dict(config["mapping"])
-    model = CGModel(
+        try:
+            mapping = CGMapping.from_dict(config["mapping"])
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise ModelFileError(f"{source}: invalid embedded mapping: {error}") from None
+    provenance = config.get("provenance")
+    if provenance is not None and not isinstance(provenance, dict):
+        raise ModelFileError(f"{source}: 'provenance' must be a mapping")
+    return CGModel(
         config["bead_type_names"],
         terms,
         mapping=mapping,
         exclusion_bonds=config.get("exclusion_bonds", 3),
-        provenance=config.get("provenance"),
+        provenance=provenance,
     )
-    return model
 
 
 def load_model(path: str | os.PathLike) -> CGModel:

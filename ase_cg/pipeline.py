@@ -38,7 +38,7 @@ def _config_sections(path) -> dict:
     if path is None:
         return {}
     values = read_config_file(path)
-    unknown = sorted(set(values) - {"train", "neural", "classical"})
+    unknown = sorted(set(values) - {"train", "neural", "classical"}, key=repr)
     if unknown:
         raise InputError(
             f"{path}: unknown sections {unknown}; a training config has the sections "

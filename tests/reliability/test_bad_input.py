@@ -6,10 +6,8 @@ Every input, however damaged, either loads or raises one of the documented excep
 A model file carrying a pickled object is refused without running it.
 (The H5MD reader is fuzzed in ``tests/test_io_errors.py``.)
 
-The sweep found exceptions that escape today; each has a strict ``xfail`` test below naming
-the cause and the fix, and the fuzz tests tolerate exactly those types (``*_KNOWN_ESCAPES``)
-so that they keep guarding against any new one. Remove a type from its tuple when the
-corresponding fix lands (the xfail test then passes and must lose its mark).
+The sweep found exceptions that escaped (TypeError, AttributeError, UnicodeDecodeError, errors
+not naming the file); they are fixed, and a test for each case below keeps them fixed.
 """
 
 from __future__ import annotations
@@ -35,12 +33,6 @@ from ase_cg.potentials.neural import NeuralPotential
 from ase_cg.training import load_config
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-#: escaping today: see test_mapping_bad_values_raise_mapping_file_errors_naming_the_file
-MAPPING_KNOWN_ESCAPES = (TypeError, UnicodeDecodeError)
-#: escaping today: see test_model_config_damage_raises_model_file_error_naming_the_file
-MODEL_KNOWN_ESCAPES = (InputError, TypeError, AttributeError)
-#: escaping today: see test_non_string_config_keys_raise_input_error
-CONFIG_KNOWN_ESCAPES = (TypeError,)
 FUZZ = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -113,7 +105,7 @@ def mapping_dict():
 def load_mapping_or_refuse(path: Path) -> None:
     try:
         mapping = CGMapping.load(path)
-    except (InputError, *MAPPING_KNOWN_ESCAPES):  # see MAPPING_KNOWN_ESCAPES
+    except InputError:
         return
     # a mapping that loads is usable: it round-trips and names its beads
     assert CGMapping.from_dict(mapping.to_dict()).bead_types == mapping.bead_types
@@ -136,14 +128,6 @@ def test_fuzz_mapping_json_text(mapping_dict, tmp_path, data):
     load_mapping_or_refuse(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CGMapping.load names the file in schema errors (MappingFileError) but not in the "
-    "MappingError that the CGMapping constructor raises for a value that passes the schema "
-    "(here a null mass, read as NaN). Fix: in CGMapping.load (ase_cg/mapping.py, "
-    "`return cls.from_dict(...)`) catch MappingError and re-raise "
-    "MappingFileError(f'mapping file {path}: {error}').",
-)
 def test_mapping_file_with_a_bad_value_names_the_file(mapping_dict, tmp_path):
     bad = copy.deepcopy(mapping_dict)
     bad["molecule_types"][0]["masses"][0] = None
@@ -153,16 +137,6 @@ def test_mapping_file_with_a_bad_value_names_the_file(mapping_dict, tmp_path):
         CGMapping.load(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CGMapping.load and the schema check let TypeError (a list where a string is "
-    "expected: `unhashable type: 'list'`, ase_cg/mapping.py _parse_mapping_dict, the "
-    "species/bead-name membership tests near line 1026) and UnicodeDecodeError (a file that "
-    "is not UTF-8: CGMapping.load catches only FileNotFoundError/IsADirectoryError around "
-    "path.read_text(), mapping.py ~line 953) escape. Fix: check element types in the schema "
-    "(strings for species and bead names) and catch UnicodeDecodeError next to the JSON "
-    "error, raising MappingFileError naming the file.",
-)
 @pytest.mark.parametrize("case", ["species entry is a list", "not UTF-8"])
 def test_mapping_bad_values_raise_mapping_file_errors_naming_the_file(mapping_dict, tmp_path, case):
     path = tmp_path / "bad.json"
@@ -203,8 +177,6 @@ def load_model_or_refuse(path: Path) -> None:
     except ModelFileError as error:
         assert str(path) in str(error)
         return
-    except MODEL_KNOWN_ESCAPES:  # see MODEL_KNOWN_ESCAPES
-        return
     assert isinstance(model, CGModel)
 
 
@@ -233,18 +205,6 @@ def set_in(tree, path, value):
     tree[path[-1]] = value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_model lets other errors than ModelFileError escape for a damaged config: "
-    "AttributeError/TypeError from build_model (ase_cg/model.py: `entry.get` on a term that "
-    "is not a dict, `TERM_TYPES.get(<dict>)`, `_DTYPES.get(<list>)`), TypeError from the "
-    "CGModel constructor (bead_type_names not a list of strings) and MappingFileError / "
-    "MappingError of the embedded mapping (an InputError, but not a ModelFileError, and it "
-    "names 'mapping dict', not the model file). Fix: in model.build_model validate the "
-    "config's types (terms: list of {type: str, config: dict}; dtype: str; bead_type_names: "
-    "list of str) and wrap CGMapping.from_dict and CGModel(...) in "
-    "`except (InputError, TypeError, ValueError)` → ModelFileError(f'{source}: ...').",
-)
 @pytest.mark.parametrize(
     ("where", "value"),
     [
@@ -319,8 +279,6 @@ def parse_or_refuse(path: Path) -> None:
             parse(path)
         except (InputError, FileNotFoundError) as error:
             assert str(path) in str(error)
-        except CONFIG_KNOWN_ESCAPES:  # see CONFIG_KNOWN_ESCAPES
-            pass
 
 
 @FUZZ
@@ -349,14 +307,6 @@ def test_fuzz_config_keys_and_values(tmp_path, values):
     parse_or_refuse(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a YAML config with a non-string key next to an unknown string key makes "
-    "`sorted(set(values) - known)` compare int with str: TypeError escapes "
-    "(ase_cg/config.py config_from_dict, `unknown = sorted(...)`, and "
-    "ase_cg/pipeline.py _config_sections, same line). Fix: sort with key=str (and name the "
-    "keys with repr).",
-)
 @pytest.mark.parametrize("parse", [load_config, _config_sections], ids=["train", "sections"])
 def test_non_string_config_keys_raise_input_error(tmp_path, parse):
     path = tmp_path / "keys.yaml"
