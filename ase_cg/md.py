@@ -20,6 +20,7 @@ Units at this interface: temperatures in K, pressures in bar, time step in fs, f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -907,6 +908,7 @@ def simulate(
 
 #: columns of the thermo output of the exported deck → (summary key, factor to our units)
 _THERMO = {
+    "Step": ("step", 1.0),
     "Temp": ("temperature", 1.0),
     "PotEng": ("energy", units.kcal / units.mol),  # kcal/mol (units real) → eV
     "TotEng": ("total", units.kcal / units.mol),
@@ -939,12 +941,46 @@ def _read_thermo(log: Path) -> dict[str, np.ndarray]:
     }
 
 
+def _lammps_blow_up(error, directory: Path, output: Path, time_step_fs: float) -> MDBlowUpError:
+    """The :class:`MDBlowUpError` for a LAMMPS run that stopped with an error.
+
+    The frames dumped before the failure are converted to ``output`` (so the trajectory so far
+    stays readable); ``step`` is the last dumped step and ``bead`` the bead with the largest
+    force in that frame (−1 when nothing was dumped); ``step`` is the first step after the last
+    one LAMMPS reported (thermo or dump), the earliest at which it can have failed.
+    """
+    from ase_cg.io import H5MDTrajectory
+    from lammps_interface.run import DUMP_FILE, dump_to_h5md
+
+    step, bead, kept = -1, -1, "no frame was dumped before it"
+    try:
+        n_frames = dump_to_h5md(
+            directory / DUMP_FILE, output, directory / "data.cg", time_step=time_step_fs
+        )
+        with H5MDTrajectory(output) as trajectory:
+            step = int(trajectory.steps[-1])
+            bead = int(np.argmax(np.linalg.norm(trajectory.forces(-1), axis=1)))
+        kept = f"the {n_frames} frames dumped up to then are in {output}"
+    except (InputError, OSError, ValueError):
+        pass  # no complete, finite frame to keep: say so below
+    # the thermo output may have reached a later step than the last dump
+    with contextlib.suppress(InputError, OSError, KeyError):
+        step = max(step, int(_read_thermo(directory / "log.lammps")["step"][-1]))
+    step += 1
+    return MDBlowUpError(
+        f"LAMMPS stopped at or after step {step} (bead {bead} has the largest force in the "
+        f"last dumped frame; {kept}): {error}",
+        step=step,
+        bead=bead,
+    )
+
+
 def _simulate_lammps(
     model, atoms, *, output, temperature, time_step_fs, steps, interval, seed, ranks
 ) -> MDSummary:
     """Export ``model`` with ``atoms`` to a LAMMPS run, run it, convert the dump to ``output``."""
     from lammps_interface import export
-    from lammps_interface.run import run_deck
+    from lammps_interface.run import LammpsRunError, run_deck
 
     directory = output.with_name(f"{output.stem}_lammps")
     export(
@@ -958,7 +994,10 @@ def _simulate_lammps(
     )
     variables = {} if seed is None else {"seed": str(int(seed) % 900_000_000 + 1)}
     start = time.perf_counter()
-    outputs = run_deck(directory, ranks=ranks, variables=variables)
+    try:
+        outputs = run_deck(directory, ranks=ranks, variables=variables)
+    except LammpsRunError as error:
+        raise _lammps_blow_up(error, directory, output, time_step_fs) from error
     wall = time.perf_counter() - start
     os.replace(outputs["h5md"], output)
     thermo = _read_thermo(outputs["log"])

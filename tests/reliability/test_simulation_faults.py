@@ -51,7 +51,8 @@ def huge_time_step(prior_model, tmp_path_factory):
 def test_lammps_blow_up_stops_and_the_complete_frames_stay_readable(huge_time_step):
     output, error = huge_time_step
     # LAMMPS stops (no hang, no silent garbage) and says what broke
-    assert isinstance(error, LammpsRunError)
+    assert isinstance(error, MDBlowUpError)
+    assert isinstance(error.__cause__, LammpsRunError)
     assert "Bond length > table outer cutoff" in str(error)
     folder = output.with_name("blow_lammps")
     # the dump holds the complete frames before the failure; they convert to a valid file
@@ -64,16 +65,6 @@ def test_lammps_blow_up_stops_and_the_complete_frames_stay_readable(huge_time_st
         assert np.isfinite(trajectory.positions()).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulate(engine='lammps') lets LAMMPS's own message through (LammpsRunError: "
-    "'Bond length > table outer cutoff: type 1 length 2.73'), which names neither the step "
-    "nor the bead, and leaves no H5MD at `output` although the dump holds the complete frames "
-    "before the failure. Fix (ase_cg/md.py _simulate_lammps, around `run_deck(...)`): catch "
-    "LammpsRunError, convert the dump's complete frames with dump_to_h5md to `output`, and "
-    "raise MDBlowUpError(step=<last thermo/dump step of log.lammps/dump>, bead=<the bead of "
-    "the longest bond or closest pair in the last frame>) chained to the LAMMPS error.",
-)
 def test_lammps_blow_up_names_step_and_bead_and_keeps_the_output(huge_time_step):
     output, error = huge_time_step
     assert isinstance(error, MDBlowUpError)
