@@ -11,6 +11,9 @@ Run as ``python _worker.py COMMAND ARGS``; the commands are
 ``save PATH N_VALUES``
     Print ``ready``, then ``save_model`` a model carrying a buffer of N_VALUES float64
     (so the write takes long enough for the parent to kill it in the middle).
+``ddp MODEL DATA OUT EPOCHS``
+    Data-parallel training (:func:`train_distributed`, 2 processes) of the model file MODEL;
+    the parent kills the whole process group once a checkpoint has a few steps.
 ``h5md PATH N_FRAMES``
     Append N_FRAMES frames to an ``H5MDWriter`` on PATH, printing ``appended I`` after each,
     then wait (the parent kills it before the writer is closed).
@@ -139,6 +142,11 @@ def main(argv: list[str]) -> None:
         print("ready", flush=True)
         save_model(model, path)
         print("saved", flush=True)
+    elif command == "ddp":
+        from ase_cg.training import train_distributed
+
+        model_path, data_path, output, epochs = args
+        train_distributed(model_path, data_path, output, train_config(int(epochs)), world_size=2)
     elif command == "h5md":
         path, n_frames = args[0], int(args[1])
         rng = np.random.default_rng(1)

@@ -179,3 +179,45 @@ def test_truncated_h5md_file_is_refused_naming_it(tmp_path):
         ):
             trajectory.positions()
     assert h5py.is_hdf5(path)
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_data_parallel_training_killed_resumes_exactly(tmp_path):
+    """SIGKILL to every process of a 2-process run; resuming equals an uninterrupted run."""
+    import os
+
+    from ase_cg.potentials.neural import NeuralPotential
+    from ase_cg.training import train_distributed
+
+    data_path, initial = tmp_path / "cg.h5", tmp_path / "initial.pt"
+    _worker.write_data(data_path)
+    torch.manual_seed(0)
+    neural = NeuralPotential(1, n_atom_basis=4, n_filters=4, n_interactions=1, n_rbf=6, cutoff=6)
+    with torch.no_grad():
+        for parameter in neural.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))  # the last layer starts at zero
+    save_model(CGModel(["B"], [neural]).double(), initial)
+    epochs = 5
+    config = _worker.train_config(epochs)
+    child = worker("ddp", initial, data_path, tmp_path / "killed", epochs, start_new_session=True)
+    checkpoint = tmp_path / "killed" / CHECKPOINT_NAME
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and child.poll() is None:
+        if checkpoint.exists() and torch.load(checkpoint, weights_only=True)["state"]["step"] >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(child.pid, signal.SIGKILL)  # the launcher and both ranks
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    saved_step = torch.load(checkpoint, weights_only=True)["state"]["step"]
+    assert 3 <= saved_step < epochs * (READS_PER_EPOCH - 1)
+    straight = train_distributed(initial, data_path, tmp_path / "straight", config)
+    resumed = train_distributed(initial, data_path, tmp_path / "killed", config, resume=True)
+    moved = 0.0
+    for a, b, c in zip(
+        straight.parameters(), resumed.parameters(), load_model(initial).parameters(), strict=True
+    ):
+        assert torch.equal(a, b)
+        moved = max(moved, (a - c).abs().max().item())
+    assert moved > 1e-4  # training changed the weights, so the comparison means something
