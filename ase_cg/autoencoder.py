@@ -71,7 +71,7 @@ from ase import Atoms
 from torch import nn
 
 from ase_cg.errors import InputError
-from ase_cg.mapping import CGMapping, pseudo_inverse_force_map
+from ase_cg.mapping import CGMapping
 from ase_cg.molecules import MoleculeError, TemplateMatcher, find_molecules, formula_of
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
     "CGAutoencoder",
     "LearnedMapping",
     "learn_mapping",
+    "write_learned_report",
 ]
 
 #: force maps available while learning (both differentiable in E)
@@ -466,7 +467,8 @@ class CGAutoencoder(nn.Module):
 
         ``tau=None``: the deterministic one-hot argmax of the logits (the learned mapping).
         Otherwise a Gumbel-softmax sample at temperature ``tau``, made one-hot with the
-        straight-through estimator when ``hard``.
+        straight-through estimator when ``hard`` (a one-hot sample that would leave a bead
+        empty is replaced by the soft sample, so E stays full rank).
         """
         logits = self.logits[k]
         if tau is None:
@@ -477,6 +479,8 @@ class CGAutoencoder(nn.Module):
         if not hard:
             return soft
         one_hot = nn.functional.one_hot(soft.argmax(dim=1), soft.shape[1]).to(soft.dtype)
+        if (one_hot.sum(0) == 0).any():  # a hard sample with an empty bead: keep it soft
+            return soft
         return one_hot - soft.detach() + soft
 
     def encode(self, k: int, assignment: torch.Tensor, positions: torch.Tensor):
@@ -563,7 +567,7 @@ def _losses(model, data_t, frames, config, *, tau, hard, rho, generator):
         penalty = penalty + (torch.relu(1.0 - occupancy) ** 2).sum()
         if rho > 0:
             b = (
-                pseudo_inverse_force_map(E)
+                regularised_pseudo_inverse(E)
                 if config.force_map == "pseudo_inverse"
                 else bead_sum_force_map_soft(A)
             )
@@ -579,6 +583,22 @@ def _losses(model, data_t, frames, config, *, tau, hard, rho, generator):
         force_term = residual / n / force_scale
     total = recon + rho * force_term + config.empty_penalty * penalty
     return total, recon, force_term, penalty
+
+
+#: ε of the regularised pseudo-inverse (relative to diag(E Eᵀ) ≥ 1/n_atoms of a real bead)
+PSEUDO_INVERSE_EPSILON = 1e-8
+
+
+def regularised_pseudo_inverse(E: torch.Tensor) -> torch.Tensor:
+    r"""The paper's force map, regularised: :math:`b = (E E^{\mathsf T} + \varepsilon I)^{-1} E`.
+
+    Shape (n_beads, n_atoms), like ``E``.
+
+    Equal to :func:`ase_cg.mapping.pseudo_inverse_force_map` to ~1e-8 for any E with occupied
+    beads; the small ε keeps it finite while a bead is (nearly) empty during learning.
+    """
+    eye = torch.eye(E.shape[-2], dtype=E.dtype, device=E.device)
+    return torch.linalg.solve(E @ E.mT + PSEUDO_INVERSE_EPSILON * eye, E)
 
 
 def bead_sum_force_map_soft(assignment: torch.Tensor) -> torch.Tensor:
@@ -659,10 +679,7 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
         "failed": any(empty.values()),
         "empty_beads": {name: e for name, e in empty.items() if e},
         "validation": final,
-        "hardness": {
-            t.name: model.hardness(k, config.temperature(config.epochs - 1))
-            for k, t in enumerate(data.types)
-        },
+        "hardness": {t.name: model.hardness(k, config.tau_min) for k, t in enumerate(data.types)},
         "history": history,
     }
     return model, run
@@ -684,7 +701,12 @@ def _init_springs(model: CGAutoencoder, data: _Data, train) -> None:
 
 
 def _validate(model, tensors, frames, config) -> dict:
-    """Losses of the hard argmax assignment on ``frames`` (force term always on)."""
+    """Losses of the hard argmax assignment on ``frames`` (force term always on).
+
+    An argmax assignment with an empty bead has no valid E: all losses are then infinite.
+    """
+    if any(not g for k in range(len(model.type_names)) for g in model.groups(k)):
+        return dict.fromkeys(("total", "reconstruction", "force", "penalty"), math.inf)
     total, recon, force, penalty = 0.0, 0.0, 0.0, 0.0
     n = 0
     for start in range(0, len(frames), config.batch_frames):
@@ -862,8 +884,8 @@ def write_learned_report(result: LearnedMapping, folder) -> Path:
     """Write the mapping JSON, report JSON, figures and ``index.md`` of a learned mapping.
 
     Files: ``mapping.json`` (:meth:`CGMapping.save`), ``report.json``, ``assignment_<type>.png``
-    (assignment probabilities softmax(θ/τ_min), atoms × beads), ``losses.png``,
-    ``atom_error.png`` and ``index.md``. Returns the path of ``index.md``.
+    (assignment probabilities softmax(θ/τ_min), atoms × beads in mapping bead order),
+    ``losses.png``, ``atom_error.png`` and ``index.md``. Returns the path of ``index.md``.
     """
     from ase_cg.report import (
         FigureLink,
@@ -886,6 +908,7 @@ def write_learned_report(result: LearnedMapping, folder) -> Path:
     for k, name in enumerate(model.type_names):
         symbols = report["atom_symbols"][name]
         probs = torch.softmax(model.logits[k].detach() / tau, dim=1).numpy()
+        probs = probs[:, sorted(range(probs.shape[1]), key=lambda i: min(model.groups(k)[i]))]
         fig, ax = new_figure(size=(1.2 + 0.6 * probs.shape[1], 1.0 + 0.3 * probs.shape[0]))
         image = ax.imshow(probs, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_yticks(range(len(symbols)), [f"{s}{j}" for j, s in enumerate(symbols)])

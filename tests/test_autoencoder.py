@@ -19,6 +19,7 @@ from ase_cg.autoencoder import (
     AutoencoderError,
     CGAutoencoder,
     learn_mapping,
+    regularised_pseudo_inverse,
 )
 from ase_cg.cli import main
 from ase_cg.io import read_h5md, write_h5md
@@ -107,6 +108,24 @@ def test_assignment_encoder_decoder_physics():
     assert torch.allclose(
         model.decode(0, masses, z_shifted), model.decode(0, masses, z) + shift, atol=1e-12
     )
+
+
+def test_empty_bead_guards():
+    model = _model()
+    with torch.no_grad():
+        model.logits[0][:, 0] = 50.0  # every atom wants bead 0
+    generator = torch.Generator().manual_seed(0)
+    sample = model.assignment(0, 0.2, True, generator)
+    # the one-hot sample would leave bead 1 empty (singular E): the soft sample is used
+    assert sample.sum(0)[1] > 0 and not ((sample == 0) | (sample == 1)).all()
+    E, _, _ = model.encode(0, sample, torch.zeros(1, 1, 8, 3, dtype=torch.float64))
+    # a nearly empty bead: the regularised force map stays finite
+    assert torch.isfinite(regularised_pseudo_inverse(E)).all()
+    assert model.groups(0)[1] == []
+    # with occupied beads it is the paper's pseudo-inverse
+    soft = _model().assignment(0, 1.0, False, generator)
+    E, _, _ = _model().encode(0, soft, torch.zeros(1, 1, 8, 3, dtype=torch.float64))
+    assert torch.allclose(regularised_pseudo_inverse(E), pseudo_inverse_force_map(E), atol=1e-6)
 
 
 def test_learns_ethane_methyl_groups(ethane_h5, tmp_path):
