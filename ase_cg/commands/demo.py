@@ -1,0 +1,71 @@
+"""``ase-cg demo``: the whole pipeline on the shipped ethane reference, into a report folder."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "demo"
+HELP = (
+    "Run the whole pipeline on liquid ethane (map, fit a classical and train a neural CG "
+    "potential, CG MD in ASE and LAMMPS, compare with the all-atom reference) and write a "
+    "Markdown + PNG report; about 10 minutes on 2 CPU cores, no network."
+)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``ase-cg demo``."""
+    parser.add_argument(
+        "-o", "--output-dir", default="demo-report",
+        help="report folder: index.md, metrics.json, PNG figures, work/ (created; files replaced)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference", default=None,
+        help="all-atom H5MD with forces and velocities; default data/ethane_aa.h5 (generated "
+        "into the report's work/ folder if missing)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mapping", default=None,
+        help="CGMapping JSON; default data/ethane_mapping.json (CH3|CH3)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--frames", type=int, default=None,
+        help="reference frames to fit and train on, spread over the file (default 200; 10 with "
+        "--quick)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--steps", type=int, default=None,
+        help="CG MD steps of 2 fs per run (default 5000; 40 with --quick); the neural LAMMPS run "
+        "does a tenth",
+    )  # fmt: skip
+    parser.add_argument(
+        "--device", default="cpu", help="neural training and ASE MD: cpu, cuda or cuda:N"
+    )
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="tiny sizes everywhere (a smoke test of the pipeline, about a minute)",
+    )  # fmt: skip
+    parser.add_argument("--ranks", type=int, default=1, help="MPI ranks of the LAMMPS runs")
+    parser.add_argument(
+        "--no-lammps", dest="lammps", action="store_false", help="skip the LAMMPS runs"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of training and MD noise")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run :func:`ase_cg.demo.demo` with the parsed arguments."""
+    from ase_cg.demo import demo
+
+    demo(
+        args.output_dir,
+        reference=args.reference,
+        mapping=args.mapping,
+        frames=args.frames,
+        steps=args.steps,
+        device=args.device,
+        quick=args.quick,
+        ranks=args.ranks,
+        lammps=args.lammps,
+        seed=args.seed,
+    )
+    return 0

@@ -1,0 +1,818 @@
+"""The end-to-end demo: all-atom ethane → CG models → CG MD in ASE and LAMMPS → a report.
+
+:func:`demo` runs the whole pipeline on the shipped reference ``data/ethane_aa.h5`` with no
+arguments and no network, in about ten minutes on two CPU cores:
+
+1. read the all-atom reference and take the CH3|CH3 mapping (``data/ethane_mapping.json``);
+2. map the trajectory to beads (bead-sum forces);
+3. fit the classical potential (splines, linear least squares) and train a small neural one
+   (prior + SchNet) by force matching, through :func:`ase_cg.pipeline.train_model`;
+4. run CG MD of both models in ASE (:class:`~ase_cg.calculator.CGCalculator`) and in LAMMPS
+   (tables for the classical model, the ``cgtorch`` plugin for the neural one);
+5. compare every run with the mapped reference (:func:`ase_cg.analysis.compare`) and time
+   everything, wall clock and CPU.
+
+The report folder::
+
+    demo-report/
+    ├── index.md             verdict table, speed table, figures, timings
+    ├── metrics.json         every number of index.md
+    ├── assignment.png       atoms → beads assignment of the mapping
+    ├── loss.png             force-matching error (held-out) of both models
+    ├── potentials.png       the fitted classical pair and bond functions
+    ├── rdf.png, bonds.png   overlays of every CG run on the mapped reference
+    ├── compare/<run>/       the full ase-cg compare report of each run
+    └── work/                mapped trajectory, configs, models, CG trajectories, LAMMPS decks
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ase_cg.errors import InputError
+
+__all__ = ["DATA_DIR", "DemoSizes", "demo"]
+
+#: The folder of the shipped files (reference, mapping, models).
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+#: All-atom LAMMPS throughput written by ``bench/bench_allatom.py``.
+ALLATOM_BENCH = Path(__file__).resolve().parent.parent / "bench" / "results" / "allatom.json"
+
+#: Verdict thresholds: RDF max |Δg| and bond-length Jensen–Shannon divergence (nats).
+MATCH = {"rdf": 0.1, "bond_js": 0.02}
+CLOSE = {"rdf": 0.25, "bond_js": 0.1}
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSizes:
+    """How big the demo runs are (the defaults fit ~10 minutes on 2 CPU cores)."""
+
+    frames: int = 100
+    """Reference frames used for fitting and training (spread over the file)."""
+    steps: int = 500
+    """CG MD steps of each ASE run (both models: ~0.3 s CPU per step at 432 beads)."""
+    lammps_steps: int = 5000
+    """CG MD steps of the classical model in LAMMPS (tables: fast)."""
+    neural_lammps_steps: int = 250
+    """CG MD steps of the neural model in LAMMPS (the LibTorch pair style)."""
+    time_step_fs: float = 2.0
+    """CG time step, fs."""
+    frames_per_run: int = 40
+    """Frames stored by each CG MD run."""
+    epochs: int = 3
+    """Passes of neural training over the training frames."""
+    autoencoder_epochs: int = 40
+    """Epochs of the auto-encoder that learns the mapping (per seed)."""
+    autoencoder_frames: int = 40
+    """Reference frames the auto-encoder learns from."""
+    autoencoder_seeds: tuple = (0, 1)
+    """Restarts of the auto-encoder (the best by validation loss is kept)."""
+    neural: tuple = (("n_atom_basis", 16), ("n_filters", 16), ("n_interactions", 2),
+                     ("n_rbf", 12), ("cutoff", 6.0), ("seed", 0))  # fmt: skip
+    """NeuralConfig fields of the demo's neural model (small: it trains in a minute or two)."""
+    reference_molecules: int = 216
+    """Molecules of the reference generated when no reference file exists."""
+    reference_ps: float = 10.0
+    """Production length of such a generated reference, ps."""
+
+    @classmethod
+    def quick(cls) -> DemoSizes:
+        """Tiny sizes for smoke tests (about a minute)."""
+        return cls(
+            frames=10, steps=20, lammps_steps=100, neural_lammps_steps=10, epochs=1,
+            autoencoder_epochs=4, autoencoder_frames=6, autoencoder_seeds=(0,),
+            neural=(("n_atom_basis", 8), ("n_filters", 8), ("n_interactions", 1),
+                    ("n_rbf", 8), ("cutoff", 5.0), ("seed", 0)),
+            reference_molecules=27, reference_ps=0.6,
+        )  # fmt: skip
+
+
+class _Clock:
+    """Wall and CPU time (this process and finished child processes) of each demo stage."""
+
+    def __init__(self, n_stages: int, stream) -> None:
+        self.n_stages = n_stages
+        self.stream = stream
+        self.done = 0
+        self.start = time.perf_counter()
+        self.rows: list[dict] = []
+
+    @staticmethod
+    def _cpu() -> float:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
+    def stage(self, title: str):
+        clock = self
+
+        class _Stage:
+            def __enter__(self):
+                clock.done += 1
+                elapsed = time.perf_counter() - clock.start
+                print(
+                    f"[{clock.done}/{clock.n_stages}] {title} (at {elapsed:.0f} s)",
+                    file=clock.stream,
+                    flush=True,
+                )
+                self.wall, self.cpu = time.perf_counter(), clock._cpu()
+                return self
+
+            def __exit__(self, *exc):
+                wall = time.perf_counter() - self.wall
+                cpu = clock._cpu() - self.cpu
+                self.result = {"stage": title, "wall_s": wall, "cpu_s": cpu}
+                clock.rows.append(self.result)
+                if exc[0] is None:
+                    print(f"      done in {wall:.1f} s (CPU {cpu:.1f} s)", file=clock.stream)
+                return False
+
+        return _Stage()
+
+
+def demo(
+    output_dir: str | os.PathLike = "demo-report",
+    *,
+    reference: str | os.PathLike | None = None,
+    mapping: str | os.PathLike | None = None,
+    frames: int | None = None,
+    steps: int | None = None,
+    device: str = "cpu",
+    quick: bool = False,
+    ranks: int = 1,
+    lammps: bool = True,
+    seed: int = 0,
+    progress: bool | None = None,
+    stream=None,
+) -> dict:
+    """Run the whole CG pipeline on liquid ethane and write a report folder.
+
+    Parameters
+    ----------
+    output_dir : path
+        Report folder (created; files in it are replaced).
+    reference : path, optional
+        All-atom H5MD trajectory with forces and velocities. Default: the shipped
+        ``data/ethane_aa.h5``; if that is missing, a reference is generated with
+        :func:`ase_cg.reference.generate_reference` into ``output_dir/work/`` (LAMMPS, a few
+        minutes; the report says so).
+    mapping : path, optional
+        CGMapping JSON; default the shipped CH3|CH3 ``data/ethane_mapping.json``.
+    frames : int, optional
+        Reference frames used to fit and train (spread evenly over the file); default 200
+        (10 with ``quick``).
+    steps : int, optional
+        CG MD steps (2 fs each) of the ASE runs; default 500 (20 with ``quick``). The
+        classical model runs 10 times as many in LAMMPS, the neural model half as many.
+    device : str
+        Where neural training and the ASE runs compute: ``"cpu"`` or ``"cuda"``.
+    quick : bool
+        Tiny sizes throughout (a smoke test of the pipeline; the numbers mean little).
+    ranks : int
+        MPI ranks of the LAMMPS runs.
+    lammps : bool
+        Run the LAMMPS engine too.
+    seed : int
+        Seed of training order, weights and MD noise.
+    progress : bool, optional
+        Progress bars of the stages (default: only on a terminal). Stage headers with times are
+        always printed to ``stream``.
+    stream : file, optional
+        Where stage headers go (default ``sys.stderr``).
+
+    Returns
+    -------
+    dict
+        The metrics, also written to ``output_dir/metrics.json``: ``"runs"`` (per run its MD
+        summary and comparison metrics), ``"training"``, ``"speed"``, ``"timings"``,
+        ``"verdict"``, ``"files"``.
+
+    Raises
+    ------
+    InputError
+        A reference without forces, bad sizes, or an unknown device.
+    """
+    from ase_cg.io import H5MDTrajectory
+    from ase_cg.mapping import CGMapping, map_trajectory
+
+    sizes = DemoSizes.quick() if quick else DemoSizes()
+    replace = {k: v for k, v in (("frames", frames), ("steps", steps)) if v is not None}
+    if "steps" in replace:
+        replace["lammps_steps"] = 10 * replace["steps"]
+        replace["neural_lammps_steps"] = max(1, replace["steps"] // 2)
+    sizes = dataclasses.replace(sizes, **replace)
+    if sizes.frames < 2 or sizes.steps < 1:
+        raise InputError(f"demo: need frames ≥ 2 and steps ≥ 1, got {sizes.frames}, {sizes.steps}")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise InputError(f"demo: device {device!r}; use 'cpu', 'cuda' or 'cuda:N'")
+    stream = sys.stderr if stream is None else stream
+    folder = Path(output_dir)
+    work = folder / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    n_stages = 7 + (reference is None and not (DATA_DIR / "ethane_aa.h5").exists())
+    n_stages += mapping is None
+    clock = _Clock(n_stages, stream)
+    notes: list[str] = []
+
+    # --- 1. reference and mapping
+    if reference is None:
+        reference = DATA_DIR / "ethane_aa.h5"
+        if not reference.exists():
+            reference = work / "reference_aa.h5"
+            with clock.stage(
+                f"generating an all-atom reference ({sizes.reference_molecules} ethane, "
+                f"{sizes.reference_ps:g} ps; data/ethane_aa.h5 is not there)"
+            ):
+                _generate_reference(reference, sizes, seed, progress)
+            notes.append(
+                f"`data/ethane_aa.h5` was missing: the reference was generated here "
+                f"({sizes.reference_molecules} molecules, {sizes.reference_ps:g} ps)."
+            )
+    reference = Path(reference)
+    mapping_path = Path(mapping) if mapping is not None else DATA_DIR / "ethane_mapping.json"
+    cg_mapping = CGMapping.load(mapping_path)
+    learned = None
+    if mapping is None:
+        with clock.stage(
+            f"learning a 2-bead mapping with the auto-encoder ({sizes.autoencoder_epochs} "
+            f"epochs, {len(sizes.autoencoder_seeds)} seeds, {sizes.autoencoder_frames} frames)"
+        ):
+            learned = _learn_mapping(reference, cg_mapping, sizes, folder / "learned-mapping")
+        if learned["same_as_shipped"]:
+            mapping_path = work / "learned_mapping.json"
+            cg_mapping = learned["mapping"]
+            cg_mapping.save(mapping_path)
+            notes.append(
+                "The auto-encoder (Gumbel-softmax encoder + decoder + force matching) found the "
+                "two CH3 groups; this learned mapping is used below "
+                "([its report](learned-mapping/index.md))."
+            )
+        else:
+            notes.append(
+                f"The auto-encoder's groups {learned['groups']} are not the two CH3 groups with "
+                "these short settings, so the shipped CH3|CH3 mapping "
+                "(`data/ethane_mapping.json`) is used below "
+                "([auto-encoder report](learned-mapping/index.md))."
+            )
+    else:
+        notes.append(f"The mapping is `{mapping_path}`.")
+    with clock.stage(f"mapping {reference} with {mapping_path.name}"):
+        mapped = work / "mapped.h5"
+        map_trajectory(reference, mapped, cg_mapping, progress=progress)
+        with H5MDTrajectory(mapped) as trajectory:
+            n_reference_frames = trajectory.n_frames
+            n_beads = trajectory.n_atoms
+            if not trajectory.has_forces:
+                raise InputError(f"{reference}: has no forces; force matching needs them")
+        with H5MDTrajectory(reference) as trajectory:
+            n_atoms = trajectory.n_atoms
+            atom_time_step_fs = trajectory.time_step or 1.0
+            reference_settings = trajectory.parameters.get("ase_cg_reference", {})
+    stride = max(1, n_reference_frames // sizes.frames)
+    n_train_frames = min(sizes.frames, n_reference_frames)
+
+    # --- 2. models
+    config = work / "train.yaml"
+    _write_yaml(
+        config,
+        {
+            "train": {
+                "epochs": sizes.epochs,
+                "batch_frames": 2,
+                "frame_stride": stride,
+                "max_frames": n_train_frames,
+                "device": device,
+                "seed": seed,
+                "early_stopping": 0,
+                "progress": bool(progress),
+            },
+            "neural": dict(sizes.neural),
+            "classical": {"stride": stride, "stop": stride * n_train_frames},
+        },
+    )
+    from ase_cg.model import load_model
+    from ase_cg.pipeline import train_model
+
+    models = {}
+    with clock.stage(f"fitting the classical potential on {n_train_frames} frames"):
+        models["classical"] = train_model(
+            mapped, work / "classical", kind="classical", mapping_path=mapping_path,
+            config_path=config,
+        )  # fmt: skip
+    with clock.stage(
+        f"training the neural potential ({sizes.epochs} epochs, {n_train_frames} frames, {device})"
+    ):
+        models["neural"] = train_model(
+            mapped, work / "neural", kind="neural", mapping_path=mapping_path,
+            config_path=config,
+        )  # fmt: skip
+    training = {
+        "classical": load_model(models["classical"]).provenance.get("fit_report", {}),
+        "neural": _read_metrics(work / "neural" / "metrics.csv"),
+    }
+
+    # --- 3. CG MD
+    runs = _plan_runs(sizes, lammps, notes)
+    summaries = {}
+    with clock.stage(f"CG MD: {', '.join(runs)}"):
+        summaries = _run_md(
+            runs, models, mapped, work, sizes, device, ranks, seed, progress, stream
+        )
+
+    # --- 4. comparison
+    with clock.stage("comparing every CG run with the mapped reference"):
+        comparisons = {}
+        for name, summary in summaries.items():
+            comparisons[name] = _compare_run(
+                mapped, summary["trajectory"], folder / "compare" / name, name
+            )
+
+    # --- 5. all-atom speed
+    with clock.stage("all-atom speed for the speed table"):
+        n_molecules = int(reference_settings.get("n_molecules", n_atoms // 8))
+        allatom = _allatom_speed(n_molecules, atom_time_step_fs, seed, work)
+
+    # --- 6. report
+    with clock.stage(f"writing the report to {folder}"):
+        metrics = _write_demo_report(
+            folder,
+            sizes=sizes,
+            reference=reference,
+            mapping=cg_mapping,
+            mapping_path=mapping_path,
+            n_atoms=n_atoms,
+            n_beads=n_beads,
+            n_reference_frames=n_reference_frames,
+            n_train_frames=n_train_frames,
+            training=training,
+            summaries=summaries,
+            comparisons=comparisons,
+            allatom=allatom,
+            clock=clock,
+            notes=notes,
+            quick=quick,
+            learned=None
+            if learned is None
+            else {k: v for k, v in learned.items() if k != "mapping"},
+        )
+    total = time.perf_counter() - clock.start
+    print(f"demo finished in {total:.0f} s: {folder / 'index.md'}", file=stream)
+    return metrics
+
+
+# ------------------------------------------------------------------------------ the stages
+
+
+def _generate_reference(path: Path, sizes: DemoSizes, seed: int, progress) -> None:
+    from ase_cg.reference import generate_reference
+
+    generate_reference(
+        "ethane", output=path, n_molecules=sizes.reference_molecules,
+        equilibration_ps=min(5.0, sizes.reference_ps), production_ps=sizes.reference_ps,
+        stride=20, seed=seed, progress=progress is not False,
+    )  # fmt: skip
+
+
+def _learn_mapping(reference: Path, shipped, sizes: DemoSizes, folder: Path) -> dict:
+    """Learn a mapping with the auto-encoder; is it the shipped one (same bead positions)?"""
+    from ase_cg.autoencoder import AutoencoderConfig, learn_mapping
+    from ase_cg.io import read_h5md
+
+    config = AutoencoderConfig(epochs=sizes.autoencoder_epochs, max_frames=sizes.autoencoder_frames)
+    result = learn_mapping(
+        reference, 2, config=config, seeds=sizes.autoencoder_seeds, output_dir=folder,
+        progress=False,
+    )  # fmt: skip
+    frame = read_h5md(reference, index=0)
+    beads = result.mapping.map(frame).positions
+    expected = shipped.map(frame).positions
+    differences = beads[:, None, :] - expected[None, :, :]
+    cell = frame.cell.array
+    differences -= np.round(differences @ np.linalg.inv(cell)) @ cell  # minimum image
+    distances = np.linalg.norm(differences, axis=-1)
+    same = len(beads) == len(expected) and bool(np.all(distances.min(axis=1) < 1e-4))
+    return {
+        "mapping": result.mapping,
+        "groups": result.mapping.groups,
+        "same_as_shipped": same,
+        "best_seed": result.report.get("best_seed"),
+    }
+
+
+def _write_yaml(path: Path, values: dict) -> None:
+    import yaml
+
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(yaml.safe_dump(values, sort_keys=False))
+    os.replace(temporary, path)
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    import csv
+
+    with path.open() as stream:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(stream)]
+
+
+def _plan_runs(sizes: DemoSizes, lammps: bool, notes: list[str]) -> dict[str, dict]:
+    """The CG MD runs: name → model kind, engine, steps."""
+    runs = {
+        "classical-ase": {"kind": "classical", "engine": "ase", "steps": sizes.steps},
+        "neural-ase": {"kind": "neural", "engine": "ase", "steps": sizes.steps},
+    }
+    if not lammps:
+        notes.append("LAMMPS runs were switched off (`--no-lammps`).")
+        return runs
+    runs["classical-lammps"] = {
+        "kind": "classical",
+        "engine": "lammps",
+        "steps": sizes.lammps_steps,
+    }
+    from lammps_interface.plugin import PluginBuildError, build_plugin
+
+    try:
+        build_plugin()
+    except PluginBuildError as error:
+        notes.append(
+            f"The neural model did not run in LAMMPS: the `cgtorch` plugin did not build "
+            f"({str(error).splitlines()[0]})."
+        )
+        return runs
+    runs["neural-lammps"] = {
+        "kind": "neural",
+        "engine": "lammps",
+        "steps": sizes.neural_lammps_steps,
+    }
+    return runs
+
+
+def _run_md(runs, models, start, work, sizes, device, ranks, seed, progress, stream) -> dict:
+    """Run each CG MD from the last mapped reference frame; MD summaries with CPU times."""
+    from ase_cg.md import simulate
+
+    summaries = {}
+    for name, run in runs.items():
+        before = _Clock._cpu()
+        summary = simulate(
+            models[run["kind"]],
+            engine=run["engine"],
+            start=start,
+            frame=-1,
+            output=work / f"{name}.h5",
+            temperature=_start_temperature(start),
+            time_step_fs=sizes.time_step_fs,
+            steps=run["steps"],
+            interval=max(1, run["steps"] // sizes.frames_per_run),
+            seed=seed,
+            device=device if run["engine"] == "ase" else "cpu",
+            progress=progress,
+            ranks=ranks,
+        )
+        cpu = _Clock._cpu() - before
+        summaries[name] = {
+            **summary.as_dict(),
+            **run,
+            "cpu_s": cpu,
+            "ranks": ranks if run["engine"] == "lammps" else 1,
+        }
+        print(
+            f"      {name}: {summary.steps} steps, {summary.ns_per_day:.3g} ns/day, "
+            f"T = {summary.temperature_K:.0f} K",
+            file=stream,
+        )
+    return summaries
+
+
+def _start_temperature(mapped: Path) -> float:
+    """The reference temperature (K), from the mapped velocities of up to 50 frames."""
+    from ase_cg.io import H5MDTrajectory
+    from ase_cg.pipeline import cg_temperature
+
+    with H5MDTrajectory(mapped) as trajectory:
+        value = cg_temperature(trajectory, slice(0, min(50, trajectory.n_frames)))
+    if value is None:
+        raise InputError(f"{mapped}: the reference has no velocities to take its temperature")
+    return round(value, 1)
+
+
+def _compare_run(mapped: Path, trajectory: str, folder: Path, name: str) -> dict:
+    from ase_cg.analysis import compare
+
+    return compare(mapped, trajectory, output_dir=folder, title=f"{name} vs all-atom (mapped)")
+
+
+def _allatom_speed(n_molecules: int, time_step_fs: float, seed: int, work: Path) -> dict:
+    """All-atom LAMMPS speed: ``bench/results/allatom.json`` if present, else a short run."""
+    if ALLATOM_BENCH.exists():
+        bench = json.loads(ALLATOM_BENCH.read_text())
+        row = min(bench["results"], key=lambda r: r["ranks"])
+        return {
+            "ns_per_day": row["ns_per_day"],
+            "n_atoms": bench["system"]["n_atoms"],
+            "time_step_fs": bench["system"]["time_step_fs"],
+            "ranks": row["ranks"],
+            "cpu_s_per_ns": None,
+            "source": f"bench/results/allatom.json ({bench['date']})",
+        }
+    from ase_cg.io import H5MDTrajectory
+    from ase_cg.reference import generate_reference
+
+    steps = 200
+    output = work / "allatom_speed.h5"
+    cpu, wall = _Clock._cpu(), time.perf_counter()
+    generate_reference(
+        "ethane", output=output, n_molecules=n_molecules, equilibration_ps=0.0,
+        production_ps=steps * time_step_fs / 1000.0, stride=steps, time_step_fs=time_step_fs,
+        seed=seed, progress=False,
+    )  # fmt: skip
+    cpu, wall = _Clock._cpu() - cpu, time.perf_counter() - wall
+    with H5MDTrajectory(output) as trajectory:
+        ns_per_day = float(trajectory.parameters["ase_cg_reference"]["ns_per_day"])
+    simulated_ns = steps * time_step_fs * 1e-6
+    return {
+        "ns_per_day": ns_per_day,
+        "n_atoms": n_molecules * 8,
+        "time_step_fs": time_step_fs,
+        "ranks": 1,
+        # CPU of the whole short job (packing, set-up, minimisation included): an upper bound
+        "cpu_s_per_ns": cpu / simulated_ns,
+        "source": f"measured now: {steps} steps of LAMMPS OPLS-AA ({wall:.0f} s with set-up)",
+    }
+
+
+# ------------------------------------------------------------------------------ the report
+
+
+def _verdict(comparison: dict) -> tuple[str, float | None, float | None]:
+    rdf = [v["max_abs_difference"] for v in comparison.get("rdf", {}).values()]
+    bonds = [
+        v["jensen_shannon"] for v in comparison.get("bonds", {}).values() if "jensen_shannon" in v
+    ]
+    worst_rdf = max(rdf) if rdf else None
+    worst_bond = max(bonds) if bonds else None
+    values = [(worst_rdf, "rdf"), (worst_bond, "bond_js")]
+    if any(v is None or not np.isfinite(v) for v, _ in values):
+        return "–", worst_rdf, worst_bond
+    if all(v <= MATCH[k] for v, k in values):
+        return "✅ matches", worst_rdf, worst_bond
+    if all(v <= CLOSE[k] for v, k in values):
+        return "🟡 close", worst_rdf, worst_bond
+    return "❌ differs", worst_rdf, worst_bond
+
+
+def _write_demo_report(folder: Path, **kw) -> dict:
+    from ase_cg.report import FigureLink, Section, Table, write_json, write_report
+
+    sizes: DemoSizes = kw["sizes"]
+    summaries, comparisons = kw["summaries"], kw["comparisons"]
+    files = {}
+    files["assignment"] = _plot_assignment(kw["mapping"], folder / "assignment.png")
+    files["loss"] = _plot_losses(kw["training"], folder / "loss.png")
+    source = folder / "work" / "classical" / "potentials.png"
+    if source.exists():
+        os.replace(source, folder / "potentials.png")
+        files["potentials"] = folder / "potentials.png"
+    files.update(_plot_overlays(folder, kw["mapping"], summaries))
+
+    # verdict table
+    verdict_rows, verdicts = [], {}
+    for name, comparison in comparisons.items():
+        verdict, worst_rdf, worst_bond = _verdict(comparison)
+        verdicts[name] = verdict
+        diffusion = comparison.get("diffusion", {}) or {}
+        summary = summaries[name]
+        verdict_rows.append([
+            name, verdict, worst_rdf, worst_bond, diffusion.get("ratio"),
+            summary["temperature_K"], f"[report](compare/{name}/index.md)",
+        ])  # fmt: skip
+    verdict_table = Table(
+        ["run", "verdict", "RDF max abs Δg", "bond JS (nats)", "D_CG / D_AA", "T (K)", "details"],
+        verdict_rows,
+        caption=(
+            f"✅ matches: RDF max abs Δg ≤ {MATCH['rdf']} and bond-length Jensen–Shannon ≤ "
+            f"{MATCH['bond_js']}; 🟡 close: ≤ {CLOSE['rdf']} and ≤ {CLOSE['bond_js']}; "
+            "❌ otherwise. Diffusion of a CG liquid is expected to be faster (smoother landscape)."
+        ),
+    )
+
+    # speed table: per simulated ns
+    allatom = kw["allatom"]
+    speed_rows = [[
+        "all-atom (LAMMPS, OPLS-AA)", "lammps", allatom["n_atoms"], allatom["time_step_fs"],
+        allatom["ranks"], allatom["ns_per_day"], 86400.0 / allatom["ns_per_day"],
+        allatom["cpu_s_per_ns"], 1.0,
+    ]]  # fmt: skip
+    speed = {"allatom": allatom, "cg": {}}
+    for name, summary in summaries.items():
+        simulated_ns = summary["simulated_ps"] * 1e-3
+        wall_per_ns = summary["wall_s"] / simulated_ns
+        cpu_per_ns = summary["cpu_s"] / simulated_ns
+        speedup = summary["ns_per_day"] / allatom["ns_per_day"]
+        speed["cg"][name] = {
+            "ns_per_day": summary["ns_per_day"],
+            "wall_s_per_ns": wall_per_ns,
+            "cpu_s_per_ns": cpu_per_ns,
+            "speedup_vs_allatom": speedup,
+        }
+        speed_rows.append([
+            f"CG {summary['kind']}", summary["engine"], summary["n_beads"],
+            summary["time_step_fs"], summary["ranks"], summary["ns_per_day"], wall_per_ns,
+            cpu_per_ns, speedup,
+        ])  # fmt: skip
+    speed_table = Table(
+        ["model", "engine", "particles", "time step (fs)", "ranks", "ns/day", "wall s per ns",
+         "CPU s per ns", "speed-up"],
+        speed_rows,
+        caption=f"All-atom speed: {allatom['source']}. CG: the demo's own runs (wall time "
+        "includes set-up and, for LAMMPS, export and start-up; CPU time counts every process).",
+    )  # fmt: skip
+
+    training = kw["training"]
+    classical = training["classical"].get("validation") or training["classical"].get("train")
+    neural_rows = training["neural"]
+    best = min(neural_rows, key=lambda r: r["validation_loss"])
+    training_table = Table(
+        [
+            "model",
+            "held-out mean abs ΔF² per bead (eV²/Å²)",
+            "Var(F_ins) per bead (eV²/Å²)",
+            "fraction unexplained",
+        ],
+        [
+            [
+                "classical (splines)",
+                classical["all"]["force_mse"],
+                classical["all"]["force_variance"],
+                classical["all"]["fraction_unexplained"],
+            ],
+            [
+                "neural (prior + SchNet)",
+                # the trainer's loss is per force component: ×3 for |ΔF|² per bead
+                3.0 * best["validation_loss"],
+                3.0 * best["force_variance"],
+                best["validation_fvu"],
+            ],
+        ],  # fmt: skip
+        caption="Force matching on held-out frames (the last time block). The mapped force is "
+        "noisy, so even a perfect CG potential leaves a large fraction unexplained.",
+    )
+    timing_table = Table(
+        ["stage", "wall (s)", "CPU (s)"],
+        [[r["stage"], r["wall_s"], r["cpu_s"]] for r in kw["clock"].rows],
+        caption="CPU counts this process and its finished child processes (LAMMPS, MPI).",
+    )
+    sections = [
+        Section(
+            "Does the CG liquid match the all-atom one?",
+            "Every CG run is compared with the all-atom reference mapped to the same beads.",
+            tables=[verdict_table],
+            figures=[
+                FigureLink(
+                    files["rdf"].name, "Bead–bead RDF: every CG run on the mapped reference"
+                ),
+                FigureLink(files["bonds"].name, "CG bond-length distributions"),
+            ],
+        ),
+        Section("Speed per simulated nanosecond", tables=[speed_table]),
+        Section(
+            "Mapping",
+            f"{kw['n_atoms']} atoms → {kw['n_beads']} beads. " + " ".join(kw["notes"]),
+            figures=[FigureLink(files["assignment"].name, "Atom → bead assignment")],
+        ),
+        Section(
+            "Force matching",
+            f"{kw['n_train_frames']} of {kw['n_reference_frames']} reference frames, spread "
+            f"over the trajectory; neural model {dict(sizes.neural)}, {sizes.epochs} epochs.",
+            tables=[training_table],
+            figures=[
+                FigureLink(files["loss"].name, "Held-out fraction of force variance unexplained")
+            ]
+            + (
+                [FigureLink("potentials.png", "Fitted classical functions")]
+                if "potentials" in files
+                else []
+            ),
+        ),  # fmt: skip
+        Section("Where the time went", tables=[timing_table]),
+    ]
+    intro = (
+        f"Liquid ethane: all-atom reference `{kw['reference']}`, mapping "
+        f"`{kw['mapping_path'].name}`. CG MD steps of {sizes.time_step_fs:g} fs: "
+        f"{sizes.steps} in ASE, "
+        f"{sizes.lammps_steps} (classical) and {sizes.neural_lammps_steps} (neural) in LAMMPS."
+        + (" **Quick mode: tiny sizes, the numbers only show that the pipeline runs.**"
+           if kw["quick"] else "")
+    )  # fmt: skip
+    write_report(folder, "ase_cg demo: coarse-grained liquid ethane", sections, intro=intro)
+    metrics = {
+        "sizes": dataclasses.asdict(sizes),
+        "reference": str(kw["reference"]),
+        "mapping": str(kw["mapping_path"]),
+        "runs": {n: {"md": summaries[n], "comparison": comparisons[n]} for n in summaries},
+        "verdict": verdicts,
+        "training": {"classical": training["classical"], "neural": neural_rows},
+        "speed": speed,
+        "timings": kw["clock"].rows,
+        "notes": kw["notes"],
+        "learned_mapping": kw["learned"],
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    write_json(folder / "metrics.json", metrics)
+    return metrics
+
+
+def _plot_assignment(mapping, path: Path) -> Path:
+    """Heat map of E (beads × atoms) of every molecule type."""
+    from ase_cg.report import new_figure, save_figure
+
+    types = mapping.molecule_types
+    figure, axes = new_figure(1, len(types), size=(4.8 * len(types), 2.8))
+    axes = np.atleast_1d(axes)
+    for axis, name in zip(axes, types, strict=True):
+        matrix = mapping.position_matrix(name)
+        template = mapping.templates[name]
+        image = axis.imshow(matrix, cmap="Blues", vmin=0.0, aspect="auto")
+        axis.set_xticks(range(matrix.shape[1]), [
+            f"{s}{i}" for i, s in enumerate(template.get_chemical_symbols())
+        ])  # fmt: skip
+        axis.set_yticks(range(matrix.shape[0]), [
+            f"{b} {i}" for i, b in enumerate(mapping.bead_names[name])
+        ])  # fmt: skip
+        axis.set_xlabel("atom (template order)")
+        axis.set_title(f"{name}: position weights E")
+        figure.colorbar(image, ax=axis, label="weight")
+    return save_figure(figure, path)
+
+
+def _plot_losses(training: dict, path: Path) -> Path:
+    from ase_cg.report import new_figure, save_figure
+
+    figure, axis = new_figure(size=(6.0, 3.8))
+    rows = training["neural"]
+    if rows:
+        epochs = [r["epoch"] for r in rows]
+        axis.plot(epochs, [r["validation_fvu"] for r in rows], "o-", label="neural (held out)")
+    classical = training["classical"].get("validation") or training["classical"].get("train")
+    if classical:
+        axis.axhline(
+            classical["all"]["fraction_unexplained"], color="k", ls="--",
+            label="classical splines (held out)",
+        )  # fmt: skip
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("fraction of force variance unexplained")
+    axis.set_title("Force matching")
+    axis.legend()
+    return save_figure(figure, path)
+
+
+def _plot_overlays(folder: Path, mapping, summaries: dict) -> dict[str, Path]:
+    """RDF and bond-length overlays of the mapped reference and every CG run."""
+    from ase_cg.analysis import bond_distribution, rdf
+    from ase_cg.io import H5MDTrajectory
+    from ase_cg.report import AA_COLOR, AA_LABEL, new_figure, save_figure
+
+    mapped = folder / "work" / "mapped.h5"
+    with H5MDTrajectory(mapped) as trajectory:
+        cell = trajectory.cells(slice(0, 1))[0]
+        bonds = trajectory.bonds
+    widths = np.abs(np.linalg.det(cell)) / np.linalg.norm(
+        np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1
+    )
+    r_max = min(15.0, 0.49 * float(widths.min()))
+    n_bins = max(10, int(r_max / 0.1))
+    pairs = [(a, b) for i, a in enumerate(mapping.bead_types) for b in mapping.bead_types[i:]]
+    sources = {AA_LABEL: mapped} | {n: Path(s["trajectory"]) for n, s in summaries.items()}
+    colours = {AA_LABEL: AA_COLOR}
+    figure, axes = new_figure(1, len(pairs), size=(5.5 * len(pairs), 4.0))
+    axes = np.atleast_1d(axes)
+    for axis, pair in zip(axes, pairs, strict=True):
+        for label, path in sources.items():
+            r, g = rdf(path, r_max, n_bins, types=pair)
+            width = 2.5 if label == AA_LABEL else 1.2
+            axis.plot(r, g, label=label, color=colours.get(label), lw=width)
+        axis.axhline(1.0, color="grey", lw=0.5)
+        axis.set_xlabel("r (Å)")
+        axis.set_ylabel(f"g(r) {pair[0]}–{pair[1]}")
+        axis.legend(fontsize="small")
+    out = {"rdf": save_figure(figure, folder / "rdf.png")}
+    figure, axis = new_figure(size=(5.5, 4.0))
+    if bonds is not None and len(bonds):
+        lengths = [bond_distribution(p, bonds, bins=60) for p in sources.values()]
+        lo = min(c[0] for c, _ in lengths)
+        hi = max(c[-1] for c, _ in lengths)
+        for label, path in sources.items():
+            centres, density = bond_distribution(path, bonds, bins=60, range=(lo, hi))
+            width = 2.5 if label == AA_LABEL else 1.2
+            axis.plot(centres, density, label=label, color=colours.get(label), lw=width)
+        axis.set_xlabel("bond length (Å)")
+        axis.set_ylabel("probability density (1/Å)")
+        axis.legend(fontsize="small")
+    out["bonds"] = save_figure(figure, folder / "bonds.png")
+    return out
