@@ -105,7 +105,8 @@ def mapping_dict():
 def load_mapping_or_refuse(path: Path) -> None:
     try:
         mapping = CGMapping.load(path)
-    except InputError:
+    except InputError as error:
+        assert str(path) in str(error)
         return
     # a mapping that loads is usable: it round-trips and names its beads
     assert CGMapping.from_dict(mapping.to_dict()).bead_types == mapping.bead_types
