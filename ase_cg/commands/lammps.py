@@ -32,7 +32,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Call :func:`~lammps_interface.plugin.build_plugin` or :func:`~lammps_interface.run.run_deck`."""
+    """Call :func:`~lammps_interface.plugin.build_plugin` or
+    :func:`~lammps_interface.run.run_deck`."""
     if args.action == "build-plugin":
         from lammps_interface.plugin import build_plugin
 
