@@ -153,6 +153,31 @@ class ForceMatchingData:
             forces = self.system.map_forces(forces)
         return positions, cells, forces
 
+    def batch(
+        self,
+        frames: np.ndarray,
+        topology: SystemTopology,
+        cutoff: float,
+        *,
+        dtype: torch.dtype,
+        device: str = "cpu",
+    ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+        """A model batch of ``frames`` with their mapped forces as ``REFERENCE_FORCES``.
+
+        Returns the batch and the mapped forces, (n, n_beads, 3) eV/Å, as NumPy.
+        """
+        positions, cells, forces = self.read(frames)
+        batch = make_batch(
+            positions,
+            cells,
+            topology,
+            cutoff,
+            reference_forces=forces,
+            dtype=dtype,
+            device=device,
+        )
+        return batch, forces
+
 
 def split_frames(n_frames: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Time-block split of the strided frame indices into (training, validation)."""
@@ -204,16 +229,7 @@ def evaluate(
     dtype = model.dtype
     for start in range(0, len(frames), batch_frames):
         chunk = frames[start : start + batch_frames]
-        positions, cells, forces = data.read(chunk)
-        batch = make_batch(
-            positions,
-            cells,
-            topology,
-            model.cutoff,
-            reference_forces=forces,
-            dtype=dtype,
-            device=device,
-        )
+        batch, forces = data.batch(chunk, topology, model.cutoff, dtype=dtype, device=device)
         _, squared = force_matching_loss(model, batch, create_graph=False)
         types = np.tile(topology.bead_type_index, len(chunk))
         flat_forces = forces.reshape(-1, 3)
@@ -385,16 +401,7 @@ def train(
             share = np.array_split(frames, world)[rank]
             optimizer.zero_grad(set_to_none=False)
             if len(share):
-                positions, cells, forces = data.read(share)
-                batch = make_batch(
-                    positions,
-                    cells,
-                    topology,
-                    model.cutoff,
-                    reference_forces=forces,
-                    dtype=dtype,
-                    device=device,
-                )
+                batch, _ = data.batch(share, topology, model.cutoff, dtype=dtype, device=device)
                 loss, _ = force_matching_loss(model, batch, create_graph=True)
                 # weight by this process's share so the average over processes is the
                 # mean over all frames of the mini-batch
