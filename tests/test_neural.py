@@ -307,3 +307,39 @@ def test_force_matching_loss_reaches_every_weight(rng):
             continue
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
         assert parameter.grad.abs().max() > 0, name
+
+
+def test_owned_beads_prune_pairs_without_changing_their_energies_or_gradients(rng):
+    """A LAMMPS-like open cluster: owned beads in the middle, a ghost shell of 2 cutoffs around.
+
+    With ``owned`` given, each layer skips the pairs no owned energy can feel; the owned beads'
+    energies and the gradient of their sum must equal the full evaluation's.
+    """
+    network = neural_model(with_prior=False).terms[0].network
+    positions = rng.uniform(-3 * CUTOFF, 3 * CUTOFF, (800, 3))
+    owned_first = np.argsort(np.abs(positions).max(axis=1) > CUTOFF, kind="stable")
+    positions = positions[owned_first]
+    n_owned = int((np.abs(positions).max(axis=1) <= CUTOFF).sum())
+    distances = np.linalg.norm(positions[None] - positions[:, None], axis=2)
+    pair_i, pair_j = np.nonzero((distances < CUTOFF) & (distances > 0))
+    types = torch.as_tensor(rng.integers(0, 2, len(positions)))
+    x = torch.as_tensor(positions).requires_grad_(True)
+    pair_i, pair_j = torch.as_tensor(pair_i), torch.as_tensor(pair_j)
+    owned = torch.arange(len(positions)) < n_owned
+    assert 10 < n_owned < len(positions) // 4
+
+    def owned_energy_and_gradient(**kwargs):
+        energies = network(types, pair_i, pair_j, x[pair_j] - x[pair_i], **kwargs)[:n_owned]
+        (gradient,) = torch.autograd.grad(energies.sum(), x)
+        return energies.detach(), gradient
+
+    full_energies, full_gradient = owned_energy_and_gradient()
+    energies, gradient = owned_energy_and_gradient(owned=owned)
+    torch.testing.assert_close(energies, full_energies, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gradient, full_gradient, rtol=1e-12, atol=1e-12)
+
+    inside = torch.ones(len(pair_i) // 2, dtype=torch.bool)
+    undirected = pair_i <= pair_j
+    kept = network._layer_pairs(owned, pair_i[undirected], pair_j[undirected], inside)
+    assert len(kept[0]) > len(kept[1])  # the last layer needs only the owned beads' pairs
+    assert len(kept[0]) < len(inside)  # pairs beyond the owned beads' reach were skipped

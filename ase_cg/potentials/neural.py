@@ -178,7 +178,12 @@ class SchNetEnergy(nn.Module):
         self.register_buffer("type_energy_shift", torch.zeros(n_types, dtype=dtype))
 
     def forward(
-        self, bead_types: Tensor, pair_i: Tensor, pair_j: Tensor, pair_vectors: Tensor
+        self,
+        bead_types: Tensor,
+        pair_i: Tensor,
+        pair_j: Tensor,
+        pair_vectors: Tensor,
+        owned: Tensor | None = None,
     ) -> Tensor:
         """Per-bead energies (n_beads,) in eV, in the dtype of ``pair_vectors``.
 
@@ -190,6 +195,11 @@ class SchNetEnergy(nn.Module):
             zero), each in both directions: ``(i, j)`` is listed if and only if ``(j, i)`` is.
         pair_vectors : (n_pairs, 3) float, Å
             ``x_j − x_i``.
+        owned : (n_beads,) bool, optional
+            The beads whose energies are wanted (a LAMMPS rank's local beads). When given, each
+            layer updates only the beads that can still reach an owned bead in the layers left
+            (:meth:`_layer_pairs`); the owned beads' energies are unchanged, the others' are
+            meaningless. Default: every bead's energy.
         """
         dtype = self.rbf_offsets.dtype
         # the list holds every pair in both directions with the same distance: keep i < j, which
@@ -200,15 +210,50 @@ class SchNetEnergy(nn.Module):
         vectors = pair_vectors.index_select(0, undirected).to(dtype)
         distances = torch.sqrt((vectors * vectors).sum(dim=1))
         coefficients = -0.5 / (self.rbf_widths * self.rbf_widths)
-        basis = torch.exp(coefficients * (distances.unsqueeze(1) - self.rbf_offsets) ** 2)
         envelope = 0.5 * (torch.cos(distances * (math.pi / self.cutoff)) + 1.0)
-        envelope = envelope * (distances < self.cutoff).to(dtype)
+        inside = distances < self.cutoff
+        envelope = envelope * inside.to(dtype)
         envelope = torch.where(pair_i == pair_j, 0.5 * envelope, envelope)
+        if owned is None:
+            layer_pairs: list[Tensor | None] = [None for _ in range(len(self.interactions))]
+        else:
+            layer_pairs = self._layer_pairs(owned, pair_i, pair_j, inside)
         x = self.embedding(bead_types)
-        for interaction in self.interactions:
-            x = x + interaction(x, basis, pair_i, pair_j, envelope)
+        for layer, interaction in enumerate(self.interactions):
+            d, i, j, e = distances, pair_i, pair_j, envelope
+            kept = layer_pairs[layer]
+            if kept is not None:
+                d, i, j = d.index_select(0, kept), i.index_select(0, kept), j.index_select(0, kept)
+                e = e.index_select(0, kept)
+            basis = torch.exp(coefficients * (d.unsqueeze(1) - self.rbf_offsets) ** 2)
+            x = x + interaction(x, basis, i, j, e)
         energies = self.head(x).squeeze(1) + self.type_energy_shift.index_select(0, bead_types)
         return energies.to(pair_vectors.dtype)
+
+    def _layer_pairs(
+        self, owned: Tensor, pair_i: Tensor, pair_j: Tensor, inside: Tensor
+    ) -> list[Tensor | None]:
+        """For each interaction layer, the undirected pairs whose messages can reach ``owned``.
+
+        After layer ``l`` of ``K`` a bead's features feed the owned beads' energies only if it
+        is within ``K − 1 − l`` hops (pairs inside the cutoff) of an owned bead; layer ``l``
+        therefore needs just the pairs with an end in that set. On a LAMMPS rank the ghost
+        shell holds ``K`` cutoffs of beads around the subdomain; this skips the pairs that
+        only refine ghost features no owned energy reads (exact, not an approximation).
+        """
+        hops = [owned]  # hops[k]: beads within k hops of an owned bead
+        for _ in range(len(self.interactions) - 1):
+            near = hops[-1]
+            reached = near.clone()
+            reached = reached.index_fill(0, pair_j[inside & near.index_select(0, pair_i)], True)
+            reached = reached.index_fill(0, pair_i[inside & near.index_select(0, pair_j)], True)
+            hops.append(reached)
+        layer_pairs: list[Tensor | None] = []
+        for layer in range(len(self.interactions)):
+            updated = hops[len(self.interactions) - 1 - layer]
+            needed = updated.index_select(0, pair_i) | updated.index_select(0, pair_j)
+            layer_pairs.append(torch.nonzero(needed).squeeze(1))
+        return layer_pairs
 
 
 class LAMMPSNeuralModule(nn.Module):
@@ -249,8 +294,8 @@ class LAMMPSNeuralModule(nn.Module):
         -------
         (n_all,) float, eV
         """
-        energies = self.network(bead_types, pair_i, pair_j, pair_vectors)
-        owned = torch.arange(energies.shape[0], device=energies.device) < n_local
+        owned = torch.arange(bead_types.shape[0], device=bead_types.device) < n_local
+        energies = self.network(bead_types, pair_i, pair_j, pair_vectors, owned)
         return torch.where(owned, energies, torch.zeros_like(energies))
 
 
@@ -279,8 +324,8 @@ class EnergyAndPairGradient(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         with torch.enable_grad():
             vectors = pair_vectors.detach().requires_grad_(True)
-            energies = self.network(bead_types, pair_i, pair_j, vectors)
-            owned = torch.arange(energies.shape[0], device=energies.device) < n_local
+            owned = torch.arange(bead_types.shape[0], device=bead_types.device) < n_local
+            energies = self.network(bead_types, pair_i, pair_j, vectors, owned)
             energies = torch.where(owned, energies, torch.zeros_like(energies))
             (gradient,) = torch.autograd.grad(energies.sum(), vectors)
         return energies.detach(), gradient
