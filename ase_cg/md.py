@@ -794,6 +794,79 @@ def _read_start(path: Path, frame: int, model) -> Atoms:
     return cg
 
 
+def make_molecules_whole(atoms: Atoms, bonds: np.ndarray) -> Atoms:
+    """A copy of ``atoms`` with each molecule whole: bonded beads at minimum-image distance.
+
+    Walks each molecule's bond graph breadth first from its lowest-index bead and moves every
+    bead to the periodic image nearest its parent, so bonds that crossed the box boundary no
+    longer do (chains longer than half the box stay correct, since only bonded distances are
+    imaged).
+
+    Parameters
+    ----------
+    atoms : Atoms
+        Periodic CG configuration.
+    bonds : (n_bonds, 2) int
+        Bonded bead pairs.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order
+
+    whole = atoms.copy()
+    bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
+    if len(bonds) == 0:
+        return whole
+    n = len(atoms)
+    graph = coo_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n, n)).tocsr()
+    positions = whole.get_positions()
+    visited = np.zeros(n, dtype=bool)
+    for root in np.unique(bonds):
+        if visited[root]:
+            continue
+        order, parents = breadth_first_order(graph, root, directed=False)
+        visited[order] = True
+        for bead in order[1:]:  # parents come before children in breadth-first order
+            parent = parents[bead]
+            vector, _ = find_mic(positions[bead] - positions[parent], atoms.cell, atoms.pbc)
+            positions[bead] = positions[parent] + vector
+    whole.set_positions(positions)
+    return whole
+
+
+def repeat_molecules(atoms: Atoms, repeat, bonds: np.ndarray | None = None) -> Atoms:
+    """``atoms`` replicated ``repeat`` = (n1, n2, n3) times, each copy's molecules with new ids.
+
+    Molecules are first made whole along ``bonds`` (:func:`make_molecules_whole`): a bond that
+    crossed the original box's boundary would otherwise span the repeated box. ASE's
+    :meth:`~ase.Atoms.repeat` copies every per-atom array, so the copies would share molecule
+    ids; here copy ``c`` gets ids shifted by ``c · (max id + 1)``. Velocities are copied as
+    they are (the copies start correlated; a thermostat decorrelates them).
+
+    Raises
+    ------
+    InputError
+        If ``repeat`` is not three positive integers or ``atoms`` has no periodic cell.
+    """
+    counts = tuple(int(n) for n in np.atleast_1d(repeat))
+    if len(counts) != 3 or min(counts) < 1 or not np.allclose(counts, np.atleast_1d(repeat)):
+        raise InputError(f"repeat must be three positive integers, got {repeat!r}")
+    if counts == (1, 1, 1):
+        return atoms
+    if not atoms.pbc.all() or atoms.cell.rank < 3:
+        raise InputError("repeat needs a start structure with a periodic 3-D cell")
+    if bonds is not None:
+        atoms = make_molecules_whole(atoms, bonds)
+    n_copies = counts[0] * counts[1] * counts[2]
+    mol_ids = atoms.arrays.get(K.MOL_ID)
+    repeated = atoms.repeat(counts)
+    if mol_ids is not None:
+        stride = int(mol_ids.max()) + 1
+        copy = np.repeat(np.arange(n_copies), len(atoms))
+        repeated.arrays[K.MOL_ID] = np.tile(mol_ids, n_copies) + stride * copy
+    repeated.wrap()
+    return repeated
+
+
 def simulate(
     model,
     *,
@@ -816,6 +889,7 @@ def simulate(
     dtype: str | None = None,
     progress: bool | None = None,
     ranks: int = 1,
+    repeat: tuple[int, int, int] = (1, 1, 1),
 ) -> MDSummary:
     """CG MD of a model from a start structure or a new box (what ``ase-cg simulate`` runs).
 
@@ -848,6 +922,10 @@ def simulate(
         As in :class:`~ase_cg.calculator.CGCalculator` (ASE engine).
     ranks : int
         MPI ranks of the LAMMPS engine.
+    repeat : (3,) int
+        Replicate the start structure (or the new box) this many times along each cell vector,
+        each copy's molecules with new ids (:func:`repeat_molecules`): a larger system for
+        better statistics, started from the same equilibrated frame.
 
     Returns
     -------
@@ -871,6 +949,8 @@ def simulate(
                 "structure"
             )
         atoms = _read_start(Path(start), frame, calculator.model)
+    if tuple(repeat) != (1, 1, 1):
+        atoms = repeat_molecules(atoms, repeat, calculator.model.topology(atoms).bonds)
     if engine == "lammps":
         if ensemble != "nvt" or constrain_bonds:
             raise InputError(

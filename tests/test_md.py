@@ -273,3 +273,38 @@ def test_langevin_holds_the_temperature(prior_model):
         seed=2,
     )
     assert summary.temperature_K == pytest.approx(150.0, rel=0.1)
+
+
+def test_repeated_box_has_the_same_energy_per_bead_and_whole_bonds(data_dir):
+    """A mapped all-atom frame (beads wrapped one by one, so bonds cross the boundary) repeated
+    2×1×3: bonds keep their lengths without the minimum image, molecule ids stay unique, and
+    for the periodic model E(repeated) = 6 E(original), forces tile."""
+    from ase_cg.md import repeat_molecules
+    from ase_cg.model import load_model
+
+    model = load_model(data_dir / "ethane_classical.pt")
+    atoms = model.mapping.map(read_h5md(data_dir / "ethane_aa.h5", index=0))
+    bonds = model.topology(atoms).bonds
+    direct = np.linalg.norm(atoms.positions[bonds[:, 1]] - atoms.positions[bonds[:, 0]], axis=1)
+    assert direct.max() > 5.0  # the frame has bonds across the boundary
+    repeated = repeat_molecules(atoms, (2, 1, 3), bonds)
+    assert len(repeated) == 6 * len(atoms)
+    mol_ids = repeated.arrays[K.MOL_ID]
+    assert len(np.unique(mol_ids)) == 6 * len(np.unique(atoms.arrays[K.MOL_ID]))
+    repeated_bonds = model.topology(repeated).bonds
+    vectors = repeated.positions[repeated_bonds[:, 1]] - repeated.positions[repeated_bonds[:, 0]]
+    mic, _ = find_mic(vectors, repeated.cell, True)
+    lengths = np.linalg.norm(mic, axis=1)
+    original = np.linalg.norm(
+        find_mic(atoms.positions[bonds[:, 1]] - atoms.positions[bonds[:, 0]], atoms.cell, True)[0],
+        axis=1,
+    )
+    np.testing.assert_allclose(np.sort(lengths), np.sort(np.tile(original, 6)), atol=1e-9)
+    atoms.calc = CGCalculator(model)
+    repeated.calc = CGCalculator(model)
+    assert repeated.get_potential_energy() == pytest.approx(
+        6 * atoms.get_potential_energy(), rel=1e-10
+    )
+    np.testing.assert_allclose(repeated.get_forces()[: len(atoms)], atoms.get_forces(), atol=1e-9)
+    with pytest.raises(InputError, match="three positive integers"):
+        repeat_molecules(atoms, (2, 0, 1), bonds)

@@ -34,6 +34,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--frame", type=int, default=-1, help="frame of --start (-1: the last)")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        nargs=3,
+        default=(1, 1, 1),
+        metavar=("N1", "N2", "N3"),
+        help="replicate the start structure N1×N2×N3 times (new molecule ids per copy)",
+    )
+    parser.add_argument(
         "--n-molecules", type=int, default=None, help="molecules in a new box (no --start)"
     )
     parser.add_argument(
@@ -94,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
             ranks=args.ranks,
+            repeat=tuple(args.repeat),
         )
     except MDBlowUpError as error:
         print(f"ase-cg simulate: {error}", file=sys.stderr)
