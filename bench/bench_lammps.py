@@ -7,7 +7,9 @@ Builds CG ethane boxes (two CH3 beads per molecule, 0.5495 g/cm³, 180 K) and ex
   table`` + ``bond_style table``, no neural code;
 * ``plugin f32`` / ``plugin f64``: the same prior tables overlaid (``hybrid/overlay``) with a
   SchNet term run by the ``cgtorch`` plugin (2 interactions, 32 features, 6 Å cutoff: the
-  ghost shell is 2 × 6 + 2 Å).
+  ghost shell is 2 × 6 + 2 Å);
+* ``tables-shake`` / ``plugin-f32-shake``: as ``tables`` / ``plugin-f32`` with the CG bond held
+  by SHAKE, at a 5 fs time step.
 
 Each case runs NVT (2 fs) under ``mpiexec -n ranks``: 3 warm-up steps (TorchScript optimises
 its first calls), then the timed run, whose LAMMPS ``Loop time`` gives bead-steps/s.
@@ -54,7 +56,13 @@ SECTION = "## LAMMPS CG"
 #: CG time step of each case, fs: the stiff CH3–CH3 bond (σ ≈ 0.03 Å) limits free bonds to
 #: ~2 fs; with the bond held by SHAKE ("tables-shake") the soft non-bonded forces of 15-amu beads
 #: allow 5 fs (LJ time σ·sqrt(m/ε) ≈ 1.6 ps for CG ethane).
-CASE_TIME_STEP_FS = {"tables": 2.0, "tables-shake": 5.0, "plugin-f32": 2.0, "plugin-f64": 2.0}
+CASE_TIME_STEP_FS = {
+    "tables": 2.0,
+    "tables-shake": 5.0,
+    "plugin-f32": 2.0,
+    "plugin-f64": 2.0,
+    "plugin-f32-shake": 5.0,
+}
 ALLATOM_TIME_STEP_FS = 1.0
 WARMUP_STEPS = 3
 _LOOP = re.compile(r"Loop time of ([\d.eE+-]+) on (\d+) procs for (\d+) steps with (\d+) atoms")
@@ -91,7 +99,10 @@ def run_case(case: str, n_beads: int, ranks: int, steps: int) -> dict:
     neural = case.startswith("plugin")
     model = ethane_model(neural)
     atoms = build_cg_box(model, n_beads // 2, 0.5495, seed=1)
-    dtype = {"plugin-f32": torch.float32, "plugin-f64": torch.float64}.get(case)
+    constrain_bonds = case.endswith("-shake")
+    dtype = {"plugin-f32": torch.float32, "plugin-f64": torch.float64}.get(
+        case.removesuffix("-shake")
+    )
     time_step = CASE_TIME_STEP_FS[case]
     with tempfile.TemporaryDirectory(prefix="bench_lammps") as directory:
         export(
@@ -103,7 +114,7 @@ def run_case(case: str, n_beads: int, ranks: int, steps: int) -> dict:
             timestep=time_step,
             steps=steps,
             dump_every=10 * steps,
-            constrain_bonds=case == "tables-shake",
+            constrain_bonds=constrain_bonds,
         )
         # warm-up run first (TorchScript profiles and optimises its first calls), then time
         deck = Path(directory) / "in.bench"
