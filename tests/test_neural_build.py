@@ -158,3 +158,27 @@ def test_frames_of_another_mapping_are_refused(propane_mapping, rng):
     frames[0].arrays[K.BEAD_TYPE] = np.array(["X"] * len(frames[0]))
     with pytest.raises(ValueError, match="X"):
         build_neural_model(propane_mapping, frames, config=NeuralConfig(), temperature=180.0)
+
+
+def test_classical_model_as_prior(data_dir, propane_mapping):
+    """With prior_model the untrained model is the classical model: same energy and forces,
+    the classical bonded exclusions kept; a prior with other bead types is refused."""
+    from ase_cg.calculator import CGCalculator
+    from ase_cg.io import read_h5md
+
+    classical = load_model(data_dir / "ethane_classical.pt")
+    atoms = classical.mapping.map(read_h5md(data_dir / "ethane_aa.h5", index=0))
+    config = NeuralConfig(
+        **SMALL, dtype="float64", seed=1, prior_model=str(data_dir / "ethane_classical.pt")
+    )
+    model = build_neural_model(classical.mapping, [atoms], config=config, temperature=TEMPERATURE)
+    assert isinstance(model.terms[-1], NeuralPotential)
+    assert len(model.terms) == len(classical.terms) + 1
+    assert model.exclusion_bonds == classical.exclusion_bonds
+    expected = CGCalculator(classical).get_forces(atoms)
+    energy = CGCalculator(classical).get_potential_energy(atoms)
+    calculator = CGCalculator(model)
+    np.testing.assert_allclose(calculator.get_forces(atoms), expected, rtol=1e-10, atol=1e-10)
+    assert calculator.get_potential_energy(atoms) == pytest.approx(energy, rel=1e-10)
+    with pytest.raises(NeuralConfigError, match="bead types"):
+        build_neural_model(propane_mapping, [atoms], config=config, temperature=TEMPERATURE)

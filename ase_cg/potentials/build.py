@@ -72,6 +72,12 @@ class NeuralConfig:
     repulsion_cutoff_factor: float = 1.25
     """Repulsion cutoff as a multiple of the largest σ (the repulsion and its force vanish
     there)."""
+    prior_model: str | None = None
+    """Path of a classical model file (``ase-cg train --kind classical``) whose terms (pair,
+    bond, angle splines fitted by force matching) are the prior instead of the Boltzmann-inverted
+    harmonic bonds + repulsion. The SchNet term then starts as a zero correction to the best
+    pair + bonded model and learns the many-body remainder; the prior is trained along with it.
+    Its bead types must be the mapping's."""
     seed: int | None = None
     """Seed of the SchNet weight initialisation (a private RNG stream; the global torch RNG
     state is left as it was). None: drawn from the global torch RNG."""
@@ -281,16 +287,20 @@ def build_neural_model(
     """
     if not temperature > 0:
         raise InputError(f"temperature={temperature!r} K; give the reference temperature (> 0)")
-    prior = fit_prior(
-        mapping,
-        cg_trajectory,
-        temperature=temperature,
-        search_cutoff=config.cutoff,
-        repulsion_epsilon=config.repulsion_epsilon,
-        repulsion_power=config.repulsion_power,
-        repulsion_cutoff_factor=config.repulsion_cutoff_factor,
-    )
     names = list(mapping.bead_types)
+    exclusion_bonds = 3
+    if config.prior_model is not None:
+        prior, exclusion_bonds = _prior_from_model(config.prior_model, names)
+    else:
+        prior = fit_prior(
+            mapping,
+            cg_trajectory,
+            temperature=temperature,
+            search_cutoff=config.cutoff,
+            repulsion_epsilon=config.repulsion_epsilon,
+            repulsion_power=config.repulsion_power,
+            repulsion_cutoff_factor=config.repulsion_cutoff_factor,
+        )
     with torch.random.fork_rng(devices=[]):
         if config.seed is not None:
             torch.manual_seed(config.seed)
@@ -309,5 +319,30 @@ def build_neural_model(
         "neural_config": config.to_dict(),
         "temperature_K": float(temperature),
     }
-    model = CGModel(names, [*prior, neural], mapping=mapping, provenance=provenance)
+    model = CGModel(
+        names,
+        [*prior, neural],
+        mapping=mapping,
+        exclusion_bonds=exclusion_bonds,
+        provenance=provenance,
+    )
     return model.to(_DTYPES[config.dtype])
+
+
+def _prior_from_model(path: str, names: list[str]) -> tuple[list[EnergyTerm], int]:
+    """The terms and bonded-exclusion depth of the classical model file at ``path``."""
+    from ase_cg.model import load_model
+
+    classical = load_model(path)
+    if list(classical.bead_type_names) != names:
+        raise NeuralConfigError(
+            f"NeuralConfig.prior_model {path}: its bead types {classical.bead_type_names} are "
+            f"not the mapping's {names}; fit the prior with the same mapping"
+        )
+    manybody = [t for t in classical.terms if isinstance(t, NeuralPotential)]
+    if manybody:
+        raise NeuralConfigError(
+            f"NeuralConfig.prior_model {path}: a neural model cannot be the prior; give a "
+            "classical model (ase-cg train --kind classical)"
+        )
+    return list(classical.terms), classical.exclusion_bonds
