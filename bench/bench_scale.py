@@ -9,12 +9,16 @@ CG ethane run in LAMMPS on 1 and 2 ranks.
     force-matching training (prior + small SchNet, float64) on 8 frames spread over the file.
     Reports the peak resident memory (``ru_maxrss``) of each process next to the file size.
 ``lammps``
-    Exports a 100 000-bead CG ethane box (tables: repulsive prior + pair spline + harmonic bond,
-    the model of ``bench/bench_lammps.py``) and runs the same 20 NVT steps on 1 and 2 MPI ranks;
-    compares the final positions and forces (dump) and the thermo output.
+    Exports a 100 000-bead CG ethane box (``--case tables``: repulsive prior + pair spline +
+    harmonic bond, the model of ``bench/bench_lammps.py``; ``--case plugin``: the same plus its
+    SchNet term in the ``cgtorch`` plugin, float32) and runs the same NVT steps (20 for tables,
+    10 for the plugin) on each of ``--ranks`` (default 1 2; more ranks than cores still checks
+    that the results do not depend on the decomposition); compares the final positions and
+    forces (dump) and the thermo output with the 1-rank run.
 
 Results go to ``bench/results/scale.json``; RELIABILITY.md quotes them.
-Usage: ``.venv/bin/python bench/bench_scale.py stream|lammps|all [--workdir DIR]``.
+Usage: ``.venv/bin/python bench/bench_scale.py stream|lammps|all [--workdir DIR] [--gib 1.4]
+[--case tables|plugin] [--ranks 1 2 4]``.
 (DDP training on 2 processes is tested in
 ``tests/test_pipeline.py::test_two_process_training_matches_one_process``.)
 """
@@ -129,9 +133,13 @@ def child_stream(path: str, mode: str) -> None:
     print(json.dumps(result))
 
 
-def bench_stream(workdir: Path) -> dict:
+#: bytes per frame of the synthetic file: 32 768 atoms × (positions + forces) × 3 × float32
+FRAME_BYTES = 8 * N_MOLECULES * 2 * 3 * 4
+
+
+def bench_stream(workdir: Path, gib: float) -> dict:
     rows = []
-    frames_large = 1900  # 32 768 atoms × 2 × 12 B = 786 kB per frame → ~1.5 GB
+    frames_large = int(gib * 2**30 / FRAME_BYTES)
     for n_frames in (frames_large // 8, frames_large):
         path = workdir / f"aa_{n_frames}.h5"
         seconds = write_allatom(path, n_frames)
@@ -152,7 +160,11 @@ def bench_stream(workdir: Path) -> dict:
     return {"stream": rows}
 
 
-def bench_lammps(workdir: Path, n_beads: int = 100_000, steps: int = 20) -> dict:
+def bench_lammps(
+    workdir: Path, case: str = "tables", ranks_list=(1, 2), n_beads: int = 100_000
+) -> dict:
+    import torch
+
     from ase_cg.io import H5MDTrajectory
     from ase_cg.md import build_cg_box
     from lammps_interface import export
@@ -161,17 +173,19 @@ def bench_lammps(workdir: Path, n_beads: int = 100_000, steps: int = 20) -> dict
     spec = importlib.util.spec_from_file_location("bench_lammps", ROOT / "bench/bench_lammps.py")
     bench_lammps_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_lammps_module)
-    model = bench_lammps_module.ethane_model(neural=False)
+    model = bench_lammps_module.ethane_model(neural=case == "plugin")
+    steps = 10 if case == "plugin" else 20
     start = time.perf_counter()
     atoms = build_cg_box(model, n_beads // 2, 0.5495, seed=1)
     build_seconds = time.perf_counter() - start
     runs = {}
-    for ranks in (1, 2):
-        directory = workdir / f"lammps_{ranks}"
+    for ranks in ranks_list:
+        directory = workdir / f"lammps_{case}_{ranks}"
         export(
             model,
             directory,
             atoms=atoms,
+            neural_dtype=torch.float32 if case == "plugin" else None,
             temperature=180.0,
             timestep=2.0,
             steps=steps,
@@ -192,20 +206,29 @@ def bench_lammps(workdir: Path, n_beads: int = 100_000, steps: int = 20) -> dict
                     if line.strip().startswith(str(steps) + " ")
                 ],
             }
-    one, two = runs[1], runs[2]
+        print(f"{case}, {ranks} rank(s): {wall:.1f} s wall")
+    first = runs[ranks_list[0]]
     result = {
+        "case": case,
         "beads": n_beads,
         "steps": steps,
         "build_box_s": build_seconds,
         "wall_s": {ranks: run["wall_s"] for ranks, run in runs.items()},
-        "max_position_difference_A": float(np.abs(one["positions"] - two["positions"]).max()),
-        "max_force_difference_eV_A": float(np.abs(one["forces"] - two["forces"]).max()),
-        "max_force_eV_A": float(np.abs(one["forces"]).max()),
-        "thermo_1_rank": one["thermo"],
-        "thermo_2_ranks": two["thermo"],
+        "max_force_eV_A": float(np.abs(first["forces"]).max()),
+        "thermo": {ranks: run["thermo"] for ranks, run in runs.items()},
+        "versus_first": {
+            ranks: {
+                "max_position_difference_A": float(
+                    np.abs(first["positions"] - run["positions"]).max()
+                ),
+                "max_force_difference_eV_A": float(np.abs(first["forces"] - run["forces"]).max()),
+            }
+            for ranks, run in runs.items()
+            if ranks != ranks_list[0]
+        },
     }
     print(json.dumps(result, indent=1))
-    return {"lammps": result}
+    return {f"lammps_{case}": result}
 
 
 def main() -> None:
@@ -214,6 +237,11 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["stream", "lammps", "all"])
+    parser.add_argument(
+        "--gib", type=float, default=1.4, help="size of the large streamed file, GiB"
+    )
+    parser.add_argument("--case", choices=["tables", "plugin"], default="tables")
+    parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2], help="MPI ranks to compare")
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -229,9 +257,9 @@ def main() -> None:
             f"{__import__('os').cpu_count()} cores",
         }
         if args.what in ("stream", "all"):
-            results.update(bench_stream(workdir))
+            results.update(bench_stream(workdir, args.gib))
         if args.what in ("lammps", "all"):
-            results.update(bench_lammps(workdir))
+            results.update(bench_lammps(workdir, args.case, tuple(args.ranks)))
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
     old["runs"].append(results)
     RESULTS.write_text(json.dumps(old, indent=1, default=str) + "\n")
