@@ -37,17 +37,34 @@ so it is equivariant to translations (and rotations) of the molecule. The loss i
     L = \big\langle |x - \hat x|^2 \big\rangle
         + \rho\, \frac{\big\langle |b f + \nabla_z V_\mathrm{CG}(z)|^2 \big\rangle}
                       {\langle |f|^2 \rangle}
-        + \lambda \sum_I \max(0, 1 - n_I)^2 ,
+        + \lambda \sum_I \max(0, 1 - n_I)^2
+        + \kappa\, \mathrm{cut}(A) + \beta\, \frac{1}{n_\mathrm{beads}}
+          \sum_I \Big(\frac{M_I}{\bar M} - 1\Big)^2 ,
 
 with the instantaneous mapped force :math:`b f`, :math:`b = (E E^{\mathsf T})^{-1} E` (the
 paper's pseudo-inverse, differentiable in ``E``; the bead sum is an option), the soft bead
 occupancy :math:`n_I = \sum_j A_{jI}` (guard against empty beads), and the force term switched
-on after a warm-up. The CG potential :math:`V_\mathrm{CG}` is trained in the same backward pass:
+on after a warm-up. The last two terms carry the chemistry the first three miss. The bond cut
+
+.. math::
+
+    \mathrm{cut}(A) = \frac{1}{n_\mathrm{bonds}} \sum_{(a, b)} \Big(1 - \sum_I A_{aI} A_{bI}\Big)
+
+runs over the covalent bonds of the molecule's template; :math:`\sum_I A_{aI} A_{bI}` is the
+probability that a and b share a bead, so the term is the expected fraction of bonds cut. A
+bead should be a bonded fragment: in propane the reconstruction and force terms alone leave
+one or two hydrogens on the neighbouring carbon's bead (the decoder sees only mean positions,
+and rotating methyl groups make hydrogens of neighbouring carbons look alike). Minimum cut
+alone is degenerate: a bead of one hydrogen cuts one bond, as few as a CH3 bead behind a C–C
+bond. The balance term (spread of the soft bead masses :math:`M_I` around their mean
+:math:`\bar M`) breaks that tie against hydrogen-only beads. After training, a run whose hard
+beads are not all connected subgraphs of the bond graph is flagged (``"connected": false``).
+The CG potential :math:`V_\mathrm{CG}` is trained in the same backward pass:
 harmonic springs between the beads of a molecule plus a Gaussian-basis pair potential between
 beads of different molecules (minimum image, smooth cosine cutoff). Several restarts (seeds)
-are run; the one with the lowest validation loss (hard assignment, held-out frames at the end
-of the trajectory) is kept. A run whose final hard assignment leaves a bead empty counts as
-failed.
+are run; among the connected ones, the one with the lowest validation loss (hard assignment,
+held-out frames at the end of the trajectory) is kept (among all when none is connected). A
+run whose final hard assignment leaves a bead empty counts as failed.
 
 Usage::
 
@@ -79,6 +96,8 @@ __all__ = [
     "AutoencoderError",
     "CGAutoencoder",
     "LearnedMapping",
+    "bond_cut_fraction",
+    "groups_connected",
     "learn_mapping",
     "write_learned_report",
 ]
@@ -135,6 +154,19 @@ class AutoencoderConfig:
     empty_penalty: float = 1.0
     """λ of the penalty λ·Σ_I max(0, 1 − n_I)² on beads with soft occupancy n_I below one atom."""
 
+    bond_weight: float = 2.0
+    """Weight κ of the bond-cut term κ·cut, cut = mean over the template's covalent bonds (a, b)
+    of 1 − Σ_I A_aI A_bI: the expected fraction of bonds whose two atoms the assignment puts in
+    different beads (0: no bond cut; 1: all cut). It pulls each hydrogen into its own heavy
+    atom's bead, which the reconstruction term alone does not do once methyl groups rotate.
+    0 switches it off."""
+
+    balance_weight: float = 2.0
+    """Weight β of the bead-mass balance term β·Σ_I (M_I/M̄ − 1)²/n_beads (M̄ the mean bead
+    mass of the molecule): the spread of the soft bead masses. The bond-cut term alone is as
+    low for a bead of one hydrogen (one bond cut) as for a chemical bead; this term breaks
+    that tie. 0 switches it off."""
+
     init_scale: float = 0.1
     """Standard deviation of the initial assignment logits."""
 
@@ -161,6 +193,8 @@ class AutoencoderConfig:
             "pair_cutoff": self.pair_cutoff > 2.0,
             "n_basis": self.n_basis >= 1,
             "empty_penalty": self.empty_penalty >= 0,
+            "bond_weight": self.bond_weight >= 0,
+            "balance_weight": self.balance_weight >= 0,
             "init_scale": self.init_scale >= 0,
             "validation_fraction": 0 <= self.validation_fraction < 1,
             "max_frames": self.max_frames is None or self.max_frames >= 2,
@@ -398,6 +432,9 @@ class CGAutoencoder(nn.Module):
         Standard deviation of the initial logits.
     generator : torch.Generator
         Seeds the initial logits and decoder.
+    atom_bonds : list of (n_bonds_t, 2) int, optional
+        Covalent bonds of each type's template (atom indices in template order), for the
+        bond-cut term (:func:`bond_cut_fraction`); none when not given.
     """
 
     def __init__(
@@ -411,6 +448,7 @@ class CGAutoencoder(nn.Module):
         n_basis: int,
         init_scale: float,
         generator: torch.Generator,
+        atom_bonds=None,
     ):
         super().__init__()
         self.type_names = list(type_names)
@@ -422,6 +460,10 @@ class CGAutoencoder(nn.Module):
         for k, masses in enumerate(atom_masses):
             masses = torch.as_tensor(masses, dtype=dtype)
             self.register_buffer(f"atom_masses_{k}", masses)
+            bonds = np.zeros((0, 2)) if atom_bonds is None else np.asarray(atom_bonds[k])
+            self.register_buffer(
+                f"atom_bonds_{k}", torch.as_tensor(bonds, dtype=torch.int64).reshape(-1, 2)
+            )
             shape = (len(masses), self.n_beads[k])
             self.logits.append(
                 nn.Parameter(init_scale * torch.randn(shape, generator=generator, dtype=dtype))
@@ -461,6 +503,10 @@ class CGAutoencoder(nn.Module):
     def atom_masses(self, k: int) -> torch.Tensor:
         """(n_atoms_t,) float64 template atom masses of type ``k``, amu."""
         return getattr(self, f"atom_masses_{k}")
+
+    def atom_bonds(self, k: int) -> torch.Tensor:
+        """(n_bonds_t, 2) int64 template bonds of type ``k`` (atom indices)."""
+        return getattr(self, f"atom_bonds_{k}")
 
     def assignment(self, k: int, tau: float | None, hard: bool, generator=None) -> torch.Tensor:
         """Assignment A of type ``k``: (n_atoms_t, n_beads_t), rows sum to one.
@@ -550,10 +596,10 @@ class CGAutoencoder(nn.Module):
 
 
 def _losses(model, data_t, frames, config, *, tau, hard, rho, generator):
-    """(total, reconstruction, force, penalty) on a batch of frames (tensors)."""
+    """(total, reconstruction, force, penalty, bond cut, balance) on a batch of frames."""
     positions, forces, cells, force_scale = data_t
     cell = None if cells is None else cells[frames]
-    recon_sum, recon_n, bead_z, mapped, penalty = 0.0, 0, [], [], 0.0
+    recon_sum, recon_n, bead_z, mapped, penalty, cut, balance = 0.0, 0, [], [], 0.0, 0.0, 0.0
     for k in range(len(model.type_names)):
         A = model.assignment(k, tau, hard, generator)
         E, masses, z = model.encode(k, A, positions[k][frames])
@@ -565,6 +611,8 @@ def _losses(model, data_t, frames, config, *, tau, hard, rho, generator):
         recon_n += error.numel()
         occupancy = A.sum(0)
         penalty = penalty + (torch.relu(1.0 - occupancy) ** 2).sum()
+        cut = cut + bond_cut_fraction(A, model.atom_bonds(k)) / len(model.type_names)
+        balance = balance + ((masses / masses.mean() - 1.0) ** 2).mean() / len(model.type_names)
         if rho > 0:
             b = (
                 regularised_pseudo_inverse(E)
@@ -581,8 +629,68 @@ def _losses(model, data_t, frames, config, *, tau, hard, rho, generator):
         residual = sum(((m + g) ** 2).sum() for m, g in zip(mapped, grads, strict=True))
         n = sum(m.numel() for m in mapped)
         force_term = residual / n / force_scale
-    total = recon + rho * force_term + config.empty_penalty * penalty
-    return total, recon, force_term, penalty
+    total = (
+        recon
+        + rho * force_term
+        + config.empty_penalty * penalty
+        + config.bond_weight * cut
+        + config.balance_weight * balance
+    )
+    return total, recon, force_term, penalty, cut, balance
+
+
+def bond_cut_fraction(assignment: torch.Tensor, bonds) -> torch.Tensor:
+    r"""Expected fraction of covalent bonds cut by an assignment (0-d tensor, in [0, 1]).
+
+    .. math:: \mathrm{cut} = \frac{1}{n_\mathrm{bonds}} \sum_{(a, b)}
+              \Big(1 - \sum_I A_{aI} A_{bI}\Big)
+
+    :math:`\sum_I A_{aI} A_{bI}` is the probability that atoms a and b, placed independently
+    with the probabilities of their rows, share a bead; for a hard (one-hot) assignment the
+    term is the fraction of bonds between different beads. Zero without bonds.
+
+    Parameters
+    ----------
+    assignment : (n_atoms, n_beads) tensor, rows sum to one
+    bonds : (n_bonds, 2) int, atom indices
+    """
+    bonds = torch.as_tensor(bonds, dtype=torch.int64).reshape(-1, 2)
+    if len(bonds) == 0:
+        return torch.zeros((), dtype=assignment.dtype)
+    shared = (assignment[bonds[:, 0]] * assignment[bonds[:, 1]]).sum(dim=1)
+    return (1.0 - shared).mean()
+
+
+def groups_connected(groups, bonds) -> list[bool]:
+    """Per group: is it a non-empty connected subgraph of the bond graph?
+
+    Parameters
+    ----------
+    groups : list of list of int
+        Atom indices of each bead.
+    bonds : (n_bonds, 2) int, atom indices
+
+    Returns
+    -------
+    list of bool, one per group (an empty group is not connected).
+    """
+    bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
+    out = []
+    for group in groups:
+        members = {int(j) for j in group}
+        if not members:
+            out.append(False)
+            continue
+        inside = [(int(a), int(b)) for a, b in bonds if a in members and b in members]
+        seen, todo = set(), [min(members)]
+        while todo:
+            atom = todo.pop()
+            if atom in seen:
+                continue
+            seen.add(atom)
+            todo += [b for a, b in inside if a == atom] + [a for a, b in inside if b == atom]
+        out.append(seen == members)
+    return out
 
 
 #: ε of the regularised pseudo-inverse (relative to diag(E Eᵀ) ≥ 1/n_atoms of a real bead)
@@ -622,6 +730,7 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
         n_basis=config.n_basis,
         init_scale=config.init_scale,
         generator=generator,
+        atom_bonds=[t.bonds for t in data.types],
     )
     tensors = (
         [torch.as_tensor(p) for p in data.positions],
@@ -634,7 +743,10 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
     train, validation = split
     n_hard = int(round(config.hard_fraction * config.epochs))
     warmup = int(round(config.force_warmup * config.epochs))
-    history = {k: [] for k in ("epoch", "tau", "recon", "force", "penalty", "validation")}
+    history = {
+        k: []
+        for k in ("epoch", "tau", "recon", "force", "penalty", "bond_cut", "balance", "validation")
+    }
     bar = tqdm(
         range(config.epochs), desc=f"seed {seed}", disable=disable, leave=False, unit="epoch"
     )
@@ -643,10 +755,10 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
         hard = epoch >= config.epochs - n_hard
         rho = config.rho if epoch >= warmup else 0.0
         order = train[torch.randperm(len(train), generator=generator).numpy()]
-        sums = np.zeros(3)
+        sums = np.zeros(5)
         for start in range(0, len(order), config.batch_frames):
             frames = torch.as_tensor(order[start : start + config.batch_frames])
-            total, recon, force, penalty = _losses(
+            total, recon, force, penalty, cut, balance = _losses(
                 model, tensors, frames, config, tau=tau, hard=hard, rho=rho, generator=generator
             )
             if not torch.isfinite(total):
@@ -660,7 +772,8 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
             optimiser.zero_grad()
             total.backward()
             optimiser.step()
-            sums += len(frames) * np.array([float(v.detach()) for v in (recon, force, penalty)])
+            values = (recon, force, penalty, cut, balance)
+            sums += len(frames) * np.array([float(v.detach()) for v in values])
         sums /= len(order)
         val = _validate(model, tensors, validation, config)
         for key, value in zip(
@@ -673,11 +786,21 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
     final = _validate(model, tensors, validation, config)
     groups = {t.name: model.groups(k) for k, t in enumerate(data.types)}
     empty = {name: [i for i, g in enumerate(gs) if not g] for name, gs in groups.items()}
+    split_beads = {
+        t.name: [
+            i
+            for i, ok in enumerate(groups_connected(groups[t.name], t.bonds))
+            if groups[t.name][i] and not ok
+        ]
+        for t in data.types
+    }
     run = {
         "seed": int(seed),
         "groups": groups,
         "failed": any(empty.values()),
         "empty_beads": {name: e for name, e in empty.items() if e},
+        "connected": not any(empty.values()) and not any(split_beads.values()),
+        "disconnected_beads": {name: b for name, b in split_beads.items() if b},
         "validation": final,
         "hardness": {t.name: model.hardness(k, config.tau_min) for k, t in enumerate(data.types)},
         "history": history,
@@ -706,25 +829,51 @@ def _validate(model, tensors, frames, config) -> dict:
     An argmax assignment with an empty bead has no valid E: all losses are then infinite.
     """
     if any(not g for k in range(len(model.type_names)) for g in model.groups(k)):
-        return dict.fromkeys(("total", "reconstruction", "force", "penalty"), math.inf)
-    total, recon, force, penalty = 0.0, 0.0, 0.0, 0.0
+        keys = ("total", "reconstruction", "force", "penalty", "bond_cut", "balance")
+        return dict.fromkeys(keys, math.inf)
+    total, recon, force, penalty, cut, balance = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     n = 0
     for start in range(0, len(frames), config.batch_frames):
         sel = torch.as_tensor(frames[start : start + config.batch_frames])
-        t, r, f, p = _losses(
+        t, r, f, p, c, m = _losses(
             model, tensors, sel, config, tau=None, hard=True, rho=config.rho, generator=None
         )
         total += len(sel) * float(t.detach())
         recon += len(sel) * float(r.detach())
         force += len(sel) * float(f.detach())
         penalty = float(p.detach())
+        cut = float(c.detach())
+        balance = float(m.detach())
         n += len(sel)
     return {
         "total": total / n,
         "reconstruction": recon / n,
         "force": force / n,
         "penalty": penalty,
+        "bond_cut": cut,
+        "balance": balance,
     }
+
+
+def _pick_best(runs: list[dict]) -> tuple[int, str]:
+    """Index of the run to keep and how it was chosen (at least one run must not have failed).
+
+    Lowest validation loss among the runs without an empty bead whose beads are all connected;
+    among all runs without an empty bead when none is connected.
+    """
+    ok = [i for i, run in enumerate(runs) if not run["failed"]]
+    connected = [i for i in ok if runs[i]["connected"]]
+    if connected:
+        selection = (
+            f"lowest validation loss among the {len(connected)} seed(s) whose beads are all "
+            "connected in the bond graph"
+        )
+    else:
+        selection = (
+            "no seed gave beads that are all connected in the bond graph: lowest validation "
+            f"loss among all {len(ok)} seed(s) without an empty bead"
+        )
+    return min(connected or ok, key=lambda i: runs[i]["validation"]["total"]), selection
 
 
 def _atom_errors(model: CGAutoencoder, data: _Data, frames) -> dict[str, list[float]]:
@@ -755,10 +904,12 @@ class LearnedMapping:
     autoencoder : CGAutoencoder
         The best seed's trained encoder, decoder and CG potential.
     report : dict
-        ``"best_seed"``, ``"runs"`` (per seed: ``"groups"``, ``"failed"``, ``"empty_beads"``,
-        ``"validation"`` losses, ``"hardness"``, ``"history"``), ``"atom_rms_error"`` (Å per
-        template atom, validation frames), ``"n_train_frames"``, ``"n_validation_frames"``,
-        ``"pair_cutoff"``, ``"force_scale"`` (eV²/Å²), ``"seconds"``, ``"config"``, ``"source"``.
+        ``"best_seed"``, ``"best_connected"``, ``"selection"`` (how the seed was chosen),
+        ``"runs"`` (per seed: ``"groups"``, ``"failed"``, ``"empty_beads"``, ``"connected"``,
+        ``"disconnected_beads"``, ``"validation"`` losses, ``"hardness"``, ``"history"``),
+        ``"atom_rms_error"`` (Å per template atom, validation frames), ``"n_train_frames"``,
+        ``"n_validation_frames"``, ``"pair_cutoff"``, ``"force_scale"`` (eV²/Å²),
+        ``"seconds"``, ``"config"``, ``"source"``.
     templates : dict[str, ase.Atoms]
         Molecule type name → template molecule.
     """
@@ -791,7 +942,10 @@ def learn_mapping(
         that name).
     config : AutoencoderConfig, optional
     seeds : sequence of int
-        One restart per seed; the best non-failed run by validation loss is kept.
+        One restart per seed. The run kept has the lowest validation loss among the runs
+        without an empty bead whose beads are all connected subgraphs of the bond graph (each
+        bead's atoms joined by the molecule's covalent bonds); when no run is connected, among
+        all runs without an empty bead (``report["best_connected"]`` is then False).
     output_dir : path, optional
         Also write ``mapping.json``, ``report.json``, figures and ``index.md`` there
         (:func:`write_learned_report`).
@@ -844,13 +998,12 @@ def learn_mapping(
         model, run = _train_seed(data, config, seed, split, cutoff, disable)
         runs.append(run)
         models.append(model)
-    ok = [i for i, run in enumerate(runs) if not run["failed"]]
-    if not ok:
+    if all(run["failed"] for run in runs):
         raise AutoencoderError(
             f"{data.source}: every seed {seeds} ended with an empty bead "
             f"({[run['empty_beads'] for run in runs]}); use fewer beads or more seeds/epochs"
         )
-    best = min(ok, key=lambda i: runs[i]["validation"]["total"])
+    best, selection = _pick_best(runs)
     model = models[best]
     templates = {}
     spec = {}
@@ -864,6 +1017,8 @@ def learn_mapping(
     report = {
         "source": data.source,
         "best_seed": runs[best]["seed"],
+        "best_connected": bool(runs[best]["connected"]),
+        "selection": selection,
         "runs": runs,
         "atom_rms_error": _atom_errors(model, data, split[1]),
         "atom_symbols": {t.name: t.template.get_chemical_symbols() for t in data.types},
@@ -927,6 +1082,7 @@ def write_learned_report(result: LearnedMapping, folder) -> Path:
                 run["seed"],
                 " | ".join(" ".join(f"{symbols[j]}{j}" for j in g) for g in run["groups"][name]),
                 "failed (empty bead)" if run["failed"] else "ok",
+                "yes" if run["connected"] else "no",
                 run["hardness"][name],
                 run["validation"]["reconstruction"],
                 run["validation"]["force"],
@@ -938,9 +1094,11 @@ def write_learned_report(result: LearnedMapping, folder) -> Path:
             Section(
                 title=f"Molecule type {name}",
                 text=(
-                    f"Best seed {report['best_seed']}. Hardness = smallest largest assignment "
-                    f"probability over atoms at τ_min = {tau}; the assignment is hard when it is "
-                    "1 (the mapping uses the argmax either way)."
+                    f"Best seed {report['best_seed']} ({report['selection']}). Connected: every "
+                    "bead's atoms are joined by the molecule's covalent bonds. Hardness = "
+                    "smallest largest assignment probability over atoms at τ_min = "
+                    f"{tau}; the assignment is hard when it is 1 (the mapping uses the argmax "
+                    "either way)."
                 ),
                 tables=[
                     Table(["bead", "type", "atoms"], rows),
@@ -949,6 +1107,7 @@ def write_learned_report(result: LearnedMapping, folder) -> Path:
                             "seed",
                             "groups",
                             "status",
+                            "connected",
                             "hardness",
                             "val. recon (Å²)",
                             "val. force (rel.)",

@@ -18,6 +18,9 @@ from ase_cg.autoencoder import (
     AutoencoderConfig,
     AutoencoderError,
     CGAutoencoder,
+    _pick_best,
+    bond_cut_fraction,
+    groups_connected,
     learn_mapping,
     regularised_pseudo_inverse,
 )
@@ -128,6 +131,49 @@ def test_empty_bead_guards():
     assert torch.allclose(regularised_pseudo_inverse(E), pseudo_inverse_force_map(E), atol=1e-6)
 
 
+#: covalent bonds of the reference ethane template (C0–C1, C0–H2,3,4, C1–H5,6,7)
+ETHANE_BONDS = [[0, 1], [0, 2], [0, 3], [0, 4], [1, 5], [1, 6], [1, 7]]
+
+
+def test_bond_cut_fraction():
+    # chain 0–1–2: P(same bead) = 1·0.75 + 0·0.25 = 0.75 and 0.75·0.2 + 0.25·0.8 = 0.35
+    soft = torch.tensor([[1.0, 0.0], [0.75, 0.25], [0.2, 0.8]], dtype=torch.float64)
+    cut = bond_cut_fraction(soft, [[0, 1], [1, 2]])
+    assert float(cut) == pytest.approx(((1 - 0.75) + (1 - 0.35)) / 2)
+    # hard assignments count cut bonds: CH3|CH3 cuts only C–C, one of ethane's seven bonds
+    hard = torch.zeros(8, 2, dtype=torch.float64)
+    for bead, group in enumerate(CH3_CH3):
+        hard[group, bead] = 1.0
+    assert float(bond_cut_fraction(hard, ETHANE_BONDS)) == pytest.approx(1 / 7)
+    swapped = hard[[0, 1, 2, 3, 5, 4, 6, 7]]  # H4 and H5 change beads: 3 of 7 bonds cut
+    assert float(bond_cut_fraction(swapped, ETHANE_BONDS)) == pytest.approx(3 / 7)
+    assert float(bond_cut_fraction(hard, np.zeros((0, 2), dtype=int))) == 0.0
+    # differentiable in the assignment: cutting less is downhill
+    logits = torch.zeros(3, 2, dtype=torch.float64, requires_grad=True)
+    bond_cut_fraction(torch.softmax(logits, 1), [[0, 1], [1, 2]]).backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_groups_connected():
+    assert groups_connected(CH3_CH3, ETHANE_BONDS) == [True, True]
+    # a hydrogen on the other carbon's bead: both beads fall apart
+    assert groups_connected([[0, 2, 3, 5], [1, 4, 6, 7]], ETHANE_BONDS) == [False, False]
+    # two hydrogens of one carbon without it; the rest; a C–C bead; an empty bead
+    groups = [[2, 3], [0, 1, 4, 5, 6, 7], [0, 1], []]
+    assert groups_connected(groups, ETHANE_BONDS) == [False, True, True, False]
+    assert groups_connected([[4]], ETHANE_BONDS) == [True]
+
+
+def test_best_seed_prefers_connected_beads():
+    def run(total, connected, failed=False):
+        return {"validation": {"total": total}, "connected": connected, "failed": failed}
+
+    best, selection = _pick_best([run(1.0, False), run(3.0, True), run(2.0, True)])
+    assert best == 2 and "2 seed(s)" in selection
+    best, selection = _pick_best([run(1.0, False), run(0.5, True, failed=True), run(2.0, False)])
+    assert best == 0 and selection.startswith("no seed")
+
+
 def test_learns_ethane_methyl_groups(ethane_h5, tmp_path):
     torch.set_num_threads(1)
     result = learn_mapping(ethane_h5, 2, config=FAST, seeds=(0, 1), progress=False)
@@ -138,6 +184,8 @@ def test_learns_ethane_methyl_groups(ethane_h5, tmp_path):
     assert result.mapping.bead_masses["CH3"] == pytest.approx(12.011 + 3 * 1.008, rel=1e-3)
     report = result.report
     assert len(report["runs"]) == 2 and report["best_seed"] in (0, 1)
+    assert report["best_connected"]
+    assert report["runs"][report["best_seed"]]["validation"]["bond_cut"] == pytest.approx(1 / 7)
     # carbons sit on the bead axis and are rebuilt far better than the rotating hydrogens
     error = np.array(report["atom_rms_error"]["C2H6"])
     carbons = np.array([s == "C" for s in template.get_chemical_symbols()])

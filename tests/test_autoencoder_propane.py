@@ -1,0 +1,79 @@
+"""The coarse-graining auto-encoder on propane, 3 beads (issue 6, second molecule).
+
+A small OPLS-AA propane liquid (27 molecules, LAMMPS) is generated once per module; the
+learned mapping must put each carbon with its own hydrogens (CH3 | CH2 | CH3).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ase import Atoms
+
+from ase_cg.autoencoder import AutoencoderConfig, groups_connected, learn_mapping
+
+FAST = AutoencoderConfig(epochs=40, max_frames=40)
+
+
+def chemical_beads(template: Atoms, groups, bonds) -> bool:
+    """True when every bead is one carbon with exactly the hydrogens bonded to it."""
+    symbols = template.get_chemical_symbols()
+    for group in groups:
+        carbons = [j for j in group if symbols[j] == "C"]
+        if len(carbons) != 1:
+            return False
+        bonded = {b for a, b in bonds if a == carbons[0]} | {a for a, b in bonds if b == carbons[0]}
+        hydrogens = {j for j in bonded if symbols[j] == "H"}
+        if {j for j in group if symbols[j] == "H"} != hydrogens:
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def propane_h5(tmp_path_factory):
+    from ase_cg.reference import generate_reference
+
+    path = tmp_path_factory.mktemp("propane") / "propane_aa.h5"
+    return generate_reference(
+        "propane",
+        output=path,
+        n_molecules=27,
+        equilibration_ps=0.5,
+        production_ps=1.0,
+        stride=20,
+        progress=False,
+    )
+
+
+def test_learns_propane_chemical_beads(propane_h5):
+    """Two short restarts (here seed 0 ended with a hydrogen on the wrong bead, seed 1
+    chemical): the kept mapping is CH3 | CH2 | CH3 and the connected flags are right."""
+    torch.set_num_threads(1)
+    result = learn_mapping(propane_h5, 3, config=FAST, seeds=(0, 1), progress=False)
+    template = result.templates["C3H8"]
+    bonds = result.autoencoder.atom_bonds(0).tolist()
+    assert len(bonds) == 10  # 2 C–C + 8 C–H
+    groups = result.mapping.groups["C3H8"]
+    assert chemical_beads(template, groups, bonds), groups
+    assert sorted(result.mapping.bead_masses.values()) == pytest.approx(
+        [12.011 + 2 * 1.008, 12.011 + 3 * 1.008], rel=1e-3
+    )
+    report = result.report
+    assert report["best_connected"]
+    best = next(run for run in report["runs"] if run["seed"] == report["best_seed"])
+    assert best["connected"] and best["validation"]["bond_cut"] == pytest.approx(0.2)
+    for run in report["runs"]:  # the flag is the bond-graph check of the run's groups
+        assert run["connected"] == all(groups_connected(run["groups"]["C3H8"], bonds))
+
+
+@pytest.mark.slow
+def test_propane_five_seeds(propane_h5):
+    """Default settings, 5 seeds: most chemical, and the kept one is chemical."""
+    torch.set_num_threads(1)
+    result = learn_mapping(propane_h5, 3, seeds=(0, 1, 2, 3, 4), progress=False)
+    template = result.templates["C3H8"]
+    bonds = result.autoencoder.atom_bonds(0).tolist()
+    runs = result.report["runs"]
+    found = [chemical_beads(template, run["groups"]["C3H8"], bonds) for run in runs]
+    assert sum(found) >= 3, [run["groups"] for run in runs]
+    assert chemical_beads(template, result.mapping.groups["C3H8"], bonds)
