@@ -56,7 +56,7 @@ from __future__ import annotations
 import getpass
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import h5py
@@ -71,6 +71,7 @@ __all__ = [
     "H5MDWriter",
     "read_h5md",
     "write_h5md",
+    "write_frames",
     "info",
     "convert",
 ]
@@ -1561,10 +1562,9 @@ def convert(
     if not paths:
         raise InputError("convert: no input files given")
     output = Path(output)
-    writer = None
-    try:
+
+    def frames_with_forces():
         for path in paths:
-            dump_mol_ids = None
             frames = _iter_frames(path, format, types, lammps_units)
             for atoms, fmt in tqdm(frames, desc=path.name, unit="frame", disable=None):
                 if (
@@ -1575,26 +1575,66 @@ def convert(
                         f"{path}: frame has no forces; ase_cg trajectories need forces for "
                         "force matching (write them with the trajectory, e.g. dump fx fy fz)."
                     )
-                if writer is None:
-                    if fmt.startswith("lammps-dump-text"):
-                        dump_mol_ids = _dump_mol_ids(path)
-                    ids = _choose_mol_ids(atoms, mol_ids, dump_mol_ids, atoms_per_molecule, path)
-                    writer = H5MDWriter(
-                        output,
-                        species=atoms.numbers,
-                        masses=atoms.get_masses(),
-                        mol_ids=ids,
-                        group=group,
-                        time_step=time_step,
-                        pbc=atoms.pbc,
-                        triclinic=None,
-                    )
-                try:
-                    writer.append_atoms(atoms)
-                except InputError as error:
-                    raise InputError(f"{path}: {error}") from None
+                yield path, atoms, fmt
+
+    def open_writer(first) -> H5MDWriter:
+        path, atoms, fmt = first
+        dump_mol_ids = _dump_mol_ids(path) if fmt.startswith("lammps-dump-text") else None
+        return H5MDWriter(
+            output,
+            species=atoms.numbers,
+            masses=atoms.get_masses(),
+            mol_ids=_choose_mol_ids(atoms, mol_ids, dump_mol_ids, atoms_per_molecule, path),
+            group=group,
+            time_step=time_step,
+            pbc=atoms.pbc,
+            triclinic=None,
+        )
+
+    def append(writer: H5MDWriter, frame) -> None:
+        path, atoms, _ = frame
+        try:
+            writer.append_atoms(atoms)
+        except InputError as error:
+            raise InputError(f"{path}: {error}") from None
+
+    return write_frames(
+        frames_with_forces(),
+        open_writer,
+        append,
+        empty=f"convert: no frames in {[str(p) for p in paths]}",
+    )
+
+
+def write_frames(frames: Iterable, open_writer, append, *, empty: str) -> int:
+    """Stream ``frames`` into a new H5MD file, all or nothing.
+
+    The writer is made from the first frame (``open_writer(frame) -> H5MDWriter``, which
+    fixes the particles), then ``append(writer, frame)`` writes each frame. The file appears
+    only when every frame is written (:meth:`H5MDWriter.close`); on any error, interrupt
+    included, the partial file is discarded (:meth:`H5MDWriter.abort`) and the error re-raised.
+
+    Parameters
+    ----------
+    frames : iterable
+        Anything ``open_writer`` and ``append`` understand.
+    open_writer, append : callable
+    empty : str
+        Message of the :class:`~ase_cg.errors.InputError` raised when there are no frames.
+
+    Returns
+    -------
+    int
+        Number of frames written.
+    """
+    writer = None
+    try:
+        for frame in frames:
+            if writer is None:
+                writer = open_writer(frame)
+            append(writer, frame)
         if writer is None:
-            raise InputError(f"convert: no frames in {[str(p) for p in paths]}")
+            raise InputError(empty)
         n_frames = writer.n_frames
         writer.close()
         return n_frames

@@ -314,35 +314,32 @@ def dump_to_h5md(
     int
         Number of frames written.
     """
-    from ase_cg.io import H5MDWriter
+    from ase_cg.io import H5MDWriter, write_frames
 
     names, masses, mol_ids, bonds = _read_data_file(Path(data_file))
-    writer = None
-    try:
-        for step, cell, types, positions, velocities, forces in _dump_frames(Path(dump)):
-            if writer is None:
-                writer = H5MDWriter(
-                    output,
-                    bead_types=[names[t] for t in types],
-                    masses=[masses[t] for t in types],
-                    mol_ids=mol_ids,
-                    bonds=bonds,
-                    time_step=time_step,
-                    dtype=np.float64,
-                )
-            writer.append(
-                positions,
-                cell,
-                forces=forces / EV_TO_KCAL_PER_MOL,
-                velocities=velocities / FS_TO_ASE_TIME,
-                step=step,
-            )
-        if writer is None:
-            raise InputError(f"{dump}: the dump has no frames")
-        n_frames = writer.n_frames
-        writer.close()
-        return n_frames
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
+
+    def open_writer(first) -> H5MDWriter:
+        types = first[2]
+        return H5MDWriter(
+            output,
+            bead_types=[names[t] for t in types],
+            masses=[masses[t] for t in types],
+            mol_ids=mol_ids,
+            bonds=bonds,
+            time_step=time_step,
+            dtype=np.float64,
+        )
+
+    def append(writer: H5MDWriter, frame) -> None:
+        step, cell, _, positions, velocities, forces = frame
+        writer.append(
+            positions,
+            cell,
+            forces=forces / EV_TO_KCAL_PER_MOL,
+            velocities=velocities / FS_TO_ASE_TIME,
+            step=step,
+        )
+
+    return write_frames(
+        _dump_frames(Path(dump)), open_writer, append, empty=f"{dump}: the dump has no frames"
+    )
