@@ -154,18 +154,22 @@ class AutoencoderConfig:
     empty_penalty: float = 1.0
     """λ of the penalty λ·Σ_I max(0, 1 − n_I)² on beads with soft occupancy n_I below one atom."""
 
-    bond_weight: float = 2.0
+    bond_weight: float = 3.0
     """Weight κ of the bond-cut term κ·cut, cut = mean over the template's covalent bonds (a, b)
     of 1 − Σ_I A_aI A_bI: the expected fraction of bonds whose two atoms the assignment puts in
     different beads (0: no bond cut; 1: all cut). It pulls each hydrogen into its own heavy
     atom's bead, which the reconstruction term alone does not do once methyl groups rotate.
-    0 switches it off."""
+    0 switches it off. With the other defaults, 3 gave CH3|CH3 for ethane and CH3|CH2|CH3 for
+    propane in 5 of 5 seeds each (1 or 2: propane 4 of 5 with balance 2; 5 without balance:
+    0 of 5, beads of two hydrogens); see BENCHMARKS.md, "Learned mapping"."""
 
     balance_weight: float = 2.0
     """Weight β of the bead-mass balance term β·Σ_I (M_I/M̄ − 1)²/n_beads (M̄ the mean bead
     mass of the molecule): the spread of the soft bead masses. The bond-cut term alone is as
     low for a bead of one hydrogen (one bond cut) as for a chemical bead; this term breaks
-    that tie. 0 switches it off."""
+    that tie. 0 switches it off. A CH3|CH2|CH3 propane scores 0.001, a bead of two hydrogens
+    about 0.3; 2 with ``bond_weight`` 3 is the measured default (5 pulls hydrogens to even out
+    the masses instead: propane 3 of 5 with ``bond_weight`` 1)."""
 
     init_scale: float = 0.1
     """Standard deviation of the initial assignment logits."""
@@ -720,6 +724,7 @@ def bead_sum_force_map_soft(assignment: torch.Tensor) -> torch.Tensor:
 def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff, disable):
     from tqdm.auto import tqdm
 
+    started = time.perf_counter()
     generator = torch.Generator().manual_seed(int(seed))
     model = CGAutoencoder(
         [t.name for t in data.types],
@@ -804,6 +809,7 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
         "validation": final,
         "hardness": {t.name: model.hardness(k, config.tau_min) for k, t in enumerate(data.types)},
         "history": history,
+        "seconds": time.perf_counter() - started,
     }
     return model, run
 
@@ -906,7 +912,8 @@ class LearnedMapping:
     report : dict
         ``"best_seed"``, ``"best_connected"``, ``"selection"`` (how the seed was chosen),
         ``"runs"`` (per seed: ``"groups"``, ``"failed"``, ``"empty_beads"``, ``"connected"``,
-        ``"disconnected_beads"``, ``"validation"`` losses, ``"hardness"``, ``"history"``),
+        ``"disconnected_beads"``, ``"validation"`` losses, ``"hardness"``, ``"history"``,
+        ``"seconds"``),
         ``"atom_rms_error"`` (Å per template atom, validation frames), ``"n_train_frames"``,
         ``"n_validation_frames"``, ``"pair_cutoff"``, ``"force_scale"`` (eV²/Å²),
         ``"seconds"``, ``"config"``, ``"source"``.

@@ -1,8 +1,9 @@
 """Learned mappings: how often the auto-encoder finds the chemical beads, and what they are worth.
 
 1. Ethane, 2 beads, seeds 0–4 (default :class:`~ase_cg.autoencoder.AutoencoderConfig`): count
-   the seeds whose assignment is {C + its 3 H} | {C + its 3 H}; time of the five restarts.
-2. Propane, 3 beads, seeds 0–4: the same check (each carbon with its hydrogens).
+   the seeds whose assignment is {C + its 3 H} | {C + its 3 H}; per seed whether the beads are
+   connected in the bond graph and its time; time of the five restarts.
+2. Propane, 3 beads, seeds 0–4: the same checks (each carbon with its hydrogens).
 3. Force-matching quality: the learned ethane mapping and the hand-made CH3|CH3 mapping
    (``data/ethane_mapping.json``) map the same all-atom trajectory; a classical spline fit
    (:func:`ase_cg.fitting.fit_classical`) on each gives a held-out fraction of force variance
@@ -84,7 +85,9 @@ def learn(path: Path, n_beads: int, config: AutoencoderConfig) -> dict:
                     " ".join(f"{symbols[j]}{j}" for j in g) for g in run["groups"][name]
                 ),
                 "chemical": chemical_beads(template, run["groups"][name]),
+                "connected": run["connected"],
                 "failed": run["failed"],
+                "seconds": run["seconds"],
                 "hardness": run["hardness"][name],
                 "validation": run["validation"]["total"],
             }
@@ -95,6 +98,7 @@ def learn(path: Path, n_beads: int, config: AutoencoderConfig) -> dict:
         "runs": runs,
         "best_seed": result.report["best_seed"],
         "best_chemical": chemical_beads(template, result.mapping.groups[name]),
+        "selection": result.report["selection"],
         "n_frames": result.report["n_train_frames"] + result.report["n_validation_frames"],
     }
 
@@ -141,14 +145,16 @@ def main() -> None:
         lines += [
             f"{key} (27 molecules, {value['n_frames']} frames): chemical beads in {n_ok} of 5 "
             f"seeds; 5 restarts took {value['seconds']:.0f} s; best seed {value['best_seed']} "
-            f"({'chemical' if value['best_chemical'] else 'NOT chemical'}).",
+            f"({'chemical' if value['best_chemical'] else 'NOT chemical'}; "
+            f"{value['selection']}).",
             "",
-            "| seed | groups | chemical | hardness | validation loss |",
-            "|---|---|---|---|---|",
+            "| seed | groups | chemical | connected | hardness | validation loss | time (s) |",
+            "|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {r['seed']} | {r['text']} | {'yes' if r['chemical'] else 'no'} | "
-            f"{r['hardness']:.3f} | {r['validation']:.4f} |"
+            f"| {r['seed']} | {r['text'].replace('|', chr(92) + '|')} | "
+            f"{'yes' if r['chemical'] else 'no'} | {'yes' if r['connected'] else 'no'} | "
+            f"{r['hardness']:.3f} | {r['validation']:.4f} | {r['seconds']:.0f} |"
             for r in value["runs"]
         ]
         lines.append("")

@@ -6,6 +6,7 @@ the learned 2-bead mapping must be the two CH3 groups.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -212,6 +213,8 @@ def test_cli_report(ethane_h5, tmp_path, capsys):
             "8",
             "--max-frames",
             "12",
+            "--bond-weight",
+            "3",
             "--no-progress",
         ]
     )
@@ -221,6 +224,7 @@ def test_cli_report(ethane_h5, tmp_path, capsys):
     assert (out / "assignment_ethane.png").is_file()
     mapping = CGMapping.load(out / "mapping.json")
     assert mapping.molecule_types == ["ethane"]
+    assert json.loads((out / "report.json").read_text())["config"]["bond_weight"] == 3.0
     assert "ethane:" in capsys.readouterr().out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 NAME = "learn-mapping"
 HELP = "Learn a CG mapping (Gumbel-softmax auto-encoder + force matching) from an all-atom H5MD."
@@ -64,6 +65,21 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="Adam step size (default: AutoencoderConfig.learning_rate)",
     )
     parser.add_argument(
+        "--bond-weight",
+        type=float,
+        default=None,
+        help="weight of the bond-cut term (expected fraction of covalent bonds between "
+        "different beads, dimensionless; 0 switches it off; default: "
+        "AutoencoderConfig.bond_weight)",
+    )
+    parser.add_argument(
+        "--balance-weight",
+        type=float,
+        default=None,
+        help="weight of the bead-mass balance term (spread of bead masses around their mean, "
+        "dimensionless; 0 switches it off; default: AutoencoderConfig.balance_weight)",
+    )
+    parser.add_argument(
         "--max-frames",
         type=int,
         default=200,
@@ -88,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
     settings = {"epochs": args.epochs, "max_frames": args.max_frames, "force_map": args.force_map}
     if args.rho is not None:
         settings["rho"] = args.rho
-    if args.learning_rate is not None:
-        settings["learning_rate"] = args.learning_rate
+    for name in ("learning_rate", "bond_weight", "balance_weight"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
     result = learn_mapping(
         args.trajectory,
         args.beads,
@@ -104,8 +121,15 @@ def run(args: argparse.Namespace) -> int:
         text = " | ".join(" ".join(f"{symbols[j]}{j}" for j in g) for g in groups)
         print(f"{name}: {text}")
     failed = sum(run["failed"] for run in report["runs"])
+    connected = sum(run["connected"] for run in report["runs"])
     print(
-        f"best seed {report['best_seed']} of {len(report['runs'])} ({failed} failed) in "
-        f"{report['seconds']:.1f} s; report: {args.output}/index.md"
+        f"best seed {report['best_seed']} of {len(report['runs'])} ({failed} failed, "
+        f"{connected} with connected beads) in {report['seconds']:.1f} s; "
+        f"report: {args.output}/index.md"
     )
+    if not report["best_connected"]:
+        print(
+            "warning: no seed gave beads connected by covalent bonds; " + report["selection"],
+            file=sys.stderr,
+        )
     return 0
