@@ -5,13 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from _lj import LearnableLJ, write_lj_dataset
 
-from ase_cg import _keys as K
 from ase_cg.errors import InputError
 from ase_cg.io import H5MDWriter
-from ase_cg.potentials import CGModel, EnergyTerm, SystemTopology, make_batch, register_term
-from ase_cg.potentials.base import pair_energies_to_beads
+from ase_cg.potentials import CGModel
 from ase_cg.training import (
     ForceMatchingData,
     TrainConfig,
@@ -21,62 +19,6 @@ from ase_cg.training import (
     split_frames,
     train,
 )
-
-
-@register_term
-class LearnableLJ(EnergyTerm):
-    """Lennard-Jones pair term with trainable log ε and log σ (one bead type)."""
-
-    kind = "pair"
-
-    def __init__(self, epsilon: float, sigma: float, cutoff: float = 6.0) -> None:
-        super().__init__()
-        self.log_epsilon = nn.Parameter(torch.tensor(float(np.log(epsilon))))
-        self.log_sigma = nn.Parameter(torch.tensor(float(np.log(sigma))))
-        self._cutoff = cutoff
-
-    @property
-    def cutoff(self) -> float:
-        return self._cutoff
-
-    def config(self) -> dict:
-        return {"epsilon": 1.0, "sigma": 1.0, "cutoff": self._cutoff}
-
-    def forward(self, graph):
-        r = torch.linalg.norm(graph.pair_vectors, dim=-1)
-        s6 = (self.log_sigma.exp() / r) ** 6
-        energy = 4 * self.log_epsilon.exp() * (s6 * s6 - s6)
-        energy = torch.where(r < self._cutoff, energy, torch.zeros_like(energy))
-        return pair_energies_to_beads(graph, energy)
-
-
-def make_dataset(path, rng, n_frames=24, n_beads=40, box=12.0, noise=0.02):
-    """CG H5MD file of random non-overlapping beads with LJ(ε=0.01, σ=3.0) forces plus noise."""
-    truth = CGModel(["B"], [LearnableLJ(0.01, 3.0)]).double()
-    topology = SystemTopology(
-        np.zeros(n_beads), np.zeros((0, 2)), np.zeros((0, 3)), np.zeros((0, 4))
-    )
-    cell = np.eye(3) * box
-    with H5MDWriter(
-        path,
-        bead_types=["B"] * n_beads,
-        masses=np.full(n_beads, 15.0),
-        mol_ids=np.arange(n_beads),
-        dtype=np.float64,
-    ) as writer:
-        for frame in range(n_frames):
-            positions = []
-            while len(positions) < n_beads:
-                trial = rng.uniform(0, box, 3)
-                d = np.array(positions) - trial if positions else np.zeros((0, 3))
-                d -= np.round(d / box) * box
-                if not len(d) or np.min(np.linalg.norm(d, axis=1)) > 2.7:
-                    positions.append(trial)
-            positions = np.array(positions)
-            forces = truth(make_batch(positions, cell, topology, 6.0))[K.FORCES].detach().numpy()
-            forces = forces + rng.normal(0, noise, forces.shape)
-            writer.append(positions, cell, forces=forces, step=frame * 100)
-    return topology
 
 
 def small_config(**overrides):
@@ -99,7 +41,7 @@ def lj_force(epsilon, sigma, r):
 
 
 def test_training_recovers_known_lennard_jones(tmp_path, rng):
-    make_dataset(tmp_path / "cg.h5", rng)
+    write_lj_dataset(tmp_path / "cg.h5", rng)
     data = ForceMatchingData(tmp_path / "cg.h5")
     model = CGModel(["B"], [LearnableLJ(0.015, 3.15)])
     result = train(model, data, tmp_path / "run", small_config(epochs=12, learning_rate=0.02))
@@ -124,7 +66,7 @@ def test_training_recovers_known_lennard_jones(tmp_path, rng):
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, rng):
-    make_dataset(tmp_path / "cg.h5", rng, n_frames=12)
+    write_lj_dataset(tmp_path / "cg.h5", rng, n_frames=12)
     data = ForceMatchingData(tmp_path / "cg.h5")
     straight = train(
         CGModel(["B"], [LearnableLJ(0.02, 3.3)]), data, tmp_path / "a", small_config(epochs=4)
@@ -143,7 +85,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, rng):
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, rng):
-    make_dataset(tmp_path / "cg.h5", rng, n_frames=8)
+    write_lj_dataset(tmp_path / "cg.h5", rng, n_frames=8)
     data = ForceMatchingData(tmp_path / "cg.h5")
     train(CGModel(["B"], [LearnableLJ(0.02, 3.3)]), data, tmp_path / "run", small_config(epochs=1))
     good = (tmp_path / "run" / "checkpoint.pt").read_bytes()

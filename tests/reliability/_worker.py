@@ -24,77 +24,29 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from ase_cg import _keys as K
 from ase_cg.io import H5MDWriter
-from ase_cg.potentials import CGModel, EnergyTerm, SystemTopology, make_batch, register_term
-from ase_cg.potentials.base import pair_energies_to_beads
+from ase_cg.potentials import CGModel
 from ase_cg.training import ForceMatchingData, TrainConfig, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared _lj module
+from _lj import LearnableLJ, write_lj_dataset  # noqa: E402
 
 N_BEADS = 40
 BOX = 12.0
 
 
-@register_term
-class ReliabilityLJ(EnergyTerm):
-    """Lennard-Jones pair term with trainable log ε and log σ, and an optional fixed buffer."""
-
-    kind = "pair"
-
-    def __init__(self, epsilon: float, sigma: float, cutoff: float = 6.0, ballast: int = 0):
-        super().__init__()
-        self.log_epsilon = nn.Parameter(torch.tensor(float(np.log(epsilon))))
-        self.log_sigma = nn.Parameter(torch.tensor(float(np.log(sigma))))
-        self.register_buffer("ballast", torch.zeros(ballast, dtype=torch.float64))
-        self._cutoff = cutoff
-        self._ballast = ballast
-
-    @property
-    def cutoff(self) -> float:
-        return self._cutoff
-
-    def config(self) -> dict:
-        return {"epsilon": 1.0, "sigma": 1.0, "cutoff": self._cutoff, "ballast": self._ballast}
-
-    def forward(self, graph):
-        r = torch.linalg.norm(graph.pair_vectors, dim=-1)
-        s6 = (self.log_sigma.exp() / r) ** 6
-        energy = 4 * self.log_epsilon.exp() * (s6 * s6 - s6)
-        energy = torch.where(r < self._cutoff, energy, torch.zeros_like(energy))
-        return pair_energies_to_beads(graph, energy)
-
-
 def write_data(path, n_frames: int = 12, seed: int = 5) -> None:
-    """CG H5MD file of random non-overlapping beads with LJ(ε=0.01 eV, σ=3 Å) forces + noise."""
-    rng = np.random.default_rng(seed)
-    truth = CGModel(["B"], [ReliabilityLJ(0.01, 3.0)]).double()
-    topology = SystemTopology(
-        np.zeros(N_BEADS), np.zeros((0, 2)), np.zeros((0, 3)), np.zeros((0, 4))
-    )
-    cell = np.eye(3) * BOX
-    with H5MDWriter(
-        path, bead_types=["B"] * N_BEADS, masses=np.full(N_BEADS, 15.0), dtype=np.float64
-    ) as writer:
-        for frame in range(n_frames):
-            positions = []
-            while len(positions) < N_BEADS:
-                trial = rng.uniform(0, BOX, 3)
-                d = np.array(positions) - trial if positions else np.zeros((0, 3))
-                d -= np.round(d / BOX) * BOX
-                if not len(d) or np.min(np.linalg.norm(d, axis=1)) > 2.7:
-                    positions.append(trial)
-            positions = np.array(positions)
-            forces = truth(make_batch(positions, cell, topology, 6.0))[K.FORCES].detach().numpy()
-            forces = forces + rng.normal(0, 0.02, forces.shape)
-            writer.append(positions, cell, forces=forces, step=frame * 100)
+    """The shared LJ force-matching data set (``tests/_lj.py``): 40 beads, 12 frames."""
+    write_lj_dataset(path, np.random.default_rng(seed), n_frames, N_BEADS, BOX)
 
 
 def start_model() -> CGModel:
-    return CGModel(["B"], [ReliabilityLJ(0.02, 3.3)])
+    return CGModel(["B"], [LearnableLJ(0.02, 3.3)])
 
 
 def train_config(epochs: int) -> TrainConfig:
@@ -138,7 +90,7 @@ def main(argv: list[str]) -> None:
         from ase_cg.model import save_model
 
         path, n_values = args
-        model = CGModel(["B"], [ReliabilityLJ(0.01, 3.0, ballast=int(n_values))]).double()
+        model = CGModel(["B"], [LearnableLJ(0.01, 3.0, ballast=int(n_values))]).double()
         print("ready", flush=True)
         save_model(model, path)
         print("saved", flush=True)

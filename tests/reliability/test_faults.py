@@ -78,7 +78,7 @@ def test_training_killed_keeps_a_loadable_checkpoint_and_resumes_exactly(killed_
     if (output / "model.pt").exists():  # the best model of a finished epoch stays loadable
         load_model(output / "model.pt")
     resumed = train(
-        CGModel(["B"], [_worker.ReliabilityLJ(0.5, 1.0)]),  # overwritten by the checkpoint
+        CGModel(["B"], [_worker.LearnableLJ(0.5, 1.0)]),  # overwritten by the checkpoint
         ForceMatchingData(data_path),
         output,
         _worker.train_config(EPOCHS),
@@ -112,7 +112,7 @@ def test_resumed_metrics_equal_an_uninterrupted_run(killed_runs, kill_at, tmp_pa
 
 def test_model_file_killed_while_being_written_leaves_the_old_one(tmp_path):
     path = tmp_path / "model.pt"
-    old = CGModel(["B"], [_worker.ReliabilityLJ(0.01, 3.0)]).double()
+    old = CGModel(["B"], [_worker.LearnableLJ(0.01, 3.0)]).double()
     save_model(old, path)
     before = path.read_bytes()
     child = worker("save", path, 16_000_000)  # a 128 MB buffer: the write takes a while
