@@ -273,6 +273,7 @@ run 150
         ("newton_off", "needs 'newton on'"),
         ("units_metal", "needs 'units real'"),
         ("ghost_shell", "add 'comm_modify cutoff 14"),
+        ("bad_device", "device 'tpu' is unknown"),
     ],
 )
 def test_bad_input_gives_lammps_error(system, tmp_path, case, message):
@@ -297,6 +298,8 @@ def test_bad_input_gives_lammps_error(system, tmp_path, case, message):
         text = text.replace("units real", "units metal")
     elif case == "ghost_shell":
         text = text.replace(f"comm_modify cutoff {GHOST}", "")
+    elif case == "bad_device":
+        text = text.replace("pair_style cgtorch model.pt", "pair_style cgtorch model.pt device tpu")
     deck.write_text(text)
     with pytest.raises(LammpsRunError) as error:
         evaluate(deck)
@@ -308,3 +311,32 @@ def test_unit_conversion_is_ase_s():
     from ase import units
 
     assert units.eV / (units.kcal / units.mol) == EV_TO_KCAL_PER_MOL
+
+
+def device_deck(directory, positions, types, device: str):
+    deck = write_system(directory, positions, types)
+    text = deck.read_text().replace(
+        "pair_style cgtorch model.pt", f"pair_style cgtorch model.pt device {device}"
+    )
+    deck.write_text(text)
+    return deck
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
+def test_cuda_without_a_gpu_is_a_lammps_error(system, tmp_path):
+    directory, _, positions, types = system
+    (tmp_path / "model.pt").symlink_to(directory / "model.pt")
+    with pytest.raises(LammpsRunError, match="torch sees no CUDA device"):
+        evaluate(device_deck(tmp_path, positions, types, "cuda"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU that torch sees")
+def test_cuda_equals_pytorch_float64(system, tmp_path):
+    """The plugin's CUDA path (data copied to the GPU and back) gives the CPU reference."""
+    directory, _, positions, types = system
+    (tmp_path / "model.pt").symlink_to(directory / "model.pt")
+    ref = reference(ToyManyBody(), positions, types)
+    lmp = evaluate(device_deck(tmp_path, positions, types, "cuda"))
+    assert lmp.energy == pytest.approx(ref["energy"], rel=1e-10)
+    assert relative(lmp.forces, ref["forces"]) < 1e-10
+    assert relative(lmp.virial, ref["virial"]) < 1e-10
