@@ -57,7 +57,9 @@ one or two hydrogens on the neighbouring carbon's bead (the decoder sees only me
 and rotating methyl groups make hydrogens of neighbouring carbons look alike). Minimum cut
 alone is degenerate: a bead of one hydrogen cuts one bond, as few as a CH3 bead behind a C–C
 bond. The balance term (spread of the soft bead masses :math:`M_I` around their mean
-:math:`\bar M`) breaks that tie against hydrogen-only beads. After training, a run whose hard
+:math:`\bar M`) breaks that tie against hydrogen-only beads. Both weights ramp up over the
+first epochs (``bond_warmup``) so that the reconstruction term separates the heavy atoms
+first. After training, a run whose hard
 beads are not all connected subgraphs of the bond graph is flagged (``"connected": false``).
 The CG potential :math:`V_\mathrm{CG}` is trained in the same backward pass:
 harmonic springs between the beads of a molecule plus a Gaussian-basis pair potential between
@@ -160,16 +162,24 @@ class AutoencoderConfig:
     different beads (0: no bond cut; 1: all cut). It pulls each hydrogen into its own heavy
     atom's bead, which the reconstruction term alone does not do once methyl groups rotate.
     0 switches it off. With the other defaults, 3 gave CH3|CH3 for ethane and CH3|CH2|CH3 for
-    propane in 5 of 5 seeds each (1 or 2: propane 4 of 5 with balance 2; 5 without balance:
-    0 of 5, beads of two hydrogens); see BENCHMARKS.md, "Learned mapping"."""
+    propane in 5 of 5 seeds each (BENCHMARKS.md, "Learned mapping"); without the warm-up
+    ramp, 1 or 2 gave propane 4 of 5 with balance 2, and 3 or 5 without balance 0 of 5."""
+
+    bond_warmup: float = 0.1
+    """Fraction of the epochs over which the bond-cut and balance weights ramp up linearly
+    (epoch e uses (e + 1)/(n + 1) of them, n = bond_warmup·epochs). At full weight from the
+    first step, the bond cut amplifies chance asymmetries of the near-uniform assignment and
+    can join the two carbons of ethane in one bead before the reconstruction term separates
+    them (demo sizes, one optimiser step per epoch: 0 of 2 seeds); a hard switch after 0.2
+    loses propane instead (1 of 5); the 0.1 ramp gave 2 of 2 and 5 of 5."""
 
     balance_weight: float = 2.0
     """Weight β of the bead-mass balance term β·Σ_I (M_I/M̄ − 1)²/n_beads (M̄ the mean bead
     mass of the molecule): the spread of the soft bead masses. The bond-cut term alone is as
     low for a bead of one hydrogen (one bond cut) as for a chemical bead; this term breaks
-    that tie. 0 switches it off. A CH3|CH2|CH3 propane scores 0.001, a bead of two hydrogens
-    about 0.3; 2 with ``bond_weight`` 3 is the measured default (5 pulls hydrogens to even out
-    the masses instead: propane 3 of 5 with ``bond_weight`` 1)."""
+    that tie. 0 switches it off. A CH3|CH2|CH3 propane scores 0.001, propane with a bead of
+    one or two hydrogens about 0.5; 2 with ``bond_weight`` 3 is the measured default (5 with
+    ``bond_weight`` 1 gave propane 3 of 5: the bond cut must dominate)."""
 
     init_scale: float = 0.1
     """Standard deviation of the initial assignment logits."""
@@ -199,6 +209,7 @@ class AutoencoderConfig:
             "empty_penalty": self.empty_penalty >= 0,
             "bond_weight": self.bond_weight >= 0,
             "balance_weight": self.balance_weight >= 0,
+            "bond_warmup": 0 <= self.bond_warmup <= 1,
             "init_scale": self.init_scale >= 0,
             "validation_fraction": 0 <= self.validation_fraction < 1,
             "max_frames": self.max_frames is None or self.max_frames >= 2,
@@ -599,8 +610,11 @@ class CGAutoencoder(nn.Module):
 # Training
 
 
-def _losses(model, data_t, frames, config, *, tau, hard, rho, generator):
-    """(total, reconstruction, force, penalty, bond cut, balance) on a batch of frames."""
+def _losses(model, data_t, frames, config, *, tau, hard, rho, generator, chemistry=1.0):
+    """(total, reconstruction, force, penalty, bond cut, balance) on a batch of frames.
+
+    ``chemistry`` scales the bond-cut and balance weights (their warm-up ramp).
+    """
     positions, forces, cells, force_scale = data_t
     cell = None if cells is None else cells[frames]
     recon_sum, recon_n, bead_z, mapped, penalty, cut, balance = 0.0, 0, [], [], 0.0, 0.0, 0.0
@@ -637,8 +651,8 @@ def _losses(model, data_t, frames, config, *, tau, hard, rho, generator):
         recon
         + rho * force_term
         + config.empty_penalty * penalty
-        + config.bond_weight * cut
-        + config.balance_weight * balance
+        + chemistry * config.bond_weight * cut
+        + chemistry * config.balance_weight * balance
     )
     return total, recon, force_term, penalty, cut, balance
 
@@ -748,6 +762,7 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
     train, validation = split
     n_hard = int(round(config.hard_fraction * config.epochs))
     warmup = int(round(config.force_warmup * config.epochs))
+    bond_ramp = int(round(config.bond_warmup * config.epochs))
     history = {
         k: []
         for k in ("epoch", "tau", "recon", "force", "penalty", "bond_cut", "balance", "validation")
@@ -764,7 +779,15 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
         for start in range(0, len(order), config.batch_frames):
             frames = torch.as_tensor(order[start : start + config.batch_frames])
             total, recon, force, penalty, cut, balance = _losses(
-                model, tensors, frames, config, tau=tau, hard=hard, rho=rho, generator=generator
+                model,
+                tensors,
+                frames,
+                config,
+                tau=tau,
+                hard=hard,
+                rho=rho,
+                generator=generator,
+                chemistry=min(1.0, (epoch + 1) / (bond_ramp + 1)),
             )
             if not torch.isfinite(total):
                 raise AutoencoderError(
