@@ -312,7 +312,7 @@ class EnergyAndPairGradient(nn.Module):
 
     def __init__(self, network: SchNetEnergy) -> None:
         super().__init__()
-        self.network = network
+        self.local_energies = LAMMPSNeuralModule(network)
 
     def forward(
         self,
@@ -324,9 +324,8 @@ class EnergyAndPairGradient(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         with torch.enable_grad():
             vectors = pair_vectors.detach().requires_grad_(True)
-            owned = torch.arange(bead_types.shape[0], device=bead_types.device) < n_local
-            energies = self.network(bead_types, pair_i, pair_j, vectors, owned)
-            energies = torch.where(owned, energies, torch.zeros_like(energies))
+            # traced, not scripted: a 0-d tensor serves where the TorchScript module takes an int
+            energies = self.local_energies(bead_types, pair_i, pair_j, vectors, n_local)
             (gradient,) = torch.autograd.grad(energies.sum(), vectors)
         return energies.detach(), gradient
 
