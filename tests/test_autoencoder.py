@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _small_liquids import heavy_atoms_with_their_hydrogens, small_reference
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -35,37 +36,9 @@ CH3_CH3 = [[0, 2, 3, 4], [1, 5, 6, 7]]
 FAST = AutoencoderConfig(epochs=40, max_frames=40)
 
 
-def methyl_groups(template: Atoms, groups) -> bool:
-    """True when every bead is one carbon with exactly the hydrogens bonded to it."""
-    carbons = [j for j, s in enumerate(template.get_chemical_symbols()) if s == "C"]
-    distances = template.get_all_distances()
-    for group in groups:
-        heavy = [j for j in group if j in carbons]
-        if len(heavy) != 1:
-            return False
-        hydrogens = {j for j in group if j not in carbons}
-        bonded = {
-            j for j in range(len(template)) if j not in carbons and distances[heavy[0], j] < 1.3
-        }
-        if hydrogens != bonded:
-            return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def ethane_h5(tmp_path_factory):
-    from ase_cg.reference import generate_reference
-
-    path = tmp_path_factory.mktemp("ethane") / "ethane_aa.h5"
-    return generate_reference(
-        "ethane",
-        output=path,
-        n_molecules=27,
-        equilibration_ps=0.5,
-        production_ps=1.0,
-        stride=20,
-        progress=False,
-    )
+    return small_reference(tmp_path_factory, "ethane")
 
 
 def _model(generator_seed=0):
@@ -175,12 +148,12 @@ def test_best_seed_prefers_connected_beads():
     assert best == 0 and selection.startswith("no seed")
 
 
-def test_learns_ethane_methyl_groups(ethane_h5, tmp_path):
+def test_learns_ethane_heavy_atoms_with_their_hydrogens(ethane_h5, tmp_path):
     torch.set_num_threads(1)
     result = learn_mapping(ethane_h5, 2, config=FAST, seeds=(0, 1), progress=False)
     template = result.templates["C2H6"]
     groups = result.mapping.groups["C2H6"]
-    assert methyl_groups(template, groups), groups
+    assert heavy_atoms_with_their_hydrogens(template, groups), groups
     assert result.mapping.bead_types == ["CH3"]
     assert result.mapping.bead_masses["CH3"] == pytest.approx(12.011 + 3 * 1.008, rel=1e-3)
     report = result.report
@@ -286,6 +259,7 @@ def test_ethane_five_seeds(ethane_h5):
     torch.set_num_threads(1)
     result = learn_mapping(ethane_h5, 2, seeds=(0, 1, 2, 3, 4), progress=False)
     template = result.templates["C2H6"]
-    found = [methyl_groups(template, run["groups"]["C2H6"]) for run in result.report["runs"]]
-    assert sum(found) >= 4, [run["groups"] for run in result.report["runs"]]
-    assert methyl_groups(template, result.mapping.groups["C2H6"])
+    runs = result.report["runs"]
+    found = [heavy_atoms_with_their_hydrogens(template, run["groups"]["C2H6"]) for run in runs]
+    assert sum(found) >= 4, [run["groups"] for run in runs]
+    assert heavy_atoms_with_their_hydrogens(template, result.mapping.groups["C2H6"])

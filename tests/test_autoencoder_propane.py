@@ -8,41 +8,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ase import Atoms
+from _small_liquids import heavy_atoms_with_their_hydrogens, small_reference
 
 from ase_cg.autoencoder import AutoencoderConfig, groups_connected, learn_mapping
 
 FAST = AutoencoderConfig(epochs=40, max_frames=40)
 
 
-def chemical_beads(template: Atoms, groups, bonds) -> bool:
-    """True when every bead is one carbon with exactly the hydrogens bonded to it."""
-    symbols = template.get_chemical_symbols()
-    for group in groups:
-        carbons = [j for j in group if symbols[j] == "C"]
-        if len(carbons) != 1:
-            return False
-        bonded = {b for a, b in bonds if a == carbons[0]} | {a for a, b in bonds if b == carbons[0]}
-        hydrogens = {j for j in bonded if symbols[j] == "H"}
-        if {j for j in group if symbols[j] == "H"} != hydrogens:
-            return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def propane_h5(tmp_path_factory):
-    from ase_cg.reference import generate_reference
-
-    path = tmp_path_factory.mktemp("propane") / "propane_aa.h5"
-    return generate_reference(
-        "propane",
-        output=path,
-        n_molecules=27,
-        equilibration_ps=0.5,
-        production_ps=1.0,
-        stride=20,
-        progress=False,
-    )
+    return small_reference(tmp_path_factory, "propane")
 
 
 def test_learns_propane_chemical_beads(propane_h5):
@@ -54,7 +29,7 @@ def test_learns_propane_chemical_beads(propane_h5):
     bonds = result.autoencoder.atom_bonds(0).tolist()
     assert len(bonds) == 10  # 2 C–C + 8 C–H
     groups = result.mapping.groups["C3H8"]
-    assert chemical_beads(template, groups, bonds), groups
+    assert heavy_atoms_with_their_hydrogens(template, groups), groups
     assert sorted(result.mapping.bead_masses.values()) == pytest.approx(
         [12.011 + 2 * 1.008, 12.011 + 3 * 1.008], rel=1e-3
     )
@@ -72,8 +47,7 @@ def test_propane_five_seeds(propane_h5):
     torch.set_num_threads(1)
     result = learn_mapping(propane_h5, 3, seeds=(0, 1, 2, 3, 4), progress=False)
     template = result.templates["C3H8"]
-    bonds = result.autoencoder.atom_bonds(0).tolist()
     runs = result.report["runs"]
-    found = [chemical_beads(template, run["groups"]["C3H8"], bonds) for run in runs]
+    found = [heavy_atoms_with_their_hydrogens(template, run["groups"]["C3H8"]) for run in runs]
     assert sum(found) >= 3, [run["groups"] for run in runs]
-    assert chemical_beads(template, result.mapping.groups["C3H8"], bonds)
+    assert heavy_atoms_with_their_hydrogens(template, result.mapping.groups["C3H8"])
