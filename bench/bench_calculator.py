@@ -87,6 +87,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--quick", action="store_true", help="fewer steps (smoke test)")
+    parser.add_argument(
+        "--beads", type=int, nargs="+", default=[1000, 10000], help="system sizes (2 per molecule)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -95,7 +98,7 @@ def main() -> None:
 
     model_set, mapping = models()
     rows = []
-    for n_molecules in (500, 5000):
+    for n_molecules in (n // 2 for n in args.beads):
         atoms = build_cg_box(mapping, n_molecules, 0.55, seed=0)
         # relax the lattice start with the prior so the timings see a liquid, not a crystal
         run_md(atoms, CGCalculator(model_set["prior (float64)"]), steps=20, time_step_fs=1.0)
@@ -113,7 +116,8 @@ def main() -> None:
     print("## ASE calculator")
     print()
     print(
-        f"`python bench/bench_calculator.py --threads {args.threads}` — CGCalculator in ASE MD "
+        f"`python bench/bench_calculator.py --threads {args.threads} --beads "
+        f"{' '.join(map(str, args.beads))}` — CGCalculator in ASE MD "
         f"(Langevin, 2 fs, blow-up checks every step, no trajectory), ethane CH3|CH3 beads at "
         f"0.55 g/cm³, skin 1 Å; torch {torch.__version__}, {args.threads} thread(s), "
         f"{platform.processor() or platform.machine()}, shared 2-core machine (other jobs ran)."
