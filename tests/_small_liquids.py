@@ -35,3 +35,13 @@ def heavy_atoms_with_their_hydrogens(template: Atoms, groups, cutoff: float = 1.
         if {j for j in group if symbols[j] == "H"} != bonded:
             return False
     return True
+
+
+def check_five_seeds(result, formula: str, at_least: int) -> None:
+    """At least ``at_least`` of the restarts found carbons with their hydrogens, and the kept
+    mapping did."""
+    template = result.templates[formula]
+    runs = result.report["runs"]
+    found = [heavy_atoms_with_their_hydrogens(template, run["groups"][formula]) for run in runs]
+    assert sum(found) >= at_least, [run["groups"] for run in runs]
+    assert heavy_atoms_with_their_hydrogens(template, result.mapping.groups[formula])
