@@ -842,3 +842,109 @@ def plot_classical(model: CGModel, path: str | os.PathLike, *, n_points: int = 4
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+#: Å, inner end of the exported pair tables (lammps_interface.export's default table_inner)
+TABLE_INNER = 0.5
+
+
+def ibi_pair_correction(
+    bead_type_names: list[str],
+    rdfs: dict,
+    *,
+    temperature: float,
+    cutoff: float,
+    taper_width: float = 1.5,
+    damping: float = 1.0,
+    min_g: float = 0.1,
+    spacing: float = 0.1,
+):
+    r"""One iterative-Boltzmann-inversion step as a pair term to add to a force-matched model.
+
+    .. math:: \Delta V_{ab}(r) = \alpha k_B T \ln[g^{CG}_{ab}(r) / g^{ref}_{ab}(r)]
+
+    Force matching gives the best pair + many-body forces, not the exact structure: orientational
+    correlations that no function of the bead positions fitted to the noisy mapped force
+    captures leave a small RDF bias (for CG ethane the split first peak, see BENCHMARKS.md). This
+    term removes it where both RDFs are sampled (g > ``min_g``); below that the first sampled
+    value is held (no force), the result is smoothed over three bins, tapered to zero over the
+    last ``taper_width`` before ``cutoff`` (cosine), and fitted by least squares to a cubic
+    B-spline (:class:`~ase_cg.potentials.classical.PairSpline`, zero energy, force and curvature
+    at ``cutoff``), so it exports to LAMMPS tables like any pair term.
+
+    Parameters
+    ----------
+    bead_type_names : list of str
+        The model's bead types (the term's type indices follow this order).
+    rdfs : dict
+        ``{(name_a, name_b): (r, g_reference, g_cg)}``: intermolecular RDFs on the same bins
+        (Å; :func:`ase_cg.analysis.rdf`); pairs not given get no correction.
+    temperature : float, K
+    cutoff : float, Å
+        Range of the correction (at most the RDFs' largest ``r``).
+    taper_width : float, Å
+    damping : float
+        α of the update (1: the full Boltzmann-inverted difference).
+    min_g : float
+        RDF values below this count as unsampled.
+    spacing : float, Å
+        Knot spacing of the spline.
+
+    Returns
+    -------
+    PairSpline
+        Energies in eV; append it to the model's terms.
+    """
+    from ase_cg.potentials.classical import PairSpline
+
+    if not temperature > 0 or not cutoff > taper_width > 0 or not damping > 0:
+        raise FitError(
+            f"ibi_pair_correction: temperature={temperature!r} K, cutoff={cutoff!r} Å, "
+            f"taper_width={taper_width!r} Å and damping={damping!r} must be positive, with "
+            "taper_width < cutoff"
+        )
+    lookup = {name: index for index, name in enumerate(bead_type_names)}
+    corrections = {}
+    for (name_a, name_b), (r, g_reference, g_cg) in rdfs.items():
+        if name_a not in lookup or name_b not in lookup:
+            raise FitError(
+                f"ibi_pair_correction: RDF of ({name_a!r}, {name_b!r}), but the model's bead "
+                f"types are {bead_type_names}"
+            )
+        r, g_reference, g_cg = (np.asarray(a, dtype=np.float64) for a in (r, g_reference, g_cg))
+        if not (r.shape == g_reference.shape == g_cg.shape) or r.ndim != 1 or r[-1] < cutoff:
+            raise FitError(
+                f"ibi_pair_correction: RDF of ({name_a!r}, {name_b!r}) must be three equal 1-D "
+                f"arrays reaching the cutoff {cutoff} Å (r ends at {r[-1] if r.size else None})"
+            )
+        sampled = (g_reference > min_g) & (g_cg > min_g)
+        if not sampled.any():
+            raise FitError(
+                f"ibi_pair_correction: RDF of ({name_a!r}, {name_b!r}) is nowhere above {min_g}"
+            )
+        delta = np.zeros_like(r)
+        delta[sampled] = np.log(g_cg[sampled] / g_reference[sampled])
+        first = int(np.argmax(sampled))
+        delta[:first] = delta[first]
+        delta = np.convolve(np.pad(delta, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
+        ramp = np.clip((cutoff - r) / taper_width, 0.0, 1.0)
+        delta *= 0.5 * (1.0 - np.cos(np.pi * ramp)) * damping * kB * temperature
+        key = tuple(sorted((lookup[name_a], lookup[name_b])))
+        corrections[key] = (r, delta)
+    # the grid starts at the LAMMPS tables' inner end, so the spline's below-range
+    # extrapolation (a repulsive wall meant for fitted pair terms) is never reached
+    start = TABLE_INNER
+    n_intervals = max(4, int(round((cutoff - start) / spacing)))
+    term = PairSpline(len(bead_type_names), start, cutoff, n_intervals)
+    x = torch.linspace(start, cutoff, 20 * n_intervals + 1, dtype=torch.float64)
+    rows = torch.zeros(len(x), dtype=torch.int64)
+    eye = torch.eye(term.grid.n_basis, dtype=torch.float64)
+    design = torch.stack([term.grid.evaluate(eye[k : k + 1], rows, x) for k in range(len(eye))], 1)
+    design = design[:, : term.n_free].numpy()
+    with torch.no_grad():
+        for key, (r, delta) in corrections.items():
+            target = np.interp(x.numpy(), r, delta)
+            solution, *_ = np.linalg.lstsq(design, target, rcond=None)
+            row = int(term.combination_index(torch.tensor([key]))[0])
+            term.coefficients[row, : term.n_free] = torch.from_numpy(solution)
+    return term

@@ -325,3 +325,33 @@ def test_plot_classical_writes_png(dimer_fit, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 10_000
     assert not [p for p in path.parent.iterdir() if p.name != "classical.png"]
+
+
+def test_ibi_pair_correction_is_the_boltzmann_inverted_rdf_ratio():
+    """g_cg = g_ref·exp(ΔV/kT) for a known bump ΔV: the term's energy is ΔV where sampled,
+    flat below the sampled range and zero from the cutoff on; bad input names the pair."""
+    from ase.units import kB
+
+    from ase_cg.fitting import FitError, ibi_pair_correction
+
+    r = np.arange(0.05, 13.2, 0.1)
+    g_ref = np.where(r > 3.2, 1 + 0.6 * np.exp(-((r - 4.2) ** 2)), 0.0)
+    bump = 0.004 * np.exp(-(((r - 5.0) / 0.6) ** 2))
+    g_cg = g_ref * np.exp(bump / (kB * 180.0))
+    term = ibi_pair_correction(
+        ["A", "B"], {("B", "A"): (r, g_ref, g_cg)}, temperature=180.0, cutoff=10.0
+    )
+    x = torch.linspace(1.0, 11.0, 201, dtype=torch.float64)
+    a, b = torch.zeros(len(x), dtype=torch.int64), torch.ones(len(x), dtype=torch.int64)
+    energy = term.pair_energy(x, a, b).numpy()
+    expected = np.interp(x.numpy(), r, bump)
+    inside = (x.numpy() > 3.5) & (x.numpy() < 8.0)
+    np.testing.assert_allclose(energy[inside], expected[inside], atol=2e-4)  # 5 % of the bump
+    assert np.abs(energy[x.numpy() >= 10.0]).max() == 0.0
+    assert np.abs(term.pair_energy(x, a, a).numpy()).max() == 0.0  # A–A was not given
+    below = x.numpy() < 3.2
+    assert np.ptp(energy[below]) < 1e-6  # held flat where g is not sampled: no force
+    with pytest.raises(FitError, match="'C'"):
+        ibi_pair_correction(["A"], {("A", "C"): (r, g_ref, g_cg)}, temperature=180, cutoff=10)
+    with pytest.raises(FitError, match="cutoff 14"):
+        ibi_pair_correction(["A"], {("A", "A"): (r, g_ref, g_cg)}, temperature=180, cutoff=14)
