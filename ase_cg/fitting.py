@@ -948,3 +948,83 @@ def ibi_pair_correction(
             row = int(term.combination_index(torch.tensor([key]))[0])
             term.coefficients[row, : term.n_free] = torch.from_numpy(solution)
     return term
+
+
+def structural_correction(
+    model: CGModel,
+    reference,
+    cg,
+    *,
+    temperature: float,
+    cutoff: float | None = None,
+    r_max: float = 13.0,
+    bin_width: float = 0.1,
+    damping: float = 1.0,
+) -> CGModel:
+    """``model`` plus one IBI step (:func:`ibi_pair_correction`) for every bead-type pair.
+
+    Parameters
+    ----------
+    model : CGModel
+        The model that produced ``cg`` (force-matched, classical or neural).
+    reference : path of an H5MD file or sequence of ase.Atoms
+        All-atom reference (mapped with ``model.mapping``) or an already mapped CG one.
+    cg : path of an H5MD file or sequence of ase.Atoms
+        A CG MD run of ``model`` at the reference's state point.
+    temperature : float, K
+    cutoff : float, Å, optional
+        Range of the correction; default the model's largest pair-term cutoff (≥ 8 Å).
+    r_max, bin_width : float, Å
+        RDF range and bin width (``r_max`` must not exceed half the shortest box width).
+    damping : float
+        α of the update.
+
+    Returns
+    -------
+    CGModel
+        A new model: the same terms plus the correction term; its
+        ``provenance["structural_correction"]`` records the inputs. ``model`` is not changed.
+    """
+    from ase_cg.analysis import _MappedFrames, _open_frames, rdf
+
+    pair_cutoffs = [t.cutoff for t in model.terms if getattr(t, "kind", None) == "pair"]
+    cutoff = float(cutoff if cutoff is not None else max([8.0, *pair_cutoffs]))
+    if cutoff > r_max:
+        raise FitError(f"structural_correction: cutoff {cutoff} Å exceeds r_max {r_max} Å")
+    n_bins = int(round(r_max / bin_width))
+    names = list(model.bead_type_names)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i:]]
+    rdfs: dict = {}
+    with _open_frames(reference, "reference") as ref_frames, _open_frames(cg, "cg") as cg_frames:
+        if K.BEAD_TYPE not in ref_frames[0].arrays:
+            if model.mapping is None:
+                raise FitError(
+                    "structural_correction: the reference is all-atom and the model has no "
+                    "mapping to map it with; give a mapped (CG) reference"
+                )
+            ref_frames = _MappedFrames(ref_frames, model.mapping)
+        for a, b in pairs:
+            r, g_reference = rdf(ref_frames, r_max, n_bins, types=(a, b))
+            _, g_cg = rdf(cg_frames, r_max, n_bins, types=(a, b))
+            if g_reference.any() and g_cg.any():
+                rdfs[(a, b)] = (r, g_reference, g_cg)
+    term = ibi_pair_correction(names, rdfs, temperature=temperature, cutoff=cutoff, damping=damping)
+    provenance = dict(model.provenance)
+    provenance["structural_correction"] = {
+        "reference": str(reference) if isinstance(reference, str | os.PathLike) else None,
+        "cg": str(cg) if isinstance(cg, str | os.PathLike) else None,
+        "temperature_K": float(temperature),
+        "cutoff_A": cutoff,
+        "damping": float(damping),
+        "max_abs_difference_before": {
+            f"{a}-{b}": float(np.abs(g_cg - g_ref).max())
+            for (a, b), (_, g_ref, g_cg) in rdfs.items()
+        },
+    }
+    return CGModel(
+        names,
+        [*model.terms, term.to(model.dtype)],
+        mapping=model.mapping,
+        exclusion_bonds=model.exclusion_bonds,
+        provenance=provenance,
+    )

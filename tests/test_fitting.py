@@ -355,3 +355,45 @@ def test_ibi_pair_correction_is_the_boltzmann_inverted_rdf_ratio():
         ibi_pair_correction(["A"], {("A", "C"): (r, g_ref, g_cg)}, temperature=180, cutoff=10)
     with pytest.raises(FitError, match="cutoff 14"):
         ibi_pair_correction(["A"], {("A", "A"): (r, g_ref, g_cg)}, temperature=180, cutoff=14)
+
+
+def test_structural_correction_maps_the_reference_and_adds_one_term(data_dir, tmp_path):
+    """The mapped reference against itself: the correction is zero; against a run whose RDF
+    differs it is not; the CLI writes a loadable model that records what it corrected."""
+    from ase_cg.cli import main
+    from ase_cg.fitting import structural_correction
+    from ase_cg.io import read_h5md, write_h5md
+    from ase_cg.model import load_model
+
+    model = load_model(data_dir / "ethane_classical.pt")
+    aa = read_h5md(data_dir / "ethane_aa.h5", index=slice(0, 12))
+    mapped = [model.mapping.map(atoms) for atoms in aa]
+    same = structural_correction(model, aa, mapped, temperature=180.0)
+    assert len(same.terms) == len(model.terms) + 1
+    r = torch.linspace(3.0, 12.0, 50, dtype=torch.float64)
+    types = torch.zeros(len(r), dtype=torch.int64)
+    assert same.terms[-1].pair_energy(r, types, types).abs().max() < 1e-12
+    info = same.provenance["structural_correction"]
+    assert info["max_abs_difference_before"] == {"CH3-CH3": 0.0} and info["cutoff_A"] == 10.0
+
+    for atoms in mapped:  # squeeze the intermolecular contacts: a different RDF
+        atoms.set_cell(atoms.cell * 0.97, scale_atoms=True)
+    cg_path = tmp_path / "cg.h5"
+    write_h5md(cg_path, mapped)
+    out = tmp_path / "corrected.pt"
+    assert (
+        main(
+            [
+                "correct-structure",
+                str(data_dir / "ethane_classical.pt"),
+                str(data_dir / "ethane_aa.h5"),
+                str(cg_path),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    corrected = load_model(out)
+    assert corrected.terms[-1].pair_energy(r, types, types).abs().max() > 1e-4
+    assert corrected.provenance["structural_correction"]["cg"] == str(cg_path)
