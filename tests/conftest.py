@@ -27,3 +27,25 @@ def rng() -> np.random.Generator:
 def data_dir() -> Path:
     """The repository's ``data/`` folder with the shipped reference files."""
     return DATA_DIR
+
+
+@pytest.fixture(scope="module")
+def ethane_mapping():
+    """CH3|CH3 mapping of ``ase.build.molecule("C2H6")`` (atoms C C H H H H H H)."""
+    from ase.build import molecule
+
+    from ase_cg.mapping import CGMapping
+
+    return CGMapping.from_groups(molecule("C2H6"), [[0, 2, 3, 4], [1, 5, 6, 7]], name="ethane")
+
+
+@pytest.fixture(scope="module")
+def prior_model(ethane_mapping):
+    """CH3–CH3 prior: harmonic bond (k = k_B·180 K / (0.027 Å)²) and a soft repulsion."""
+    from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion
+
+    terms = [
+        Repulsion(1, sigma=3.4, epsilon=0.01, power=12, cutoff=5.0),
+        HarmonicBonds(1, k=21.0, r0=1.69),
+    ]
+    return CGModel(ethane_mapping.bead_types, terms, mapping=ethane_mapping).double()

@@ -21,21 +21,6 @@ from ase_cg.potentials import CGModel, HarmonicAngles, HarmonicBonds, Repulsion
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def ethane_mapping():
-    return CGMapping.from_groups(molecule("C2H6"), [[0, 2, 3, 4], [1, 5, 6, 7]], name="ethane")
-
-
-@pytest.fixture(scope="module")
-def prior_model(ethane_mapping):
-    """CH3–CH3 prior: harmonic bond (k = k_B·180 K / (0.027 Å)²) and a soft repulsion."""
-    terms = [
-        Repulsion(1, sigma=3.4, epsilon=0.01, power=12, cutoff=5.0),
-        HarmonicBonds(1, k=21.0, r0=1.69),
-    ]
-    return CGModel(ethane_mapping.bead_types, terms, mapping=ethane_mapping).double()
-
-
 def bond_lengths(atoms, model):
     bonds = model.topology(atoms).bonds
     vectors = atoms.positions[bonds[:, 1]] - atoms.positions[bonds[:, 0]]

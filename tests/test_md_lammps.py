@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ase.build import molecule
 
 from ase_cg import _keys as K
 from ase_cg.calculator import CGCalculator
 from ase_cg.cli import main as cli_main
 from ase_cg.errors import InputError
 from ase_cg.io import read_h5md
-from ase_cg.mapping import CGMapping
 from ase_cg.md import simulate
 from ase_cg.model import save_model
-from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion
-
-
-@pytest.fixture(scope="module")
-def prior_model():
-    mapping = CGMapping.from_groups(molecule("C2H6"), [[0, 2, 3, 4], [1, 5, 6, 7]], name="ethane")
-    terms = [
-        Repulsion(1, sigma=3.4, epsilon=0.01, power=12, cutoff=5.0),
-        HarmonicBonds(1, k=21.0, r0=1.69),
-    ]
-    return CGModel(mapping.bead_types, terms, mapping=mapping).double()
 
 
 def test_lammps_engine_agrees_with_the_calculator(prior_model, tmp_path):

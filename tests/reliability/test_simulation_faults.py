@@ -9,24 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ase.build import molecule
 
 from ase_cg.io import H5MDTrajectory
-from ase_cg.mapping import CGMapping
 from ase_cg.md import MDBlowUpError, build_cg_box, simulate
-from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion
 from lammps_interface import export
 from lammps_interface.run import LammpsRunError, dump_to_h5md, run_deck
-
-
-@pytest.fixture(scope="module")
-def prior_model():
-    mapping = CGMapping.from_groups(molecule("C2H6"), [[0, 2, 3, 4], [1, 5, 6, 7]], name="ethane")
-    terms = [
-        Repulsion(1, sigma=3.4, epsilon=0.01, power=12, cutoff=5.0),
-        HarmonicBonds(1, k=21.0, r0=1.69),
-    ]
-    return CGModel(mapping.bead_types, terms, mapping=mapping).double()
 
 
 @pytest.fixture(scope="module")
