@@ -14,6 +14,7 @@ from ase_cg import _keys as K
 from ase_cg.io import H5MDWriter
 from ase_cg.potentials import CGModel, EnergyTerm, SystemTopology, make_batch, register_term
 from ase_cg.potentials.base import pair_energies_to_beads
+from ase_cg.training import TrainConfig
 
 #: the data set's true parameters: ε (eV), σ (Å)
 TRUE_EPSILON, TRUE_SIGMA = 0.01, 3.0
@@ -79,3 +80,20 @@ def write_lj_dataset(path, rng, n_frames=24, n_beads=40, box=12.0, noise=0.02) -
             forces = forces + rng.normal(0, noise, forces.shape)
             writer.append(positions, cell, forces=forces, step=frame * 100)
     return topology
+
+
+def lj_train_config(**overrides) -> TrainConfig:
+    """A short, deterministic float64 training of :class:`LearnableLJ` (no early stopping, no
+    learning-rate decay within the run); ``overrides`` replace fields."""
+    values = dict(
+        epochs=6,
+        batch_frames=4,
+        learning_rate=0.05,
+        dtype="float64",
+        progress=False,
+        early_stopping=0,
+        checkpoint_every=2,
+        lr_patience=10,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)

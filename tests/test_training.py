@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _lj import LearnableLJ, write_lj_dataset
+from _lj import LearnableLJ, lj_train_config, write_lj_dataset
 
 from ase_cg.errors import InputError
 from ase_cg.io import H5MDWriter
@@ -21,21 +21,6 @@ from ase_cg.training import (
 )
 
 
-def small_config(**overrides):
-    values = dict(
-        epochs=6,
-        batch_frames=4,
-        learning_rate=0.05,
-        dtype="float64",
-        progress=False,
-        early_stopping=0,
-        checkpoint_every=2,
-        lr_patience=10,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
 def lj_force(epsilon, sigma, r):
     return 24 * epsilon * (2 * (sigma / r) ** 12 - (sigma / r) ** 6) / r
 
@@ -44,7 +29,7 @@ def test_training_recovers_known_lennard_jones(tmp_path, rng):
     write_lj_dataset(tmp_path / "cg.h5", rng)
     data = ForceMatchingData(tmp_path / "cg.h5")
     model = CGModel(["B"], [LearnableLJ(0.015, 3.15)])
-    result = train(model, data, tmp_path / "run", small_config(epochs=12, learning_rate=0.02))
+    result = train(model, data, tmp_path / "run", lj_train_config(epochs=12, learning_rate=0.02))
     term = result.model.terms[0]
     epsilon, sigma = term.log_epsilon.exp().item(), term.log_sigma.exp().item()
     # the pair force is recovered over the sampled distances (ε and σ alone are correlated)
@@ -57,7 +42,7 @@ def test_training_recovers_known_lennard_jones(tmp_path, rng):
     # the unexplained fraction is that of the true potential (noise), not zero
     truth = CGModel(["B"], [LearnableLJ(0.01, 3.0)]).double()
     topology = truth.topology(data.cg_atoms())
-    _, validation_frames = split_frames(data.n_frames, small_config())
+    _, validation_frames = split_frames(data.n_frames, lj_train_config())
     truth_fvu = evaluate(truth, data, validation_frames, topology)["fvu"]
     assert truth_fvu < result.validation["fvu"] < 1.15 * truth_fvu
     assert result.metrics[0]["validation_loss"] > result.metrics[-1]["validation_loss"]
@@ -69,14 +54,14 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, rng):
     write_lj_dataset(tmp_path / "cg.h5", rng, n_frames=12)
     data = ForceMatchingData(tmp_path / "cg.h5")
     straight = train(
-        CGModel(["B"], [LearnableLJ(0.02, 3.3)]), data, tmp_path / "a", small_config(epochs=4)
+        CGModel(["B"], [LearnableLJ(0.02, 3.3)]), data, tmp_path / "a", lj_train_config(epochs=4)
     )
-    train(CGModel(["B"], [LearnableLJ(0.02, 3.3)]), data, tmp_path / "b", small_config(epochs=2))
+    train(CGModel(["B"], [LearnableLJ(0.02, 3.3)]), data, tmp_path / "b", lj_train_config(epochs=2))
     resumed = train(
         CGModel(["B"], [LearnableLJ(0.5, 1.0)]),
         data,
         tmp_path / "b",
-        small_config(epochs=4),
+        lj_train_config(epochs=4),
         resume=True,
     )
     for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
@@ -87,13 +72,15 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, rng):
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, rng):
     write_lj_dataset(tmp_path / "cg.h5", rng, n_frames=8)
     data = ForceMatchingData(tmp_path / "cg.h5")
-    train(CGModel(["B"], [LearnableLJ(0.02, 3.3)]), data, tmp_path / "run", small_config(epochs=1))
+    train(
+        CGModel(["B"], [LearnableLJ(0.02, 3.3)]), data, tmp_path / "run", lj_train_config(epochs=1)
+    )
     good = (tmp_path / "run" / "checkpoint.pt").read_bytes()
     exploding = CGModel(["B"], [LearnableLJ(0.02, 3.3)])
     with torch.no_grad():
         exploding.terms[0].log_epsilon.fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match="step"):
-        train(exploding, data, tmp_path / "run", small_config(epochs=2, checkpoint_every=1000))
+        train(exploding, data, tmp_path / "run", lj_train_config(epochs=2, checkpoint_every=1000))
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == good
 
 

@@ -34,7 +34,7 @@ from ase_cg.potentials import CGModel
 from ase_cg.training import ForceMatchingData, TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared _lj module
-from _lj import LearnableLJ, write_lj_dataset  # noqa: E402
+from _lj import LearnableLJ, lj_train_config, write_lj_dataset  # noqa: E402
 
 N_BEADS = 40
 BOX = 12.0
@@ -50,16 +50,8 @@ def start_model() -> CGModel:
 
 
 def train_config(epochs: int) -> TrainConfig:
-    return TrainConfig(
-        epochs=epochs,
-        batch_frames=3,
-        learning_rate=0.05,
-        dtype="float64",
-        progress=False,
-        early_stopping=0,
-        checkpoint_every=1,
-        lr_patience=10,
-    )
+    """The fault tests' training: a checkpoint after every step (mini-batches of 3 frames)."""
+    return lj_train_config(epochs=epochs, batch_frames=3, checkpoint_every=1)
 
 
 class KillingData(ForceMatchingData):
