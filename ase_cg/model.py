@@ -187,7 +187,7 @@ def build_model(config: dict, *, source: str = "model config") -> CGModel:
             raise ModelFileError(f"{source}: term {index} has unknown dtype {entry.get('dtype')!r}")
         try:
             terms.append(term_type(**entry["config"]).to(term_dtype))
-        except (TypeError, ValueError, KeyError) as error:
+        except (TypeError, ValueError, KeyError, RuntimeError) as error:
             raise ModelFileError(
                 f"{source}: term {index} ({entry['type']}) has an invalid config: {error}"
             ) from None
@@ -217,6 +217,22 @@ def load_model(path: str | os.PathLike) -> CGModel:
     The returned model carries ``.mapping`` and ``.cutoff`` (Å) and is in evaluation mode.
     """
     config, state = read_model_file(path)
+    # build once without memory (meta tensors) and check the file's tensor shapes against the
+    # config first, so a damaged config cannot ask for gigabytes of weights
+    with torch.device("meta"):
+        skeleton = build_model(config, source=str(path))
+    expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+    found = {name: tuple(getattr(tensor, "shape", ())) for name, tensor in state.items()}
+    if expected != found:
+        differ = sorted(
+            name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name)
+        )
+        raise ModelFileError(
+            f"{path}: tensors do not match the model config: {differ[0]!r} is "
+            f"{found.get(differ[0], 'missing')} in the file, the config needs "
+            f"{expected.get(differ[0], 'no such tensor')}"
+            + (f" ({len(differ) - 1} more)" if len(differ) > 1 else "")
+        )
     model = build_model(config, source=str(path))
     try:
         model.load_state_dict(state, strict=True)

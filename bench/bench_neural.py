@@ -32,7 +32,12 @@ import torch
 
 from ase_cg import _keys as K
 from ase_cg.potentials import CGModel, SystemTopology, make_batch
-from ase_cg.potentials.neural import NeuralPotential, export_aoti, export_torchscript
+from ase_cg.potentials.neural import (
+    NeuralPotential,
+    evaluate_layers,
+    export_aoti,
+    export_torchscript,
+)
 from ase_cg.potentials.schnetpack_compat import import_schnetpack
 
 BEAD_DENSITY = 0.0220  # beads/Å³: 2 × 0.5495 g/cm³ / 30.07 g/mol × N_A
@@ -123,13 +128,15 @@ def main() -> None:
             shifts = batch[K.PAIR_SHIFTS] @ batch[K.CELL][0]
             pair_i, pair_j, types = batch[K.PAIR_I], batch[K.PAIR_J], batch[K.BEAD_TYPE_INDEX]
             pairs = (types, pair_i, pair_j)
+            half = pair_i < pair_j  # the plugin's half list (no bead sees its own image here)
+            half_pairs = (types, pair_i[half], pair_j[half], shifts[half])
 
-            def torchscript_forces(scripted=scripted, shifts=shifts, dtype=dtype, pairs=pairs):
-                types, pair_i, pair_j = pairs
+            def torchscript_forces(scripted=scripted, dtype=dtype, half_pairs=half_pairs):
+                types, i, j, shifts = half_pairs
                 x = batch[K.POSITIONS].detach().requires_grad_(True)
-                vectors = (x[pair_j] - x[pair_i] + shifts).to(dtype)
-                energy = scripted(types, pair_i, pair_j, vectors, n_beads).sum()
-                return torch.autograd.grad(energy, x)[0]
+                vectors = (x[j] - x[i] + shifts).to(dtype)
+                energy = evaluate_layers(scripted, term.n_interactions, types, i, j, vectors)
+                return torch.autograd.grad(energy.sum(), x)[0]
 
             runs = {
                 "ase_cg eager": lambda: model(batch),
@@ -146,10 +153,7 @@ def main() -> None:
                 vectors = (batch[K.POSITIONS][pair_j] - batch[K.POSITIONS][pair_i] + shifts).to(
                     dtype
                 )
-                n_local = torch.tensor(n_beads)
-                runs["ase_cg AOTInductor"] = lambda p=package, v=vectors, n=n_local, q=pairs: p(
-                    *q, v, n
-                )
+                runs["ase_cg AOTInductor"] = lambda p=package, v=vectors, q=pairs: p(*q, v)
                 results[f"aoti compile s ({name})"] = round(compile_s, 1)
             for run in runs.values():  # warm up
                 run()

@@ -2,24 +2,35 @@
 
 TorchScript file for ``pair_style cgtorch`` (:func:`write_torchscript_model`)
 -----------------------------------------------------------------------------
-A scripted ``torch.nn.Module`` with the contract
+A scripted ``torch.nn.Module`` of a message-passing model with ``K`` layers, ``F`` features and
+``M`` message channels per bead, with four methods (``n`` beads, ``p`` pairs):
 
 .. code-block:: text
 
-    forward(bead_types   : int64 (n_all,)      model bead-type index of each local+ghost bead,
-            pair_i       : int64 (n_pairs,)    first bead of each directed pair (i->j and j->i),
-            pair_j       : int64 (n_pairs,)    second bead,
-            pair_vectors : float (n_pairs, 3)  r_j - r_i, Å, every pair closer than the cutoff,
-            n_local      : int)                beads [0, n_local) are owned by the LAMMPS rank
-        -> float (n_all,)                      per-bead energies, eV
+    embed(bead_types : int64 (n,))                               -> float (n, F)
+        initial features from the model bead-type indices
+    aggregate(layer : int, x : float (n, F), bead_types : int64 (n,),
+              pair_i : int64 (p,), pair_j : int64 (p,), pair_vectors : float (p, 3))
+                                                                  -> float (n, M)
+        the messages of each listed pair (r_j - r_i in Å, each pair once) summed into
+        both of its beads: row i gets j's message, row j gets i's
+    update(layer : int, x : float (m, F), aggregated : float (m, M), bead_types : int64 (m,))
+                                                                  -> float (m, F)
+        the new features of beads whose sums are complete
+    energies(x : float (m, F), bead_types : int64 (m,))          -> float (m,)
+        per-bead energies, eV
 
-and its metadata in the TorchScript extra file ``cgtorch.json`` (the model knows itself; LAMMPS
-asks the user for nothing but the type names)::
+The plugin calls them layer by layer on each MPI rank: ``aggregate`` over the rank's half
+neighbour list and its local and ghost beads, sums the ghosts' rows into their owners, ``update``
+on the local beads, and copies the new features to the ghosts, so only features cross rank
+boundaries and the ghost shell is one cutoff (plus skin) for any ``K``. Its metadata is in the
+TorchScript extra file ``cgtorch.json`` (the model knows itself; LAMMPS asks the user for nothing
+but the type names)::
 
-    {"format": "ase_cg.cgtorch", "version": 1,
+    {"format": "ase_cg.cgtorch", "version": 2,
      "bead_type_names": ["CH3", ...],     # pair_coeff * * NAME... refers to these
      "cutoff": 6.0,                       # Å, pairs closer than this are passed
-     "n_interactions": 3,                 # message-passing layers K: ghost shell K * cutoff
+     "n_interactions": 3,                 # message-passing layers K
      "dtype": "float64",                  # float32 | float64, the dtype of pair_vectors
      "units": {"energy": "eV", "length": "Angstrom"}}
 """
@@ -41,6 +52,8 @@ from lammps_interface.tables import write_text_atomic
 from lammps_interface.units import EV_TO_KCAL_PER_MOL
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
+#: the methods ``pair_style cgtorch`` calls (``torch.jit.export`` them)
+CONTRACT_METHODS = ("embed", "aggregate", "update", "energies")
 
 
 def torchscript_metadata(
@@ -55,7 +68,7 @@ def torchscript_metadata(
     cutoff : float
         Å, pair cutoff of the many-body term.
     n_interactions : int
-        Number of message-passing layers K (the LAMMPS ghost shell must be K·cutoff + skin).
+        Number of message-passing layers K (``layer`` runs over 0 … K − 1).
     dtype : torch.float32 or torch.float64
         Floating dtype of the module (``pair_vectors`` are passed in it).
     """
@@ -100,8 +113,8 @@ def write_torchscript_model(
     Parameters
     ----------
     module : torch.nn.Module
-        Scriptable module obeying the ``forward`` contract; it is not modified (a copy is
-        scripted).
+        Scriptable module with the four methods of the contract; it is not modified (a copy
+        is scripted).
     path : path
         Output file (``.pt``).
     bead_type_names, cutoff, n_interactions, dtype
@@ -115,6 +128,12 @@ def write_torchscript_model(
     import copy
 
     metadata = torchscript_metadata(bead_type_names, cutoff, n_interactions, dtype)
+    missing = [name for name in CONTRACT_METHODS if not callable(getattr(module, name, None))]
+    if missing:
+        raise InputError(
+            f"{type(module).__name__} lacks the cgtorch method(s) {missing}: the plugin calls "
+            f"{', '.join(CONTRACT_METHODS)} (see lammps_interface.export)"
+        )
     module = copy.deepcopy(module).to(device="cpu", dtype=dtype).eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
@@ -285,7 +304,7 @@ def export(
 
         directory/
         ├── in.cg            # run deck: include system.in, NVT at ${temperature}, dump, run
-        ├── system.in        # units real, read_data, styles, coefficients, exclusions, ghosts
+        ├── system.in        # units real, read_data, styles, coefficients, exclusions
         ├── data.cg          # beads, masses, molecules, bonds, angles, dihedrals (if atoms given)
         ├── pair.table …     # one per kind present, sections keyed by bead-type names
         └── cgtorch.pt       # many-body term (neural models only)
@@ -307,7 +326,7 @@ def export(
     neural_dtype : torch.float32 or torch.float64, optional
         Precision of the exported many-body term; default the term's own.
     skin : float, default 2.0
-        Å, neighbour skin (``neighbor`` command); the ghost shell is K·cutoff + skin.
+        Å, neighbour skin (``neighbor`` command); the ghost shell is the cutoff + skin.
     temperature : float, default 300.0
         K, default of the deck's ``temperature`` variable (override with ``-var temperature``).
     timestep : float, default 2.0
@@ -446,10 +465,6 @@ def export(
             for number, combination in enumerate(present)
         ]
 
-    cutoff = max(pair_cutoff, manybody.cutoff if manybody is not None else 0.0, 1.0)
-    ghost = cutoff + skin
-    if manybody is not None:
-        ghost = max(ghost, manybody.message_passing_layers * manybody.cutoff + skin)
     system = [
         "# ase_cg CG model for LAMMPS (written by lammps_interface.export)",
         f"# bead types (LAMMPS atom types 1..{n_types}): {' '.join(names)}",
@@ -463,7 +478,6 @@ def export(
         *style_lines,
         f"neighbor {float(skin)!r} bin",
         "neigh_modify delay 0 every 1 check yes",
-        f"comm_modify cutoff {ghost!r}",
         "",
     ]
     outputs["system"] = directory / SYSTEM_FILE

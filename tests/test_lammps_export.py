@@ -23,7 +23,7 @@ from ase_cg.potentials import CGModel, HarmonicAngles, HarmonicBonds, Repulsion
 from ase_cg.potentials.classical import DihedralSpline, PairSpline
 from ase_cg.potentials.neural import NeuralPotential
 from lammps_interface import export
-from lammps_interface.run import LammpsRunError, evaluate, run_deck
+from lammps_interface.run import evaluate, run_deck
 from lammps_interface.units import EV_TO_KCAL_PER_MOL
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -98,7 +98,8 @@ def test_neural_model_plugin_equals_calculator(neural):
     model, atoms, files = neural
     text = files["system"].read_text()
     assert "pair_style hybrid/overlay table" in text and "cgtorch cgtorch.pt" in text
-    assert "comm_modify cutoff 12.0" in text  # 2 layers × 5 Å + 2 Å skin, from the model
+    # features cross rank boundaries layer by layer: the default ghost shell (cutoff + skin)
+    assert "comm_modify" not in text
     assert_same(evaluate(files["system"]), reference(model, atoms))
 
 
@@ -136,16 +137,6 @@ def test_angles_and_dihedrals_equal_calculator(tmp_path):
     files = export(model, tmp_path, atoms=atoms)
     assert {"bond_table", "angle_table", "dihedral_table"} <= set(files)
     assert_same(evaluate(files["system"]), reference(model, atoms))
-
-
-def test_ghost_shell_too_small_is_a_lammps_error(neural, tmp_path):
-    _, _, files = neural
-    for name in ("data", "neural", "pair_table", "bond_table"):
-        (tmp_path / files[name].name).symlink_to(files[name])
-    text = files["system"].read_text().replace("comm_modify cutoff 12.0", "comm_modify cutoff 9.0")
-    (tmp_path / "system.in").write_text(text)
-    with pytest.raises(LammpsRunError, match="comm_modify cutoff 12"):
-        evaluate(tmp_path / "system.in")
 
 
 def test_export_refuses_two_manybody_terms(tmp_path):

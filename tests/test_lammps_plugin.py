@@ -1,13 +1,15 @@
 """``pair_style cgtorch`` (the LibTorch plugin) against the same TorchScript module in PyTorch.
 
-A two-layer many-body toy model obeys the plugin's contract: a smoothly cut Lennard-Jones pair
-energy plus a message-passing term that depends on each neighbour's coordination number, so a
-bead's energy depends on beads up to 2·cutoff away and LAMMPS needs the 2·cutoff ghost shell.
-LAMMPS runs in subprocesses (a plugin cannot be loaded twice in one process).
+A two-layer many-body toy model obeys the plugin's layer-wise contract: a smoothly cut
+Lennard-Jones pair energy plus a message-passing term that depends on each neighbour's
+coordination number, so a bead's energy depends on beads up to 2·cutoff away and the plugin must
+pass the first layer's features between ranks (and between periodic images). LAMMPS runs in
+subprocesses (a plugin cannot be loaded twice in one process).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -16,7 +18,8 @@ import pytest
 import torch
 import vesin
 
-from lammps_interface.export import write_torchscript_model
+from ase_cg.potentials.neural import METADATA_FILE, evaluate_layers
+from lammps_interface.export import torchscript_metadata, write_torchscript_model
 from lammps_interface.plugin import PLUGIN_FILE, build_plugin, plugin_directory
 from lammps_interface.run import LammpsRunError, evaluate, run_deck
 from lammps_interface.units import EV_TO_KCAL_PER_MOL
@@ -24,7 +27,6 @@ from lammps_interface.units import EV_TO_KCAL_PER_MOL
 CUTOFF = 6.0  # Å
 SKIN = 2.0  # Å
 BOX = 20.0  # Å
-GHOST = 2 * CUTOFF + SKIN  # Å, two message-passing layers
 NAMES = ["A", "B"]
 MASSES = [15.035, 20.0]  # amu
 
@@ -33,6 +35,8 @@ class ToyManyBody(torch.nn.Module):
     """E_i = ½ Σ_j φ(r_ij) + s_i m_i, with m_i = Σ_j f_c(r_ij) tanh(w_j n_j), n_j = Σ_k f_c(r_jk).
 
     φ is a Lennard-Jones energy times the cosine cutoff f_c (smooth at the cutoff); eV and Å.
+    Two features per bead: layer 0 sums (n_i, ½ Σ φ) and sets x = (tanh(w_i n_i), ½ Σ φ); layer 1
+    sums f_c x_j[0] over neighbours and sets x = (s_i m_i, ½ Σ φ); the energy is x[0] + x[1].
     """
 
     def __init__(self):
@@ -43,26 +47,48 @@ class ToyManyBody(torch.nn.Module):
         self.register_buffer("weight", torch.tensor([0.3, 0.5]))
         self.register_buffer("strength", torch.tensor([0.02, -0.03]))
 
-    def forward(
+    @torch.jit.export
+    def embed(self, bead_types: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(bead_types.shape[0], 2, dtype=self.weight.dtype)
+
+    @torch.jit.export
+    def aggregate(
         self,
+        layer: int,
+        x: torch.Tensor,
         bead_types: torch.Tensor,
         pair_i: torch.Tensor,
         pair_j: torch.Tensor,
         pair_vectors: torch.Tensor,
-        n_local: int,
     ) -> torch.Tensor:
         r = torch.linalg.norm(pair_vectors, dim=1)
-        type_i = bead_types[pair_i]
-        type_j = bead_types[pair_j]
         f_cut = 0.5 * (torch.cos(math.pi * r / self.cutoff) + 1.0)
-        s6 = (self.sigma[type_i, type_j] / r) ** 6
-        phi = 4.0 * self.epsilon[type_i, type_j] * (s6 * s6 - s6) * f_cut
-        zeros = torch.zeros(bead_types.shape[0], dtype=pair_vectors.dtype, device=r.device)
-        energies = zeros.index_add(0, pair_i, 0.5 * phi)
-        coordination = zeros.index_add(0, pair_i, f_cut)
-        features = torch.tanh(self.weight[bead_types] * coordination)
-        message = zeros.index_add(0, pair_i, f_cut * features[pair_j])
-        return energies + self.strength[bead_types] * message
+        if layer == 0:
+            type_i = bead_types[pair_i]
+            type_j = bead_types[pair_j]
+            s6 = (self.sigma[type_i, type_j] / r) ** 6
+            phi = 4.0 * self.epsilon[type_i, type_j] * (s6 * s6 - s6) * f_cut
+            message_to_i = torch.stack([f_cut, 0.5 * phi], dim=1)
+            message_to_j = message_to_i
+        else:
+            zero = torch.zeros_like(f_cut)
+            message_to_i = torch.stack([f_cut * x[pair_j, 0], zero], dim=1)
+            message_to_j = torch.stack([f_cut * x[pair_i, 0], zero], dim=1)
+        summed = torch.zeros_like(x)
+        return summed.index_add(0, pair_i, message_to_i).index_add(0, pair_j, message_to_j)
+
+    @torch.jit.export
+    def update(
+        self, layer: int, x: torch.Tensor, aggregated: torch.Tensor, bead_types: torch.Tensor
+    ) -> torch.Tensor:
+        if layer == 0:
+            first = torch.tanh(self.weight[bead_types] * aggregated[:, 0])
+            return torch.stack([first, aggregated[:, 1]], dim=1)
+        return torch.stack([self.strength[bead_types] * aggregated[:, 0], x[:, 1]], dim=1)
+
+    @torch.jit.export
+    def energies(self, x: torch.Tensor, bead_types: torch.Tensor) -> torch.Tensor:
+        return x[:, 0] + x[:, 1]
 
 
 def configuration(seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +104,7 @@ def configuration(seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
 def reference(model, positions, types, dtype=torch.float64):
     """Energy (eV), forces (eV/Å), virial W = -dE/dε (eV) and per-bead energies in PyTorch."""
     cell = np.eye(3) * BOX
-    i, j, shifts = vesin.NeighborList(cutoff=CUTOFF, full_list=True).compute(
+    i, j, shifts = vesin.NeighborList(cutoff=CUTOFF, full_list=False).compute(
         positions, cell, periodic=True, quantities="ijS"
     )
     x = torch.tensor(positions, dtype=dtype, requires_grad=True)
@@ -91,7 +117,7 @@ def reference(model, positions, types, dtype=torch.float64):
     shift = torch.tensor(shifts, dtype=dtype) @ cell_strained
     vectors = x_strained[pair_j] - x_strained[pair_i] + shift
     bead_types = torch.tensor(types, dtype=torch.int64)
-    energies = model.to(dtype)(bead_types, pair_i, pair_j, vectors, len(positions))
+    energies = evaluate_layers(model.to(dtype), 2, bead_types, pair_i, pair_j, vectors)
     energy = energies.sum()
     gradient, strain_gradient = torch.autograd.grad(energy, [x, strain])
     return {
@@ -130,7 +156,6 @@ atom_modify map array
 boundary p p p
 read_data data.toy
 neighbor {SKIN} bin
-comm_modify cutoff {GHOST}
 {extra}
 pair_style cgtorch {model_file}
 pair_coeff * * {coeff}
@@ -272,7 +297,7 @@ run 150
         ("unknown_type", "bead type 'C' (LAMMPS type 2) is not in model"),
         ("newton_off", "needs 'newton on'"),
         ("units_metal", "needs 'units real'"),
-        ("ghost_shell", "add 'comm_modify cutoff 14"),
+        ("not_layered", "has no method 'embed'"),
         ("bad_device", "device 'tpu' is unknown"),
     ],
 )
@@ -290,14 +315,18 @@ def test_bad_input_gives_lammps_error(system, tmp_path, case, message):
         torch.jit.save(torch.jit.script(ToyManyBody().double()), str(model))
     elif case == "unknown_type":
         kwargs["coeff"] = "A C"
+    elif case == "not_layered":
+        # right metadata, but only a forward method (the contract of metadata version 1)
+        model.unlink()
+        metadata = torchscript_metadata(NAMES, CUTOFF, 2, torch.float64)
+        scripted = torch.jit.script(torch.nn.Linear(3, 1).double())
+        torch.jit.save(scripted, str(model), _extra_files={METADATA_FILE: json.dumps(metadata)})
     elif case == "newton_off":
         kwargs["extra"] = "newton off on"
     deck = write_system(tmp_path, positions, types, **kwargs)
     text = deck.read_text()
     if case == "units_metal":
         text = text.replace("units real", "units metal")
-    elif case == "ghost_shell":
-        text = text.replace(f"comm_modify cutoff {GHOST}", "")
     elif case == "bad_device":
         text = text.replace("pair_style cgtorch model.pt", "pair_style cgtorch model.pt device tpu")
     deck.write_text(text)

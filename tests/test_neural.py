@@ -15,6 +15,7 @@ from ase_cg.potentials.neural import (
     METADATA_FILE,
     NeuralPotential,
     NeuralPotentialError,
+    evaluate_layers,
     export_torchscript,
 )
 
@@ -256,7 +257,7 @@ def test_torchscript_export_equals_eager(rng, tmp_path, dtype):
     metadata = json.loads(extra[METADATA_FILE])
     assert metadata == {
         "format": "ase_cg.cgtorch",
-        "version": 1,
+        "version": 2,
         "bead_type_names": ["A", "B"],
         "cutoff": CUTOFF,
         "n_interactions": 2,
@@ -267,10 +268,14 @@ def test_torchscript_export_equals_eager(rng, tmp_path, dtype):
     reference = evaluate(model, positions, cell, topology)
     batch, shifts = pair_inputs(model, positions, cell, topology)
     x = batch[K.POSITIONS].clone().requires_grad_(True)
+    # the plugin passes each pair once (LAMMPS's half list): keep one direction of each
     pair_i, pair_j = batch[K.PAIR_I], batch[K.PAIR_J]
-    vectors = (x[pair_j] - x[pair_i] + shifts).to(dtype)
+    half = pair_i < pair_j
+    assert 2 * int(half.sum()) == len(pair_i)  # no bead sees its own image in this box
+    pair_i, pair_j = pair_i[half], pair_j[half]
+    vectors = (x[pair_j] - x[pair_i] + shifts[half]).to(dtype)
     n = len(positions)
-    energies = scripted(batch[K.BEAD_TYPE_INDEX], pair_i, pair_j, vectors, n)
+    energies = evaluate_layers(scripted, 2, batch[K.BEAD_TYPE_INDEX], pair_i, pair_j, vectors)
     assert energies.shape == (n,) and energies.dtype == dtype
     (gradient,) = torch.autograd.grad(energies.sum(), x)
     tolerance = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {}
@@ -278,10 +283,6 @@ def test_torchscript_export_equals_eager(rng, tmp_path, dtype):
         energies.double(), reference[K.BEAD_ENERGIES].detach().double(), **tolerance
     )
     torch.testing.assert_close(-gradient, reference[K.FORCES], **tolerance)
-    # beads at or past n_local are ghosts: their entries are zero
-    ghosts = scripted(batch[K.BEAD_TYPE_INDEX], pair_i, pair_j, vectors.detach(), n - 5)
-    assert torch.count_nonzero(ghosts[n - 5 :]) == 0
-    torch.testing.assert_close(ghosts[: n - 5], energies.detach()[: n - 5])
 
 
 def test_export_checks_metadata(tmp_path):
@@ -307,39 +308,3 @@ def test_force_matching_loss_reaches_every_weight(rng):
             continue
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
         assert parameter.grad.abs().max() > 0, name
-
-
-def test_owned_beads_prune_pairs_without_changing_their_energies_or_gradients(rng):
-    """A LAMMPS-like open cluster: owned beads in the middle, a ghost shell of 2 cutoffs around.
-
-    With ``owned`` given, each layer skips the pairs no owned energy can feel; the owned beads'
-    energies and the gradient of their sum must equal the full evaluation's.
-    """
-    network = neural_model(with_prior=False).terms[0].network
-    positions = rng.uniform(-3 * CUTOFF, 3 * CUTOFF, (800, 3))
-    owned_first = np.argsort(np.abs(positions).max(axis=1) > CUTOFF, kind="stable")
-    positions = positions[owned_first]
-    n_owned = int((np.abs(positions).max(axis=1) <= CUTOFF).sum())
-    distances = np.linalg.norm(positions[None] - positions[:, None], axis=2)
-    pair_i, pair_j = np.nonzero((distances < CUTOFF) & (distances > 0))
-    types = torch.as_tensor(rng.integers(0, 2, len(positions)))
-    x = torch.as_tensor(positions).requires_grad_(True)
-    pair_i, pair_j = torch.as_tensor(pair_i), torch.as_tensor(pair_j)
-    owned = torch.arange(len(positions)) < n_owned
-    assert 10 < n_owned < len(positions) // 4
-
-    def owned_energy_and_gradient(**kwargs):
-        energies = network(types, pair_i, pair_j, x[pair_j] - x[pair_i], **kwargs)[:n_owned]
-        (gradient,) = torch.autograd.grad(energies.sum(), x)
-        return energies.detach(), gradient
-
-    full_energies, full_gradient = owned_energy_and_gradient()
-    energies, gradient = owned_energy_and_gradient(owned=owned)
-    torch.testing.assert_close(energies, full_energies, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(gradient, full_gradient, rtol=1e-12, atol=1e-12)
-
-    inside = torch.ones(len(pair_i) // 2, dtype=torch.bool)
-    undirected = pair_i <= pair_j
-    kept = network._layer_pairs(owned, pair_i[undirected], pair_j[undirected], inside)
-    assert len(kept[0]) > len(kept[1])  # the last layer needs only the owned beads' pairs
-    assert len(kept[0]) < len(inside)  # pairs beyond the owned beads' reach were skipped

@@ -105,7 +105,7 @@ class EnergyTerm(nn.Module):
 
     @property
     def message_passing_layers(self) -> int:
-        """Number of message-passing hops (ghost shell = layers · cutoff); 1 for pair terms."""
+        """Number of message-passing hops (a bead feels beads layers · cutoff away); 1 for pairs."""
         return 1 if self.cutoff > 0 else 0
 
     def config(self) -> dict:

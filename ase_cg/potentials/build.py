@@ -51,8 +51,8 @@ class NeuralConfig:
     n_filters: int = 64
     """Width of the continuous filters of each interaction block."""
     n_interactions: int = 3
-    """Number of SchNet interaction (message-passing) blocks; the LAMMPS ghost shell is
-    ``n_interactions · cutoff``."""
+    """Number of SchNet interaction (message-passing) blocks; a bead feels beads up to
+    ``n_interactions · cutoff`` away (in LAMMPS the features cross ranks once per block)."""
     n_rbf: int = 20
     """Number of Gaussians of the distance expansion on [0, cutoff]."""
     cutoff: float = 8.0

@@ -54,7 +54,7 @@ from ase_cg.potentials.base import CGGraph, EnergyTerm, register_term
 METADATA_FILE = "cgtorch.json"
 #: ``format`` and ``version`` of that metadata
 METADATA_FORMAT = "ase_cg.cgtorch"
-METADATA_VERSION = 1
+METADATA_VERSION = 2
 _ACTIVATIONS = ("silu", "shifted_softplus")
 _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 
@@ -100,10 +100,10 @@ class SchNetInteraction(nn.Module):
         self.f2out1 = _dense(n_filters, n_atom_basis, dtype=dtype)
         self.f2out2 = _dense(n_atom_basis, n_atom_basis, dtype=dtype)
 
-    def forward(
-        self, x: Tensor, basis: Tensor, pair_i: Tensor, pair_j: Tensor, envelope: Tensor
+    def aggregate(
+        self, x: Tensor, basis: Tensor, envelope: Tensor, pair_i: Tensor, pair_j: Tensor
     ) -> Tensor:
-        """The residual update ``v`` (n_beads, n_atom_basis) of the features ``x``.
+        """Filtered neighbour features summed per bead, (n_beads, n_filters).
 
         Each listed pair carries messages both ways (j → i and i → j): the filter depends only
         on the distance, so it is computed once per undirected pair.
@@ -113,16 +113,19 @@ class SchNetInteraction(nn.Module):
         x : (n_beads, n_atom_basis)
         basis : (n_pairs, n_rbf)
             Gaussian expansion of the pair distances.
-        pair_i, pair_j : (n_pairs,) int64
-            Undirected pairs (each once).
         envelope : (n_pairs,)
             Cosine cutoff of the pair distances (times the pair's multiplicity weight).
+        pair_i, pair_j : (n_pairs,) int64
+            Undirected pairs (each once).
         """
         filters = self.filter2(shifted_softplus(self.filter1(basis))) * envelope.unsqueeze(1)
         h = self.in2f(x)
         aggregated = torch.zeros(h.shape[0], h.shape[1], dtype=h.dtype, device=h.device)
         aggregated = aggregated.index_add(0, pair_i, h.index_select(0, pair_j) * filters)
-        aggregated = aggregated.index_add(0, pair_j, h.index_select(0, pair_i) * filters)
+        return aggregated.index_add(0, pair_j, h.index_select(0, pair_i) * filters)
+
+    def update(self, aggregated: Tensor) -> Tensor:
+        """The residual feature update (n_beads, n_atom_basis) from :meth:`aggregate`'s sums."""
         return self.f2out2(shifted_softplus(self.f2out1(aggregated)))
 
 
@@ -178,12 +181,7 @@ class SchNetEnergy(nn.Module):
         self.register_buffer("type_energy_shift", torch.zeros(n_types, dtype=dtype))
 
     def forward(
-        self,
-        bead_types: Tensor,
-        pair_i: Tensor,
-        pair_j: Tensor,
-        pair_vectors: Tensor,
-        owned: Tensor | None = None,
+        self, bead_types: Tensor, pair_i: Tensor, pair_j: Tensor, pair_vectors: Tensor
     ) -> Tensor:
         """Per-bead energies (n_beads,) in eV, in the dtype of ``pair_vectors``.
 
@@ -195,74 +193,132 @@ class SchNetEnergy(nn.Module):
             zero), each in both directions: ``(i, j)`` is listed if and only if ``(j, i)`` is.
         pair_vectors : (n_pairs, 3) float, Å
             ``x_j − x_i``.
-        owned : (n_beads,) bool, optional
-            The beads whose energies are wanted (a LAMMPS rank's local beads). When given, each
-            layer updates only the beads that can still reach an owned bead in the layers left
-            (:meth:`_layer_pairs`); the owned beads' energies are unchanged, the others' are
-            meaningless. Default: every bead's energy.
         """
-        dtype = self.rbf_offsets.dtype
         # the list holds every pair in both directions with the same distance: keep i < j, which
         # then carries messages both ways; a bead's own periodic images (i == j) keep both of
         # their directions, each at half weight
         undirected = torch.nonzero(pair_i <= pair_j).squeeze(1)
         pair_i, pair_j = pair_i.index_select(0, undirected), pair_j.index_select(0, undirected)
-        vectors = pair_vectors.index_select(0, undirected).to(dtype)
+        basis, envelope = self.pair_basis(pair_vectors.index_select(0, undirected))
+        envelope = torch.where(pair_i == pair_j, 0.5 * envelope, envelope)
+        x = self.embedding(bead_types)
+        for interaction in self.interactions:
+            x = x + interaction.update(interaction.aggregate(x, basis, envelope, pair_i, pair_j))
+        return self.readout(x, bead_types).to(pair_vectors.dtype)
+
+    def pair_basis(self, pair_vectors: Tensor) -> tuple[Tensor, Tensor]:
+        """Gaussian expansion (n_pairs, n_rbf) and cosine envelope (n_pairs,) of the distances.
+
+        ``pair_vectors`` (n_pairs, 3), Å, are cast to the weights' dtype; pairs at or beyond
+        the cutoff get a zero envelope.
+        """
+        dtype = self.rbf_offsets.dtype
+        vectors = pair_vectors.to(dtype)
         distances = torch.sqrt((vectors * vectors).sum(dim=1))
         coefficients = -0.5 / (self.rbf_widths * self.rbf_widths)
+        basis = torch.exp(coefficients * (distances.unsqueeze(1) - self.rbf_offsets) ** 2)
         envelope = 0.5 * (torch.cos(distances * (math.pi / self.cutoff)) + 1.0)
-        inside = distances < self.cutoff
-        envelope = envelope * inside.to(dtype)
-        envelope = torch.where(pair_i == pair_j, 0.5 * envelope, envelope)
-        if owned is None:
-            layer_pairs: list[Tensor | None] = [None for _ in range(len(self.interactions))]
-        else:
-            layer_pairs = self._layer_pairs(owned, pair_i, pair_j, inside)
-        x = self.embedding(bead_types)
-        for layer, interaction in enumerate(self.interactions):
-            d, i, j, e = distances, pair_i, pair_j, envelope
-            kept = layer_pairs[layer]
-            if kept is not None:
-                d, i, j = d.index_select(0, kept), i.index_select(0, kept), j.index_select(0, kept)
-                e = e.index_select(0, kept)
-            basis = torch.exp(coefficients * (d.unsqueeze(1) - self.rbf_offsets) ** 2)
-            x = x + interaction(x, basis, i, j, e)
-        energies = self.head(x).squeeze(1) + self.type_energy_shift.index_select(0, bead_types)
-        return energies.to(pair_vectors.dtype)
+        return basis, envelope * (distances < self.cutoff).to(dtype)
 
-    def _layer_pairs(
-        self, owned: Tensor, pair_i: Tensor, pair_j: Tensor, inside: Tensor
-    ) -> list[Tensor | None]:
-        """For each interaction layer, the undirected pairs whose messages can reach ``owned``.
-
-        After layer ``l`` of ``K`` a bead's features feed the owned beads' energies only if it
-        is within ``K − 1 − l`` hops (pairs inside the cutoff) of an owned bead; layer ``l``
-        therefore needs just the pairs with an end in that set. On a LAMMPS rank the ghost
-        shell holds ``K`` cutoffs of beads around the subdomain; this skips the pairs that
-        only refine ghost features no owned energy reads (exact, not an approximation).
-        """
-        hops = [owned]  # hops[k]: beads within k hops of an owned bead
-        for _ in range(len(self.interactions) - 1):
-            near = hops[-1]
-            reached = near.clone()
-            reached = reached.index_fill(0, pair_j[inside & near.index_select(0, pair_i)], True)
-            reached = reached.index_fill(0, pair_i[inside & near.index_select(0, pair_j)], True)
-            hops.append(reached)
-        layer_pairs: list[Tensor | None] = []
-        for layer in range(len(self.interactions)):
-            updated = hops[len(self.interactions) - 1 - layer]
-            needed = updated.index_select(0, pair_i) | updated.index_select(0, pair_j)
-            layer_pairs.append(torch.nonzero(needed).squeeze(1))
-        return layer_pairs
+    def readout(self, x: Tensor, bead_types: Tensor) -> Tensor:
+        """Per-bead energies (n_beads,), eV, from the last features (n_beads, n_atom_basis)."""
+        return self.head(x).squeeze(1) + self.type_energy_shift.index_select(0, bead_types)
 
 
 class LAMMPSNeuralModule(nn.Module):
     """The LAMMPS plugin's view of a :class:`NeuralPotential` (``pair_style cgtorch``).
 
-    ``forward(bead_types, pair_i, pair_j, pair_vectors, n_local) -> (n_all,)`` per-bead energies
-    in eV over local and ghost beads; the entries of ghost beads (index ≥ ``n_local``) are zero,
-    since their neighbourhoods are cut by the ghost shell. Forces come from the plugin's autograd
-    on ``pair_vectors``.
+    The plugin runs the network layer by layer and exchanges features between MPI ranks after
+    each layer, so every rank computes only the pairs of its own beads (see
+    :mod:`lammps_interface.export` for the contract). The exported methods:
+
+    - ``embed(bead_types) -> (n, n_atom_basis)``: the initial features;
+    - ``aggregate(layer, x, bead_types, pair_i, pair_j, pair_vectors) -> (n, n_filters)``: the
+      filtered messages of each listed (half-list) pair summed into both of its beads;
+    - ``update(layer, x, aggregated, bead_types) -> (n, n_atom_basis)``: the new features of
+      beads whose sums are complete;
+    - ``energies(x, bead_types) -> (n,)``: per-bead energies in eV.
+
+    :func:`evaluate_layers` chains them for one process that owns every bead.
+    """
+
+    def __init__(self, network: SchNetEnergy) -> None:
+        super().__init__()
+        self.network = network
+
+    @torch.jit.export
+    def embed(self, bead_types: Tensor) -> Tensor:
+        return self.network.embedding(bead_types)
+
+    @torch.jit.export
+    def aggregate(
+        self,
+        layer: int,
+        x: Tensor,
+        bead_types: Tensor,
+        pair_i: Tensor,
+        pair_j: Tensor,
+        pair_vectors: Tensor,
+    ) -> Tensor:
+        basis, envelope = self.network.pair_basis(pair_vectors)
+        aggregated = torch.empty(0)
+        for index, interaction in enumerate(self.network.interactions):
+            if index == layer:
+                aggregated = interaction.aggregate(x, basis, envelope, pair_i, pair_j)
+        return aggregated
+
+    @torch.jit.export
+    def update(self, layer: int, x: Tensor, aggregated: Tensor, bead_types: Tensor) -> Tensor:
+        updated = x
+        for index, interaction in enumerate(self.network.interactions):
+            if index == layer:
+                updated = x + interaction.update(aggregated)
+        return updated
+
+    @torch.jit.export
+    def energies(self, x: Tensor, bead_types: Tensor) -> Tensor:
+        return self.network.readout(x, bead_types)
+
+
+def evaluate_layers(
+    module: nn.Module,
+    n_interactions: int,
+    bead_types: Tensor,
+    pair_i: Tensor,
+    pair_j: Tensor,
+    pair_vectors: Tensor,
+) -> Tensor:
+    """Per-bead energies (n,) in eV of a module with the plugin's layer-wise methods.
+
+    What ``pair_style cgtorch`` does on one MPI rank that owns every bead, written in Python:
+    ``embed``, then ``aggregate`` and ``update`` for each of the ``n_interactions`` layers, then
+    ``energies`` (see :mod:`lammps_interface.export` for the contract).
+
+    Parameters
+    ----------
+    module : the :class:`LAMMPSNeuralModule` (or any module with the four methods)
+    n_interactions : int
+    bead_types : (n,) int64
+    pair_i, pair_j : (p,) int64
+        Every pair within the cutoff, once (a half list); periodic images of one bead included.
+    pair_vectors : (p, 3) float, Å
+        ``r_j − r_i``.
+    """
+    x = module.embed(bead_types)
+    for layer in range(n_interactions):
+        aggregated = module.aggregate(layer, x, bead_types, pair_i, pair_j, pair_vectors)
+        x = module.update(layer, x, aggregated, bead_types)
+    return module.energies(x, bead_types)
+
+
+class EnergyAndPairGradient(nn.Module):
+    """A network's per-bead energies and their gradient, for ahead-of-time compilation.
+
+    ``forward(bead_types, pair_i, pair_j, pair_vectors)`` with the inputs of
+    :class:`SchNetEnergy` returns ``(energies (n,) eV; gradient (n_pairs, 3) eV/Å)``, where
+    ``gradient`` is ``∂(Σ E)/∂pair_vectors``: forces are ``f[i] += g``, ``f[j] −= g`` and the
+    virial ``−r ⊗ g``. The gradient is taken inside, so the compiled package needs no autograd
+    at run time.
     """
 
     def __init__(self, network: SchNetEnergy) -> None:
@@ -270,62 +326,11 @@ class LAMMPSNeuralModule(nn.Module):
         self.network = network
 
     def forward(
-        self,
-        bead_types: Tensor,
-        pair_i: Tensor,
-        pair_j: Tensor,
-        pair_vectors: Tensor,
-        n_local: int,
-    ) -> Tensor:
-        """Per-bead energies.
-
-        Parameters
-        ----------
-        bead_types : (n_all,) int64
-            Model bead-type index of every local and ghost bead.
-        pair_i, pair_j : (n_pairs,) int64
-            Directed pairs (both directions) within the cutoff over local and ghost beads.
-        pair_vectors : (n_pairs, 3) float, Å
-            ``r_j − r_i``.
-        n_local : int
-            The first ``n_local`` beads are owned by this rank.
-
-        Returns
-        -------
-        (n_all,) float, eV
-        """
-        owned = torch.arange(bead_types.shape[0], device=bead_types.device) < n_local
-        energies = self.network(bead_types, pair_i, pair_j, pair_vectors, owned)
-        return torch.where(owned, energies, torch.zeros_like(energies))
-
-
-class EnergyAndPairGradient(nn.Module):
-    """A network's per-bead energies and their gradient, for ahead-of-time compilation.
-
-    ``forward(bead_types, pair_i, pair_j, pair_vectors, n_local)`` with the inputs of
-    :class:`LAMMPSNeuralModule` (``n_local`` a 0-d int64 tensor here) returns
-    ``(energies (n_all,) eV, ghosts zero; gradient (n_pairs, 3) eV/Å)``, where ``gradient`` is
-    ``∂(Σ_local E)/∂pair_vectors``: the plugin adds ``f[i] += g``, ``f[j] −= g`` and the virial
-    ``r ⊗ g``. The gradient is taken inside, so the compiled package needs no autograd at run
-    time.
-    """
-
-    def __init__(self, network: SchNetEnergy) -> None:
-        super().__init__()
-        self.local_energies = LAMMPSNeuralModule(network)
-
-    def forward(
-        self,
-        bead_types: Tensor,
-        pair_i: Tensor,
-        pair_j: Tensor,
-        pair_vectors: Tensor,
-        n_local: Tensor,
+        self, bead_types: Tensor, pair_i: Tensor, pair_j: Tensor, pair_vectors: Tensor
     ) -> tuple[Tensor, Tensor]:
         with torch.enable_grad():
             vectors = pair_vectors.detach().requires_grad_(True)
-            # traced, not scripted: a 0-d tensor serves where the TorchScript module takes an int
-            energies = self.local_energies(bead_types, pair_i, pair_j, vectors, n_local)
+            energies = self.network(bead_types, pair_i, pair_j, vectors)
             (gradient,) = torch.autograd.grad(energies.sum(), vectors)
         return energies.detach(), gradient
 
@@ -586,7 +591,6 @@ def _example_inputs(term: NeuralPotential, dtype: torch.dtype) -> tuple[Tensor, 
         torch.as_tensor(pair_i),
         torch.as_tensor(pair_j),
         torch.as_tensor(vectors, dtype=dtype),
-        torch.tensor(n_beads - 5, dtype=torch.int64),
     )
 
 
@@ -633,7 +637,7 @@ def export_aoti(
     program = torch.export.export(
         traced,
         example,
-        dynamic_shapes=({0: n_all}, {0: n_pairs}, {0: n_pairs}, {0: n_pairs}, None),
+        dynamic_shapes=({0: n_all}, {0: n_pairs}, {0: n_pairs}, {0: n_pairs}),
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

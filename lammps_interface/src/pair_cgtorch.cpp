@@ -3,12 +3,17 @@
    pair_coeff * * NAME_1 ... NAME_ntypes
 
    Evaluates an ase_cg many-body CG potential (TorchScript, see pair_cgtorch.h for the contract)
-   on every local and ghost bead, sums the energies of local beads only, and gets forces and the
-   virial from autograd on the pair vectors:  with g = dE/d(r_j - r_i),
-       f_i += g,  f_j -= g,  W += -(r_j - r_i) (x) g,
-   which needs newton_pair on (forces on ghosts are sent back to their owners).  Results are
-   identical for any number of MPI ranks as long as the ghost shell covers K * cutoff + skin for
-   a model with K message-passing layers.
+   layer by layer, the way LAMMPS runs EAM: each rank computes the messages of the pairs in its
+   half neighbour list (newton on: every pair on exactly one rank), sends the sums on ghost beads
+   back to their owners (reverse communication), updates the features of its local beads and
+   sends them to their ghost copies (forward communication) before the next layer.  So every
+   rank computes only its own beads' pairs and the ghost shell is one cutoff plus skin, whatever
+   the number of layers.  Results are the same for any number of MPI ranks.
+
+   Forces and the virial come from the gradient of the local energies with respect to the pair
+   vectors, g = dE/d(r_j - r_i):  f_i += g,  f_j -= g,  W += -(r_j - r_i) (x) g.  Autograd runs
+   backwards through the same layers; the adjoint of each communication is the opposite one
+   (feature gradients on ghosts go back to their owners, message gradients out to the ghosts).
 
    Units: the model works in eV and Angstrom, LAMMPS in "units real" (kcal/mol, Angstrom);
    energies and forces are converted with CGTORCH_EV_TO_KCAL_PER_MOL, which the Python build
@@ -19,7 +24,6 @@
 
 #include "atom.h"
 #include "comm.h"
-#include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "json.h"
@@ -46,18 +50,18 @@ namespace {
 constexpr double kEnergyToReal = CGTORCH_EV_TO_KCAL_PER_MOL;    // eV -> kcal/mol
 constexpr const char *kMetadataFile = "cgtorch.json";
 constexpr const char *kMetadataFormat = "ase_cg.cgtorch";
-constexpr int kMetadataVersion = 1;
+constexpr int kMetadataVersion = 2;
 constexpr int kCentroidNotAvailable = 2;    // Pair::centroidstressflag value CENTROID_NOTAVAIL
 }    // namespace
 
 PairCGTorch::PairCGTorch(LAMMPS *lmp) :
-    Pair(lmp), device_(torch::kCPU), dtype_(torch::kFloat64), cutoff_(0.0), n_interactions_(0)
+    Pair(lmp), device_(torch::kCPU), dtype_(torch::kFloat64), cutoff_(0.0), n_interactions_(0),
+    feature_width_(0), message_width_(0), comm_width_(0)
 {
   single_enable = 0;
   restartinfo = 0;
   one_coeff = 1;
   manybody_flag = 1;
-  ghostneigh = 1;
   no_virial_fdotr_compute = 1;
   centroidstressflag = kCentroidNotAvailable;
 }
@@ -68,7 +72,6 @@ PairCGTorch::~PairCGTorch()
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
-    memory->destroy(cutghost);
   }
 }
 
@@ -78,7 +81,6 @@ void PairCGTorch::allocate()
   const int n = atom->ntypes + 1;
   memory->create(setflag, n, n, "pair:setflag");
   memory->create(cutsq, n, n, "pair:cutsq");
-  memory->create(cutghost, n, n, "pair:cutghost");
   for (int i = 0; i < n; i++)
     for (int j = 0; j < n; j++) setflag[i][j] = 0;
   type_map_.assign(n, -1);
@@ -177,14 +179,56 @@ void PairCGTorch::load_model(const std::string &path)
                n_interactions_);
   if (bead_type_names_.empty())
     error->all(FLERR, "pair_style cgtorch: '{}' lists no bead types", path);
+  check_model_methods();
+  comm_forward = comm_reverse = std::max(feature_width_, message_width_);
 
   if (comm->me == 0) {
     std::string names;
     for (const auto &name : bead_type_names_) names += " " + name;
     utils::logmesg(lmp, "cgtorch: model {} (bead types:{}; cutoff {} Angstrom; {} interaction "
-                   "layers; {} on {})\n", path, names, cutoff_, n_interactions_,
+                   "layers of {} features; {} on {})\n", path, names, cutoff_, n_interactions_, feature_width_,
                    dtype_ == torch::kFloat64 ? "float64" : "float32",
                    device_.is_cuda() ? "cuda" : "cpu");
+  }
+}
+
+/* ----------------------------------------------------------------------
+   the contract's four methods exist and give consistent shapes on one bead with no pairs;
+   this also fixes the widths F and M of the communicated rows
+------------------------------------------------------------------------- */
+
+void PairCGTorch::check_model_methods()
+{
+  for (const char *name : {"embed", "aggregate", "update", "energies"})
+    if (!model_.find_method(name))
+      error->all(FLERR, "pair_style cgtorch: model '{}' has no method '{}' (metadata version {} "
+                 "modules have embed, aggregate, update and energies); re-export the model with "
+                 "this ase_cg", model_path_, name, kMetadataVersion);
+  const auto on_device = torch::TensorOptions().device(device_);
+  try {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor types = torch::zeros({1}, on_device.dtype(torch::kInt64));
+    const torch::Tensor no_pairs = torch::zeros({0}, on_device.dtype(torch::kInt64));
+    const torch::Tensor no_vectors = torch::zeros({0, 3}, on_device.dtype(dtype_));
+    const torch::Tensor x = model_.run_method("embed", types).toTensor();
+    const torch::Tensor aggregated =
+        model_.run_method("aggregate", 0, x, types, no_pairs, no_pairs, no_vectors).toTensor();
+    const torch::Tensor updated = model_.run_method("update", 0, x, aggregated, types).toTensor();
+    const torch::Tensor energies = model_.run_method("energies", updated, types).toTensor();
+    if (x.dim() != 2 || x.size(0) != 1 || x.size(1) < 1 || aggregated.dim() != 2 ||
+        aggregated.size(0) != 1 || aggregated.size(1) < 1 || !updated.sizes().equals(x.sizes()) ||
+        energies.dim() != 1 || energies.size(0) != 1) {
+      std::ostringstream shapes;
+      shapes << "embed " << x.sizes() << ", aggregate " << aggregated.sizes() << ", update "
+             << updated.sizes() << ", energies " << energies.sizes();
+      error->all(FLERR, "pair_style cgtorch: model '{}' gives shapes {} for one bead; expected "
+                 "[1, F], [1, M], [1, F] and [1]", model_path_, shapes.str());
+    }
+    feature_width_ = static_cast<int>(x.size(1));
+    message_width_ = static_cast<int>(aggregated.size(1));
+  } catch (const c10::Error &e) {
+    error->all(FLERR, "pair_style cgtorch: model '{}' fails on one bead: {}", model_path_,
+               e.what_without_backtrace());
   }
 }
 
@@ -222,36 +266,100 @@ void PairCGTorch::init_style()
     error->all(FLERR, "pair_style cgtorch needs 'units real' (kcal/mol, Angstrom), not 'units {}'",
                update->unit_style);
   if (force->newton_pair == 0)
-    error->all(FLERR, "pair_style cgtorch needs 'newton on' (forces on ghost beads are sent back "
-               "to their owners)");
-  if (comm->mode != Comm::SINGLE)
-    error->all(FLERR, "pair_style cgtorch needs 'comm_modify mode single'");
-  neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+    error->all(FLERR, "pair_style cgtorch needs 'newton on' (each pair is computed on one rank "
+               "and the sums on ghost beads are sent back to their owners)");
+  neighbor->add_request(this);
 }
 
 double PairCGTorch::init_one(int i, int j)
 {
   if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set for pair_style cgtorch");
-  cutghost[i][j] = cutghost[j][i] = cutoff_;
   return cutoff_;
 }
 
 /* ----------------------------------------------------------------------
-   a message-passing model with K layers sees K * cutoff from every local bead; beads move up to
-   skin/2 between neighbour-list builds, so the ghost shell must be K * cutoff + skin
+   communication of per-bead rows (comm_rows_, comm_width_ doubles per bead)
 ------------------------------------------------------------------------- */
 
-void PairCGTorch::setup()
+int PairCGTorch::pack_forward_comm(int n, int *list, double *buf, int, int *)
 {
-  const double needed = n_interactions_ * cutoff_ + neighbor->skin;
-  const double ghost = std::max(comm->cutghostuser, neighbor->cutneighmax);
-  if (ghost < needed)
-    error->all(FLERR, "pair_style cgtorch: model '{}' has {} interaction layers of cutoff {} "
-               "Angstrom, so the ghost shell must be at least {} * {} + skin {} = {} Angstrom, "
-               "but the communication cutoff is {} Angstrom; add 'comm_modify cutoff {}' to the "
-               "input", model_path_, n_interactions_, cutoff_, n_interactions_, cutoff_,
-               neighbor->skin, needed, ghost, needed);
+  int m = 0;
+  for (int k = 0; k < n; k++) {
+    const double *row = comm_rows_.data() + static_cast<size_t>(list[k]) * comm_width_;
+    for (int c = 0; c < comm_width_; c++) buf[m++] = row[c];
+  }
+  return m;
 }
+
+void PairCGTorch::unpack_forward_comm(int n, int first, double *buf)
+{
+  int m = 0;
+  for (int i = first; i < first + n; i++) {
+    double *row = comm_rows_.data() + static_cast<size_t>(i) * comm_width_;
+    for (int c = 0; c < comm_width_; c++) row[c] = buf[m++];
+  }
+}
+
+int PairCGTorch::pack_reverse_comm(int n, int first, double *buf)
+{
+  int m = 0;
+  for (int i = first; i < first + n; i++) {
+    const double *row = comm_rows_.data() + static_cast<size_t>(i) * comm_width_;
+    for (int c = 0; c < comm_width_; c++) buf[m++] = row[c];
+  }
+  return m;
+}
+
+void PairCGTorch::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  int m = 0;
+  for (int k = 0; k < n; k++) {
+    double *row = comm_rows_.data() + static_cast<size_t>(list[k]) * comm_width_;
+    for (int c = 0; c < comm_width_; c++) row[c] += buf[m++];
+  }
+}
+
+/* rows (nlocal + nghost, w) -> (nlocal, w): each local row plus the rows of all its ghost copies */
+
+torch::Tensor PairCGTorch::sum_ghost_rows(const torch::Tensor &rows)
+{
+  const int nlocal = atom->nlocal;
+  comm_width_ = static_cast<int>(rows.size(1));
+  const torch::Tensor host = rows.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  comm_rows_.assign(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
+  comm->reverse_comm(this, comm_width_);
+  return torch::from_blob(comm_rows_.data(), {nlocal, comm_width_}, torch::kFloat64)
+      .to(device_, rows.scalar_type(), false, true);
+}
+
+/* local rows (nlocal, w) -> (nlocal + nghost, w): every ghost gets its owner's row */
+
+torch::Tensor PairCGTorch::fill_ghost_rows(const torch::Tensor &local_rows)
+{
+  const int nall = atom->nlocal + atom->nghost;
+  comm_width_ = static_cast<int>(local_rows.size(1));
+  const torch::Tensor host = local_rows.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  comm_rows_.assign(static_cast<size_t>(nall) * comm_width_, 0.0);
+  std::copy(host.data_ptr<double>(), host.data_ptr<double>() + host.numel(), comm_rows_.begin());
+  comm->forward_comm(this, comm_width_);
+  return torch::from_blob(comm_rows_.data(), {nall, comm_width_}, torch::kFloat64)
+      .to(device_, local_rows.scalar_type(), false, true);
+}
+
+namespace {
+/* d(output)/d(inputs) contracted with grad_output; zeros where an input does not matter */
+std::vector<torch::Tensor> gradients(const torch::Tensor &output,
+                                     const std::vector<torch::Tensor> &inputs,
+                                     const torch::Tensor &grad_output)
+{
+  std::vector<torch::Tensor> result(inputs.size());
+  if (output.requires_grad())
+    result = torch::autograd::grad({output}, inputs, {grad_output}, false, false, true);
+  for (size_t k = 0; k < inputs.size(); k++)
+    if (!result[k].defined()) result[k] = torch::zeros_like(inputs[k]);
+  return result;
+}
+}    // namespace
 
 /* ---------------------------------------------------------------------- */
 
@@ -264,7 +372,7 @@ void PairCGTorch::compute(int eflag, int vflag)
   const int *type = atom->type;
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
-  const int nlisted = list->inum + list->gnum;
+  const int inum = list->inum;
   const int *ilist = list->ilist;
   const int *numneigh = list->numneigh;
   int **firstneigh = list->firstneigh;
@@ -272,34 +380,15 @@ void PairCGTorch::compute(int eflag, int vflag)
   std::vector<int64_t> bead_types(nall);
   for (int i = 0; i < nall; i++) bead_types[i] = type_map_[type[i]];
 
-  // Beads whose features can reach a local energy: within (K - 1) * cutoff of this rank's
-  // subdomain, plus skin/2 since local beads may have left it since the last neighbour build.
-  // Pairs between two beads outside that reach change no local energy and are skipped (both
-  // directions together, so the list stays symmetric); triclinic boxes keep every pair.
-  std::vector<char> reaches(nall, 1);
-  if (!domain->triclinic) {
-    const double reach = (n_interactions_ - 1) * cutoff_ + 0.5 * neighbor->skin;
-    for (int i = nlocal; i < nall; i++) {
-      double distsq = 0.0;
-      for (int d = 0; d < 3; d++) {
-        const double outside =
-            std::max({0.0, domain->sublo[d] - x[i][d], x[i][d] - domain->subhi[d]});
-        distsq += outside * outside;
-      }
-      reaches[i] = distsq <= reach * reach;
-    }
-  }
-
-  // directed pairs (i -> j and j -> i) within the model cutoff, over local and ghost beads
+  // the half list holds each pair within the cutoff once, on one rank (newton on)
   const double cutsq_model = cutoff_ * cutoff_;
   std::vector<int64_t> pair_i, pair_j;
   std::vector<double> vectors;
-  for (int ii = 0; ii < nlisted; ii++) {
+  for (int ii = 0; ii < inum; ii++) {
     const int i = ilist[ii];
     const int *jlist = firstneigh[i];
     for (int jj = 0; jj < numneigh[i]; jj++) {
       const int j = jlist[jj] & NEIGHMASK;    // the many-body term sees every pair: no special
-      if (!reaches[i] && !reaches[j]) continue;
       const double dx = x[j][0] - x[i][0];
       const double dy = x[j][1] - x[i][1];
       const double dz = x[j][2] - x[i][2];
@@ -316,28 +405,67 @@ void PairCGTorch::compute(int eflag, int vflag)
 
   const auto as_int64 = torch::TensorOptions().dtype(torch::kInt64);
   const auto as_float64 = torch::TensorOptions().dtype(torch::kFloat64);
-  torch::Tensor t_types = torch::from_blob(bead_types.data(), {nall}, as_int64).to(device_);
-  torch::Tensor t_i = torch::from_blob(pair_i.data(), {n_pairs}, as_int64).to(device_);
-  torch::Tensor t_j = torch::from_blob(pair_j.data(), {n_pairs}, as_int64).to(device_);
-  torch::Tensor t_vectors = torch::from_blob(vectors.data(), {n_pairs, 3}, as_float64)
-                                .to(device_, dtype_, false, true)
-                                .requires_grad_(true);
+  const torch::Tensor t_types = torch::from_blob(bead_types.data(), {nall}, as_int64).to(device_);
+  const torch::Tensor t_types_local = t_types.narrow(0, 0, nlocal);
+  const torch::Tensor t_i = torch::from_blob(pair_i.data(), {n_pairs}, as_int64).to(device_);
+  const torch::Tensor t_j = torch::from_blob(pair_j.data(), {n_pairs}, as_int64).to(device_);
+  const torch::Tensor t_vectors = torch::from_blob(vectors.data(), {n_pairs, 3}, as_float64)
+                                      .to(device_, dtype_, false, true)
+                                      .requires_grad_(true);
 
+  const int n_layers = n_interactions_;
   torch::Tensor energies, gradient;
   try {
-    std::vector<torch::jit::IValue> inputs{t_types, t_i, t_j, t_vectors,
-                                           static_cast<int64_t>(nlocal)};
-    energies = model_.forward(inputs).toTensor();
-    if (energies.dim() != 1 || energies.size(0) != nall) {
+    // forward: features[l] over local + ghost beads; each layer's two halves keep their graphs
+    std::vector<torch::Tensor> features(n_layers + 1), aggregated(n_layers), summed(n_layers),
+        updated(n_layers);
+    features[0] = model_.run_method("embed", t_types).toTensor().detach();
+    for (int layer = 0; layer < n_layers; layer++) {
+      aggregated[layer] = model_
+                              .run_method("aggregate", layer, features[layer], t_types, t_i, t_j,
+                                          t_vectors)
+                              .toTensor();
+      if (aggregated[layer].dim() != 2 || aggregated[layer].size(0) != nall ||
+          aggregated[layer].size(1) != message_width_)
+        error->one(FLERR, "pair_style cgtorch: model '{}' layer {} aggregate returned {} values "
+                   "for {} beads; expected [{}, {}]", model_path_, layer,
+                   aggregated[layer].numel(), nall, nall, message_width_);
+      summed[layer] = sum_ghost_rows(aggregated[layer]).requires_grad_(true);
+      updated[layer] = model_
+                           .run_method("update", layer, features[layer].narrow(0, 0, nlocal),
+                                       summed[layer], t_types_local)
+                           .toTensor();
+      features[layer + 1] = fill_ghost_rows(updated[layer]).requires_grad_(true);
+    }
+    energies = model_.run_method("energies", features[n_layers].narrow(0, 0, nlocal),
+                                 t_types_local)
+                   .toTensor();
+    if (energies.dim() != 1 || energies.size(0) != nlocal) {
       std::ostringstream shape;
       shape << energies.sizes();
       error->one(FLERR, "pair_style cgtorch: model '{}' returned energies of shape {}; expected "
-                 "[{}] per-bead energies", model_path_, shape.str(), nall);
+                 "[{}] per-bead energies", model_path_, shape.str(), nlocal);
     }
-    torch::Tensor energy_local = energies.narrow(0, 0, nlocal).sum();
-    if (energy_local.requires_grad())
-      gradient = torch::autograd::grad({energy_local}, {t_vectors}, {}, false, false, true)[0];
-    if (!gradient.defined()) gradient = torch::zeros_like(t_vectors);
+
+    // backward through the layers: d(sum of local energies)/d(local features), then per layer
+    // the update's and the aggregate's gradients, with the communications reversed
+    gradient = torch::zeros_like(t_vectors);
+    torch::Tensor grad_local = gradients(energies.sum(), {features[n_layers]},
+                                         torch::ones({}, energies.options()))[0]
+                                   .narrow(0, 0, nlocal);
+    for (int layer = n_layers - 1; layer >= 0; layer--) {
+      std::vector<torch::Tensor> update_inputs{summed[layer]};
+      std::vector<torch::Tensor> aggregate_inputs{t_vectors};
+      if (layer > 0) {
+        update_inputs.push_back(features[layer]);
+        aggregate_inputs.push_back(features[layer]);
+      }
+      const auto from_update = gradients(updated[layer], update_inputs, grad_local);
+      const torch::Tensor grad_aggregated = fill_ghost_rows(from_update[0]);
+      const auto from_aggregate = gradients(aggregated[layer], aggregate_inputs, grad_aggregated);
+      gradient = gradient + from_aggregate[0];
+      if (layer > 0) grad_local = sum_ghost_rows(from_update[1] + from_aggregate[1]);
+    }
   } catch (const c10::Error &e) {
     error->one(FLERR, "pair_style cgtorch: model '{}' failed: {}", model_path_,
                e.what_without_backtrace());
@@ -371,8 +499,7 @@ void PairCGTorch::compute(int eflag, int vflag)
   }
 
   if (eflag_either && nlocal > 0) {
-    const torch::Tensor e_host =
-        energies.detach().narrow(0, 0, nlocal).to(torch::kCPU, torch::kFloat64).contiguous();
+    const torch::Tensor e_host = energies.detach().to(torch::kCPU, torch::kFloat64).contiguous();
     const double *e = e_host.data_ptr<double>();
     double sum = 0.0;
     for (int i = 0; i < nlocal; i++) sum += e[i];

@@ -214,6 +214,8 @@ def set_in(tree, path, value):
         (("dtype",), []),
         (("bead_type_names",), None),
         (("mapping", "molecule_types", 0, "groups", 0), [0, None]),
+        # 10^12 weights: refused from the tensor shapes before anything is allocated
+        (("terms", 2, "config", "n_atom_basis"), 1_000_000),
     ],
 )
 def test_model_config_damage_raises_model_file_error_naming_the_file(
