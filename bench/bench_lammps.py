@@ -6,8 +6,8 @@ Builds CG ethane boxes (two CH3 beads per molecule, 0.5495 g/cm³, 180 K) and ex
 * ``tables``: classical model (repulsive prior + pair spline + harmonic bond) → ``pair_style
   table`` + ``bond_style table``, no neural code;
 * ``plugin f32`` / ``plugin f64``: the same prior tables overlaid (``hybrid/overlay``) with a
-  SchNet term run by the ``cgtorch`` plugin (2 interactions, 32 features, 6 Å cutoff: the
-  ghost shell is 2 × 6 + 2 Å);
+  SchNet term run by the ``cgtorch`` plugin (2 interactions, 32 features, 6 Å cutoff; features
+  cross ranks after each interaction);
 * ``tables-shake`` / ``plugin-f32-shake``: as ``tables`` / ``plugin-f32`` with the CG bond held
   by SHAKE, at a 5 fs time step.
 
@@ -17,9 +17,10 @@ The per-simulated-ns speed-up over all-atom ethane (8 atoms per molecule, 1 fs) 
 
     speed-up = (bead-steps/s / 2 beads × 2 fs) / (atom-steps/s / 8 atoms × 1 fs)
 
-with the all-atom atom-steps/s of ``bench/results/allatom.json`` (``bench/bench_allatom.py``) at
-the same rank count. Prints a table, appends the run to ``bench/results/lammps.json``
-(``{"runs": [...]}``) and rows to the
+with the all-atom atom-steps/s of ``bench/results/allatom.json`` (``bench/bench_allatom.py``) on
+the same number of cores: all-atom LAMMPS and the tables use one core per MPI rank, the plugin
+ranks × ``threads_per_rank`` (LibTorch threads; on 2 cores, 1 rank runs 2 threads). Prints a
+table, appends the run to ``bench/results/lammps.json`` (``{"runs": [...]}``) and rows to the
 "LAMMPS CG" section of ``BENCHMARKS.md``.
 
 Usage: ``.venv/bin/python bench/bench_lammps.py [--beads 10000 100000] [--ranks 1 2]
@@ -45,7 +46,7 @@ from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion
 from ase_cg.potentials.classical import PairSpline
 from ase_cg.potentials.neural import NeuralPotential
 from lammps_interface import export
-from lammps_interface.run import run_deck
+from lammps_interface.run import run_deck, threads_per_rank
 from lammps_interface.tables import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,6 +149,7 @@ def run_case(case: str, n_beads: int, ranks: int, steps: int) -> dict:
         "case": case,
         "beads": int(n_atoms),
         "ranks": ranks,
+        "cores": ranks * threads_per_rank(ranks) if neural else ranks,
         "steps": int(n_steps),
         "loop_time_s": loop_time,
         "bead_steps_per_s": bead_steps,
@@ -156,11 +158,11 @@ def run_case(case: str, n_beads: int, ranks: int, steps: int) -> dict:
     }
 
 
-def allatom_rate(ranks: int) -> float | None:
-    """All-atom atom-steps/s at ``ranks`` from bench_allatom's results, if present."""
+def allatom_rate(cores: int) -> float | None:
+    """All-atom atom-steps/s on ``cores`` (= MPI ranks) from bench_allatom's results, if present."""
     if not ALLATOM.exists():
         return None
-    rows = [r for r in json.loads(ALLATOM.read_text())["results"] if r["ranks"] == ranks]
+    rows = [r for r in json.loads(ALLATOM.read_text())["results"] if r["ranks"] == cores]
     return max(r["atom_steps_per_s"] for r in rows) if rows else None
 
 
@@ -181,13 +183,14 @@ def append_markdown(report: dict) -> None:
                     "`bench/results/lammps.json`). `tables`: pair + bond tables only; `plugin`: "
                     "the same tables overlaid with a SchNet term (2 interactions, 32 features, 6 Å "
                     "cutoff) in the cgtorch plugin. Speed-up per simulated ns over all-atom ethane "
-                    "(8 atoms/molecule, 1 fs, `## All-atom baseline`) at the same rank count. "
+                    "(8 atoms/molecule, 1 fs, `## All-atom baseline`) on the same number of "
+                    "cores. "
                     "`load` is the 1-minute load average at the start: the machine is shared, so "
                     "with load above the core count the numbers are lower bounds.",
                     "",
-                    "| date (UTC) | load | case | beads | MPI ranks | steps | bead-steps/s | "
-                    "speed-up vs all-atom per ns |",
-                    "|---|---|---|---|---|---|---|---|",
+                    "| date (UTC) | load | case | beads | MPI ranks | cores | steps | "
+                    "bead-steps/s | speed-up vs all-atom per ns |",
+                    "|---|---|---|---|---|---|---|---|---|",
                 ]
             )
             + "\n"
@@ -197,7 +200,8 @@ def append_markdown(report: dict) -> None:
         speedup = "n/a" if r["speedup_vs_allatom"] is None else f"{r['speedup_vs_allatom']:.3g}"
         rows.append(
             f"| {report['date']} | {report['load_average_1min']} | {r['case']} | {r['beads']} "
-            f"| {r['ranks']} | {r['steps']} | {r['bead_steps_per_s']:.3g} | {speedup} |"
+            f"| {r['ranks']} | {r['cores']} | {r['steps']} | {r['bead_steps_per_s']:.3g} "
+            f"| {speedup} |"
         )
     start = text.index(SECTION)
     end = text.find("\n## ", start + len(SECTION))
@@ -228,14 +232,15 @@ def main() -> None:
         "results": [],
     }
     print(
-        f"{'case':>11} {'beads':>7} {'ranks':>5} {'steps':>5} {'bead-steps/s':>13} {'speed-up':>9}"
+        f"{'case':>16} {'beads':>7} {'ranks':>5} {'cores':>5} {'steps':>5} {'bead-steps/s':>13} "
+        f"{'speed-up':>9}"
     )
     for n_beads in args.beads:
         for case in args.cases:
             for ranks in args.ranks:
                 steps = args.table_steps if case.startswith("tables") else args.plugin_steps
                 result = run_case(case, n_beads, ranks, steps)
-                aa = allatom_rate(ranks)
+                aa = allatom_rate(result["cores"])
                 result["speedup_vs_allatom"] = (
                     None
                     if aa is None
@@ -245,7 +250,8 @@ def main() -> None:
                 report["results"].append(result)
                 speed = result["speedup_vs_allatom"]
                 print(
-                    f"{case:>11} {result['beads']:>7} {ranks:>5} {result['steps']:>5} "
+                    f"{case:>16} {result['beads']:>7} {ranks:>5} {result['cores']:>5} "
+                    f"{result['steps']:>5} "
                     f"{result['bead_steps_per_s']:>13.3g} "
                     f"{'n/a' if speed is None else f'{speed:.3g}':>9}",
                     flush=True,

@@ -61,11 +61,17 @@ def _uses_plugin(directory: Path) -> bool:
     return any("cgtorch" in p.read_text(errors="replace") for p in set(inputs))
 
 
+def threads_per_rank(ranks: int) -> int:
+    """LibTorch threads of each LAMMPS rank: ``OMP_NUM_THREADS`` if set, else cores // ranks."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return int(os.environ["OMP_NUM_THREADS"])
+    return max(1, (os.cpu_count() or 1) // ranks)
+
+
 def _environment(ranks: int, directory: Path) -> dict[str, str]:
     """Subprocess environment; the plugin is built (first use) only if an input needs it."""
     env = lammps_plugin_env() if _uses_plugin(directory) else lammps_subprocess_env()
-    if "OMP_NUM_THREADS" not in env:
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // ranks))
+    env["OMP_NUM_THREADS"] = str(threads_per_rank(ranks))
     return env
 
 

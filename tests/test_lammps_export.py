@@ -42,9 +42,11 @@ def pair_spline() -> PairSpline:
     return term
 
 
-def neural_term() -> NeuralPotential:
+def neural_term(n_types: int = 1) -> NeuralPotential:
     torch.manual_seed(0)
-    term = NeuralPotential(1, n_atom_basis=16, n_filters=16, n_interactions=2, n_rbf=10, cutoff=5.0)
+    term = NeuralPotential(
+        n_types, n_atom_basis=16, n_filters=16, n_interactions=2, n_rbf=10, cutoff=5.0
+    )
     with torch.no_grad():
         for parameter in term.parameters():
             parameter.add_(0.1 * torch.randn_like(parameter))
@@ -167,7 +169,8 @@ def test_run_deck_runs_md_and_writes_a_trajectory(tmp_path):
         run_deck(tmp_path / "missing")
 
 
-def test_triclinic_box_without_bonds_equals_calculator(tmp_path):
+@pytest.mark.parametrize("neural", [False, True], ids=["tables", "tables+plugin"])
+def test_triclinic_box_without_bonds_equals_calculator(tmp_path, neural):
     rng = np.random.default_rng(0)
     grid = np.stack(np.meshgrid(*[np.arange(5)] * 3, indexing="ij"), -1).reshape(-1, 3)
     cell = np.array([[18.0, 0.0, 0.0], [1.1, 18.0, 0.0], [-0.8, 0.6, 18.0]])
@@ -177,11 +180,19 @@ def test_triclinic_box_without_bonds_equals_calculator(tmp_path):
     )
     atoms.arrays["bead-type"] = np.array(rng.choice(["A", "B"], len(atoms)))
     atoms.set_masses(np.full(len(atoms), 15.0))
-    term = Repulsion(2, sigma=[[3.2, 3.0], [3.0, 2.8]], epsilon=0.02, power=12, cutoff=6.0)
-    model = CGModel(["A", "B"], [term]).double()
+    terms = [Repulsion(2, sigma=[[3.2, 3.0], [3.0, 2.8]], epsilon=0.02, power=12, cutoff=6.0)]
+    if neural:
+        terms.append(neural_term(n_types=2))
+    model = CGModel(["A", "B"], terms).double()
     files = export(model, tmp_path, atoms=atoms)
     assert "xy xz yz" in files["data"].read_text()
-    assert_same(evaluate(files["system"]), reference(model, atoms))
+    one_rank = evaluate(files["system"])
+    assert_same(one_rank, reference(model, atoms))
+    if neural:  # features cross the tilted subdomain boundary between the two layers
+        two_ranks = evaluate(files["system"], ranks=2)
+        assert (
+            np.abs(two_ranks.forces - one_rank.forces).max() < 1e-12 * np.abs(one_rank.forces).max()
+        )
 
 
 def test_constrained_bonds_keep_their_table_minimum(tmp_path):

@@ -49,7 +49,9 @@ class ToyManyBody(torch.nn.Module):
 
     @torch.jit.export
     def embed(self, bead_types: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(bead_types.shape[0], 2, dtype=self.weight.dtype)
+        return torch.zeros(
+            bead_types.shape[0], 2, dtype=self.weight.dtype, device=self.weight.device
+        )
 
     @torch.jit.export
     def aggregate(
