@@ -101,17 +101,30 @@ void PairCGTorch::settings(int narg, char **arg)
     device_name = arg[2];
   }
   if (device_name == "auto") {
-    device_ = torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+    device_ = torch::cuda::is_available() ? local_cuda_device() : torch::Device(torch::kCPU);
   } else if (device_name == "cpu") {
     device_ = torch::Device(torch::kCPU);
   } else if (device_name == "cuda") {
     if (!torch::cuda::is_available())
       error->all(FLERR, "pair_style cgtorch device cuda: torch sees no CUDA device; use 'device cpu'");
-    device_ = torch::Device(torch::kCUDA);
+    device_ = local_cuda_device();
   } else {
     error->all(FLERR, "pair_style cgtorch device '{}' is unknown: use auto, cpu or cuda", device_name);
   }
   load_model(arg[0]);
+}
+
+/* the ranks on one node share its GPUs round-robin by node-local rank */
+
+torch::Device PairCGTorch::local_cuda_device()
+{
+  MPI_Comm node;
+  MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, comm->me, MPI_INFO_NULL, &node);
+  int local_rank = 0;
+  MPI_Comm_rank(node, &local_rank);
+  MPI_Comm_free(&node);
+  const int n_devices = static_cast<int>(torch::cuda::device_count());
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % n_devices));
 }
 
 void PairCGTorch::load_model(const std::string &path)
@@ -188,7 +201,7 @@ void PairCGTorch::load_model(const std::string &path)
     utils::logmesg(lmp, "cgtorch: model {} (bead types:{}; cutoff {} Angstrom; {} interaction "
                    "layers of {} features; {} on {})\n", path, names, cutoff_, n_interactions_, feature_width_,
                    dtype_ == torch::kFloat64 ? "float64" : "float32",
-                   device_.is_cuda() ? "cuda" : "cpu");
+                   device_.str());
   }
 }
 

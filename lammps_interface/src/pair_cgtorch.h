@@ -47,6 +47,7 @@ class PairCGTorch : public Pair {
 
  private:
   void allocate();
+  torch::Device local_cuda_device();
   void load_model(const std::string &path);
   void check_model_methods();
   torch::Tensor sum_ghost_rows(const torch::Tensor &rows);
