@@ -199,9 +199,10 @@ void PairCGTorch::load_model(const std::string &path)
     std::string names;
     for (const auto &name : bead_type_names_) names += " " + name;
     utils::logmesg(lmp, "cgtorch: model {} (bead types:{}; cutoff {} Angstrom; {} interaction "
-                   "layers of {} features; {} on {})\n", path, names, cutoff_, n_interactions_, feature_width_,
-                   dtype_ == torch::kFloat64 ? "float64" : "float32",
-                   device_.str());
+                   "layers of {} features; {} on {}, {} LibTorch threads per rank)\n", path, names,
+                   cutoff_, n_interactions_, feature_width_,
+                   dtype_ == torch::kFloat64 ? "float64" : "float32", device_.str(),
+                   torch::get_num_threads());
   }
 }
 
