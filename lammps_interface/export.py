@@ -20,12 +20,13 @@ A scripted ``torch.nn.Module`` of a message-passing model with ``K`` layers, ``F
     energies(x : float (m, F), bead_types : int64 (m,))          -> float (m,)
         per-bead energies, eV
 
-The plugin calls them layer by layer on each MPI rank: ``aggregate`` over the rank's half
-neighbour list and its local and ghost beads, sums the ghosts' rows into their owners, ``update``
-on the local beads, and copies the new features to the ghosts, so only features cross rank
-boundaries and the ghost shell is one cutoff (plus skin) for any ``K``. Its metadata is in the
-TorchScript extra file ``cgtorch.json`` (the model knows itself; LAMMPS asks the user for nothing
-but the type names)::
+and a float attribute ``cutoff`` (Å, pairs closer than this are passed; it must equal the
+metadata's). The plugin calls them layer by layer on each MPI rank: ``aggregate`` over the
+rank's half neighbour list and its local and ghost beads, sums the ghosts' rows into their
+owners, ``update`` on the local beads, and copies the new features to the ghosts, so only
+features cross rank boundaries and the ghost shell is one cutoff (plus skin) for any ``K``.
+Its metadata is in the TorchScript extra file ``cgtorch.json`` (the model knows itself; LAMMPS
+asks the user for nothing but the type names)::
 
     {"format": "ase_cg.cgtorch", "version": 2,
      "bead_type_names": ["CH3", ...],     # pair_coeff * * NAME... refers to these
@@ -133,6 +134,11 @@ def write_torchscript_model(
         raise InputError(
             f"{type(module).__name__} lacks the cgtorch method(s) {missing}: the plugin calls "
             f"{', '.join(CONTRACT_METHODS)} (see lammps_interface.export)"
+        )
+    if not isinstance(getattr(module, "cutoff", None), float) or module.cutoff != float(cutoff):
+        raise InputError(
+            f"{type(module).__name__}.cutoff is {getattr(module, 'cutoff', None)!r}; the module "
+            f"needs a float attribute cutoff equal to the metadata's cutoff={float(cutoff)!r} Å"
         )
     module = copy.deepcopy(module).to(device="cpu", dtype=dtype).eval()
     for parameter in module.parameters():

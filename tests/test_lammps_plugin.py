@@ -300,6 +300,7 @@ run 150
         ("newton_off", "needs 'newton on'"),
         ("units_metal", "needs 'units real'"),
         ("not_layered", "has no method 'embed'"),
+        ("cutoff_mismatch", "cutoff mismatch"),
         ("bad_device", "device 'tpu' is unknown"),
     ],
 )
@@ -322,6 +323,11 @@ def test_bad_input_gives_lammps_error(system, tmp_path, case, message):
         model.unlink()
         metadata = torchscript_metadata(NAMES, CUTOFF, 2, torch.float64)
         scripted = torch.jit.script(torch.nn.Linear(3, 1).double())
+        torch.jit.save(scripted, str(model), _extra_files={METADATA_FILE: json.dumps(metadata)})
+    elif case == "cutoff_mismatch":  # metadata edited by hand: 5 Å, the module uses 6 Å
+        model.unlink()
+        metadata = torchscript_metadata(NAMES, CUTOFF - 1.0, 2, torch.float64)
+        scripted = torch.jit.script(ToyManyBody().double())
         torch.jit.save(scripted, str(model), _extra_files={METADATA_FILE: json.dumps(metadata)})
     elif case == "newton_off":
         kwargs["extra"] = "newton off on"

@@ -245,6 +245,7 @@ class LAMMPSNeuralModule(nn.Module):
     def __init__(self, network: SchNetEnergy) -> None:
         super().__init__()
         self.network = network
+        self.cutoff = network.cutoff  # Å, checked against the metadata by the plugin
 
     @torch.jit.export
     def embed(self, bead_types: Tensor) -> Tensor:

@@ -218,6 +218,14 @@ void PairCGTorch::check_model_methods()
       error->all(FLERR, "pair_style cgtorch: model '{}' has no method '{}' (metadata version {} "
                  "modules have embed, aggregate, update and energies); re-export the model with "
                  "this ase_cg", model_path_, name, kMetadataVersion);
+  if (!model_.hasattr("cutoff") || !model_.attr("cutoff").isDouble())
+    error->all(FLERR, "pair_style cgtorch: model '{}' has no float attribute 'cutoff' (Angstrom)",
+               model_path_);
+  const double module_cutoff = model_.attr("cutoff").toDouble();
+  if (std::fabs(module_cutoff - cutoff_) > 1e-12 * cutoff_)
+    error->all(FLERR, "pair_style cgtorch: cutoff mismatch in '{}': its metadata says {} Angstrom, "
+               "the module computes with {} Angstrom; re-export the model", model_path_, cutoff_,
+               module_cutoff);
   const auto on_device = torch::TensorOptions().device(device_);
   try {
     torch::NoGradGuard no_grad;

@@ -14,6 +14,7 @@
      update(layer : int, x : float (m, F), aggregated : float (m, M), bead_types : int64 (m,))
                                                            -> float (m, F)  new features
      energies(x : float (m, F), bead_types : int64 (m,))   -> float (m,)    per-bead energies, eV
+   and a float attribute cutoff (Angstrom) equal to the metadata's.
    Its metadata travel in the TorchScript extra file "cgtorch.json".
 ------------------------------------------------------------------------- */
 
