@@ -18,6 +18,7 @@ import pytest
 import torch
 import vesin
 
+from ase_cg.errors import InputError
 from ase_cg.potentials.neural import METADATA_FILE, evaluate_layers
 from lammps_interface.export import torchscript_metadata, write_torchscript_model
 from lammps_interface.plugin import PLUGIN_FILE, build_plugin, plugin_directory
@@ -342,6 +343,19 @@ def test_bad_input_gives_lammps_error(system, tmp_path, case, message):
         evaluate(deck)
     assert message in str(error.value)
     assert "ERROR" in str(error.value)
+
+
+def test_writer_refuses_modules_outside_the_contract(tmp_path):
+    path = tmp_path / "model.pt"
+    with pytest.raises(InputError, match="lacks the cgtorch method"):
+        write_torchscript_model(
+            torch.nn.Linear(3, 1), path, bead_type_names=NAMES, cutoff=CUTOFF, n_interactions=2
+        )
+    with pytest.raises(InputError, match="cutoff equal to the metadata's cutoff=5.0"):
+        write_torchscript_model(
+            ToyManyBody(), path, bead_type_names=NAMES, cutoff=5.0, n_interactions=2
+        )
+    assert not list(tmp_path.iterdir())
 
 
 def test_unit_conversion_is_ase_s():
