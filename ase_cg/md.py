@@ -901,8 +901,10 @@ def simulate(
         ``"ase"``: ASE integrators with :class:`~ase_cg.calculator.CGCalculator` (all
         ensembles, constraints, blow-up checks). ``"lammps"``: the model exported with
         :func:`lammps_interface.export` (tables + the ``cgtorch`` plugin for a many-body term)
-        into the folder ``<output stem>_lammps/`` and run there with ``lmp`` (NVT, Nosé–Hoover
-        chain, damping 100 time steps); LAMMPS's dump is converted to ``output``.
+        into the folder ``<output stem>_lammps/`` and run there with ``lmp`` (NVT: Nosé–Hoover
+        chain, damping 100 time steps, not Langevin, so ``friction`` is unused; NVE; NPT:
+        isotropic Nosé–Hoover; bonds held by SHAKE with ``constrain_bonds``); LAMMPS's dump is
+        converted to ``output``.
     start : path, optional
         H5MD (``.h5``) or any ASE-readable file; a CG frame is used as it is, an all-atom frame
         is mapped with the model's mapping (velocities mapped too when present). Default:
@@ -952,16 +954,13 @@ def simulate(
     if tuple(repeat) != (1, 1, 1):
         atoms = repeat_molecules(atoms, repeat, calculator.model.topology(atoms).bonds)
     if engine == "lammps":
-        if ensemble != "nvt" or constrain_bonds:
-            raise InputError(
-                "the LAMMPS engine runs the exported NVT (Nosé–Hoover) deck without constraints; "
-                "use engine='ase' for NVE, NPT or constrained bonds, or edit the deck that "
-                "lammps_interface.export writes"
-            )
         return _simulate_lammps(
             calculator.model,
             atoms,
             output=Path(output),
+            ensemble=ensemble,
+            pressure=pressure,
+            constrain_bonds=constrain_bonds,
             temperature=temperature,
             time_step_fs=time_step_fs,
             steps=steps,
@@ -1056,7 +1055,19 @@ def _lammps_blow_up(error, directory: Path, output: Path, time_step_fs: float) -
 
 
 def _simulate_lammps(
-    model, atoms, *, output, temperature, time_step_fs, steps, interval, seed, ranks
+    model,
+    atoms,
+    *,
+    output,
+    ensemble,
+    pressure,
+    constrain_bonds,
+    temperature,
+    time_step_fs,
+    steps,
+    interval,
+    seed,
+    ranks,
 ) -> MDSummary:
     """Export ``model`` with ``atoms`` to a LAMMPS run, run it, convert the dump to ``output``."""
     from lammps_interface import export
@@ -1071,6 +1082,9 @@ def _simulate_lammps(
         timestep=time_step_fs,
         steps=steps,
         dump_every=interval,
+        constrain_bonds=constrain_bonds,
+        ensemble=ensemble,
+        pressure=pressure,
     )
     variables = {} if seed is None else {"seed": str(int(seed) % 900_000_000 + 1)}
     start = time.perf_counter()
@@ -1088,7 +1102,7 @@ def _simulate_lammps(
     simulated_ps = steps * time_step_fs / 1000.0
     total = thermo.get("total", np.array([np.nan]))
     return MDSummary(
-        ensemble="nvt",
+        ensemble=ensemble,
         steps=int(steps),
         time_step_fs=float(time_step_fs),
         simulated_ps=simulated_ps,

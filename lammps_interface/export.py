@@ -50,7 +50,7 @@ from ase_cg.errors import InputError
 from ase_cg.potentials.neural import METADATA_FILE, METADATA_FORMAT, METADATA_VERSION
 from lammps_interface.run import DATA_FILE, DUMP_FILE
 from lammps_interface.tables import write_text_atomic
-from lammps_interface.units import EV_TO_KCAL_PER_MOL
+from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 #: the methods ``pair_style cgtorch`` calls (``torch.jit.export`` them)
@@ -299,6 +299,8 @@ def export(
     steps: int = 10000,
     dump_every: int = 100,
     constrain_bonds: bool = False,
+    ensemble: str = "nvt",
+    pressure: float = 1.01325,
 ) -> dict[str, Path]:
     """Write a :class:`~ase_cg.potentials.CGModel` as a LAMMPS run in ``directory``.
 
@@ -309,7 +311,7 @@ def export(
     many-body term sees every pair::
 
         directory/
-        ├── in.cg            # run deck: include system.in, NVT at ${temperature}, dump, run
+        ├── in.cg            # run deck: include system.in, NVT/NVE/NPT, dump, run
         ├── system.in        # units real, read_data, styles, coefficients, exclusions
         ├── data.cg          # beads, masses, molecules, bonds, angles, dihedrals (if atoms given)
         ├── pair.table …     # one per kind present, sections keyed by bead-type names
@@ -343,8 +345,16 @@ def export(
         Steps between trajectory frames (``dump.cg.lammpstrj``: id, mol, type, unwrapped
         positions, velocities, forces).
     constrain_bonds : bool, default False
-        Hold every bond at the minimum of its bond table with SHAKE (``fix shake``), which
-        allows a time step several times larger for stiff CG bonds.
+        Hold every bond at the minimum of its bond table with RATTLE (``fix rattle``: SHAKE
+        plus velocity constraints), which allows a time step several times larger for stiff CG
+        bonds.
+    ensemble : {"nvt", "nve", "npt"}, default "nvt"
+        ``fix nvt`` (Nosé–Hoover chain, damping 100 time steps), ``fix nve``, or ``fix npt``
+        (isotropic, thermostat as NVT, barostat damping 1000 time steps); velocities start at
+        ``temperature`` in every case.
+    pressure : float, default 1.01325
+        bar, default of the NPT deck's ``pressure`` variable (written in atm, LAMMPS's real
+        unit).
 
     Returns
     -------
@@ -491,17 +501,35 @@ def export(
     shake = []
     if constrain_bonds and bonded["bond"]:
         types = " ".join(str(k + 1) for k in range(len(bonded["bond"])))
-        shake = [f"fix constrain all shake 1.0e-8 100 0 b {types}"]
+        # RATTLE: SHAKE on the positions plus the velocity constraint, so NVE conserves the
+        # energy of the constrained system (the first thermo line, before the first step has
+        # put the bonds at their length, is not yet constrained)
+        shake = [f"fix constrain all rattle 1.0e-8 100 0 b {types}"]
+    thermostat = "temp ${temperature} ${temperature} $(100.0*v_timestep)"
+    integrators = {
+        "nvt": ("NVT (Nose-Hoover)", [], f"fix integrate all nvt {thermostat}"),
+        "nve": ("NVE (velocity Verlet)", [], "fix integrate all nve"),
+        "npt": (
+            "NPT (Nose-Hoover, isotropic)",
+            [f"variable pressure index {float(pressure) / ATM_TO_BAR!r}  # atm"],
+            f"fix integrate all npt {thermostat} iso ${{pressure}} ${{pressure}} "
+            "$(1000.0*v_timestep)",
+        ),
+    }
+    if ensemble not in integrators:
+        raise InputError(f"ensemble={ensemble!r}: the LAMMPS deck runs one of {list(integrators)}")
+    title, ensemble_variables, integrate = integrators[ensemble]
     deck = [
-        "# ase_cg CG MD: NVT (Nose-Hoover), override with -var NAME VALUE",
+        f"# ase_cg CG MD: {title}, override with -var NAME VALUE",
         f"include {SYSTEM_FILE}",
         f"variable temperature index {float(temperature)!r}",
+        *ensemble_variables,
         f"variable timestep index {float(timestep)!r}",
         f"variable steps index {int(steps)}",
         f"variable dump_every index {int(dump_every)}",
         "variable seed index 4928459",
         "velocity all create ${temperature} ${seed} mom yes rot yes dist gaussian",
-        "fix integrate all nvt temp ${temperature} ${temperature} $(100.0*v_timestep)",
+        integrate,
         *shake,
         "timestep ${timestep}",
         "thermo_style custom step time temp pe ke etotal press density",

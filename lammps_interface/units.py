@@ -17,3 +17,6 @@ FS_TO_ASE_TIME: float = _ase.fs
 
 #: LAMMPS's ``nktv2p`` for ``units real``: kcal/mol/Å³ → atm (src/update.cpp).
 REAL_NKTV2P: float = 68568.415
+
+#: 1 atm (LAMMPS ``units real`` pressure) in bar, exact by definition.
+ATM_TO_BAR: float = 1.01325

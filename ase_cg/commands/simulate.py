@@ -21,7 +21,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         default="ase",
         help="MD engine: 'ase' (ASE integrators with CGCalculator; all ensembles, bond "
         "constraints, blow-up checks) or 'lammps' (model exported to <output stem>_lammps/ as "
-        "tables + the cgtorch plugin, NVT only)",
+        "tables + the cgtorch plugin; NVT/NPT are Nosé–Hoover there, --friction is unused; "
+        "--constrain-bonds uses SHAKE)",
     )
     parser.add_argument(
         "--ranks", type=int, default=1, help="MPI ranks of the LAMMPS engine (mpiexec)"
