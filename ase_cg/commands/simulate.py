@@ -22,7 +22,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="MD engine: 'ase' (ASE integrators with CGCalculator; all ensembles, bond "
         "constraints, blow-up checks) or 'lammps' (model exported to <output stem>_lammps/ as "
         "tables + the cgtorch plugin; NVT/NPT are Nosé–Hoover there, --friction is unused; "
-        "--constrain-bonds uses SHAKE)",
+        "--constrain-bonds uses RATTLE)",
     )
     parser.add_argument(
         "--ranks", type=int, default=1, help="MPI ranks of the LAMMPS engine (mpiexec)"
@@ -53,8 +53,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--ensemble",
         choices=["nvt", "nve", "npt"],
         default="nvt",
-        help="nvt: Langevin; nve: velocity Verlet; npt: isotropic MTK (Berendsen with "
-        "--constrain-bonds)",
+        help="ASE engine: nvt Langevin, nve velocity Verlet, npt isotropic MTK (Berendsen with "
+        "--constrain-bonds); LAMMPS engine: fix nvt / nve / npt iso (Nosé–Hoover)",
     )
     parser.add_argument("--temperature", type=float, default=180.0, help="temperature, K")
     parser.add_argument("--pressure", type=float, default=1.01325, help="NPT pressure, bar")
