@@ -9,7 +9,7 @@ Builds CG ethane boxes (two CH3 beads per molecule, 0.5495 g/cm³, 180 K) and ex
   SchNet term run by the ``cgtorch`` plugin (2 interactions, 32 features, 6 Å cutoff; features
   cross ranks after each interaction);
 * ``tables-shake`` / ``plugin-f32-shake``: as ``tables`` / ``plugin-f32`` with the CG bond held
-  by SHAKE, at a 5 fs time step.
+  by the deck's constraint fix (RATTLE since session 3, SHAKE before), at a 5 fs time step.
 
 Each case runs NVT (2 fs) under ``mpiexec -n ranks``: 3 warm-up steps (TorchScript optimises
 its first calls), then the timed run, whose LAMMPS ``Loop time`` gives bead-steps/s.
@@ -55,7 +55,7 @@ RESULTS = ROOT / "bench" / "results" / "lammps.json"
 ALLATOM = ROOT / "bench" / "results" / "allatom.json"
 SECTION = "## LAMMPS CG"
 #: CG time step of each case, fs: the stiff CH3–CH3 bond (σ ≈ 0.03 Å) limits free bonds to
-#: ~2 fs; with the bond held by SHAKE ("tables-shake") the soft non-bonded forces of 15-amu beads
+#: ~2 fs; with the bond constrained ("tables-shake") the soft non-bonded forces of 15-amu beads
 #: allow 5 fs (LJ time σ·sqrt(m/ε) ≈ 1.6 ps for CG ethane).
 CASE_TIME_STEP_FS = {
     "tables": 2.0,
@@ -119,7 +119,7 @@ def run_case(case: str, n_beads: int, ranks: int, steps: int) -> dict:
         )
         # warm-up run first (TorchScript profiles and optimises its first calls), then time
         deck = Path(directory) / "in.bench"
-        # the SHAKE fix exactly as the exported deck has it (empty unless constrain_bonds)
+        # the constraint fix exactly as the exported deck has it (empty unless constrain_bonds)
         shake = [
             line
             for line in (Path(directory) / "in.cg").read_text().splitlines()
@@ -178,7 +178,7 @@ def append_markdown(report: dict) -> None:
                     SECTION,
                     "",
                     "CG ethane (2 CH3 beads per molecule, 0.5495 g/cm³, 180 K, NVT, 2 fs; "
-                    "5 fs with SHAKE for tables-shake) exported "
+                    "5 fs with the bond constrained for tables-shake) exported "
                     "with `lammps_interface.export`, measured by `bench/bench_lammps.py` (also in "
                     "`bench/results/lammps.json`). `tables`: pair + bond tables only; `plugin`: "
                     "the same tables overlaid with a SchNet term (2 interactions, 32 features, 6 Å "
