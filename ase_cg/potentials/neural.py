@@ -26,8 +26,9 @@ than schnetpack's SchNet for energy + forces with the same weights. The forward 
 data-dependent Python numbers, so it scripts (TorchScript) and exports (``torch.export``).
 
 Exports for the LAMMPS plugin (``pair_style cgtorch``): :func:`export_torchscript` writes the
-network with the plugin's calling convention (:meth:`NeuralPotential.lammps_module`);
-:func:`export_aoti` compiles energies and pair-vector gradients ahead of time with AOTInductor.
+network with the plugin's layer-by-layer methods (:meth:`NeuralPotential.lammps_module`);
+:func:`export_aoti` compiles energies and pair-vector gradients of a whole configuration ahead
+of time with AOTInductor (for Python use; the plugin loads TorchScript).
 
 Bead-type embeddings: schnetpack embeds by atomic number (a 100-row table); here the table has
 one row per bead type. :meth:`NeuralPotential.from_schnetpack` copies row ``type_map[t]`` of
@@ -508,7 +509,7 @@ def export_torchscript(
     The file holds the scripted :meth:`NeuralPotential.lammps_module` and, as the extra file
     ``cgtorch.json``, the metadata the plugin reads::
 
-        {"format": "ase_cg.cgtorch", "version": 1,
+        {"format": "ase_cg.cgtorch", "version": 2,
          "bead_type_names": [...], "cutoff": <Å>, "n_interactions": K,
          "dtype": "float32" | "float64", "units": {"energy": "eV", "length": "Angstrom"},
          ...any further keys of ``metadata``}
