@@ -24,7 +24,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from ase_cg import _keys as K
 from ase_cg.errors import InputError
-from ase_cg.potentials import CGModel, make_batch
+from ase_cg.potentials import CGModel, NeuralPotential, make_batch
 
 _TOPOLOGY_ARRAYS = (K.BEAD_TYPE, K.MOL_ID)
 _TOPOLOGY_CHANGES = ("numbers", *_TOPOLOGY_ARRAYS)
@@ -74,6 +74,11 @@ class CGCalculator(Calculator):
         vectors enter the model in float64 whatever the weights' dtype.
     skin : float, Å
         Neighbour-list skin. 0 rebuilds the list whenever a bead moves.
+    compile : bool, default False
+        Compile the networks of the neural terms with ``torch.compile`` (TorchInductor, dynamic
+        pair and bead counts; needs a C++ compiler). The first call takes about half a minute
+        longer; later ones of a SchNet term run about 1.7× faster on CPU (bench_calculator.py).
+        The model, its parameters and its ``state_dict`` are unchanged.
     **kwargs
         Passed to :class:`ase.calculators.calculator.Calculator` (``label``, ``directory``).
 
@@ -103,6 +108,7 @@ class CGCalculator(Calculator):
         device: str | torch.device = "cpu",
         dtype: torch.dtype | str | None = None,
         skin: float = 1.0,
+        compile: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -131,6 +137,12 @@ class CGCalculator(Calculator):
         self.model = model.eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
+        if compile:
+            for term in self.model.terms:
+                if isinstance(term, NeuralPotential):
+                    # in place (nn.Module.compile): module tree and state_dict keys stay as
+                    # they are, so calc.model can still be saved
+                    term.network.compile(dynamic=True)
         self.neighbor_list_builds = 0
         self._topology = None
         self._batch = None

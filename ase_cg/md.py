@@ -887,6 +887,7 @@ def simulate(
     seed: int | None = None,
     device: str = "cpu",
     dtype: str | None = None,
+    compile: bool = False,
     progress: bool | None = None,
     ranks: int = 1,
     repeat: tuple[int, int, int] = (1, 1, 1),
@@ -920,7 +921,7 @@ def simulate(
     ensemble, temperature, pressure, time_step_fs, steps, friction, interval, constrain_bonds,
     seed, progress
         As in :func:`run_md` (K, bar, fs, 1/fs).
-    device, dtype
+    device, dtype, compile
         As in :class:`~ase_cg.calculator.CGCalculator` (ASE engine).
     ranks : int
         MPI ranks of the LAMMPS engine.
@@ -937,7 +938,7 @@ def simulate(
 
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
-    calculator = CGCalculator(model, device=device, dtype=dtype)
+    calculator = CGCalculator(model, device=device, dtype=dtype, compile=compile)
     if start is None:
         if n_molecules is None or density is None:
             raise InputError(

@@ -1,4 +1,5 @@
-"""CGCalculator speed in ASE MD: ``python bench/bench_calculator.py [--threads 1] [--quick]``.
+"""CGCalculator speed in ASE MD: ``python bench/bench_calculator.py [--threads 1] [--quick]
+[--compile]``.
 
 Measures, on boxes of CH3|CH3 ethane beads (``data/ethane_mapping.json``) at 0.55 g/cm³ built
 with :func:`ase_cg.md.build_cg_box` and briefly relaxed:
@@ -10,8 +11,9 @@ with :func:`ase_cg.md.build_cg_box` and briefly relaxed:
 
 for 1 000 and 10 000 beads and two models: the prior alone (repulsion 5 Å cutoff + harmonic
 bonds, float64) and prior + SchNet (64 features, 3 interactions, 8 Å cutoff, float32 weights,
-the NeuralConfig defaults; random weights cost the same as trained ones). Prints the
-"ASE calculator" section of BENCHMARKS.md as Markdown.
+the NeuralConfig defaults; random weights cost the same as trained ones); with ``--compile``
+also prior + SchNet with ``CGCalculator(compile=True)`` (its first call, which compiles, is in
+the "first call" column). Prints the "ASE calculator" section of BENCHMARKS.md as Markdown.
 """
 
 from __future__ import annotations
@@ -52,14 +54,16 @@ def models():
     return {"prior (float64)": prior, "prior + SchNet (float32)": neural}, mapping
 
 
-def measure(model, atoms, steps: int, calls: int) -> dict:
+def measure(model, atoms, steps: int, calls: int, compile: bool = False) -> dict:
     from ase_cg.calculator import CGCalculator
     from ase_cg.md import run_md
 
-    calc = CGCalculator(model, skin=1.0)
+    calc = CGCalculator(model, skin=1.0, compile=compile)
     atoms = atoms.copy()
     atoms.calc = calc
-    atoms.get_forces()
+    start = time.perf_counter()
+    atoms.get_forces()  # warm-up (and compilation with compile=True)
+    first_call_s = time.perf_counter() - start
     rng = np.random.default_rng(0)
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(calls):
@@ -74,6 +78,7 @@ def measure(model, atoms, steps: int, calls: int) -> dict:
     )
     cpu_per_step = (time.process_time() - cpu) / max(steps, 1)
     return {
+        "first_call_s": first_call_s,
         "call_ms": call_ms,
         "call_cpu_ms": call_cpu_ms,
         "cpu_steps_per_s": 1.0 / cpu_per_step,
@@ -87,6 +92,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--quick", action="store_true", help="fewer steps (smoke test)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the SchNet model with CGCalculator(compile=True) (torch.compile)",
+    )
     parser.add_argument(
         "--beads", type=int, nargs="+", default=[1000, 10000], help="system sizes (2 per molecule)"
     )
@@ -102,13 +112,17 @@ def main() -> None:
         atoms = build_cg_box(mapping, n_molecules, 0.55, seed=0)
         # relax the lattice start with the prior so the timings see a liquid, not a crystal
         run_md(atoms, CGCalculator(model_set["prior (float64)"]), steps=20, time_step_fs=1.0)
-        for name, model in model_set.items():
+        cases = [(name, model, False) for name, model in model_set.items()]
+        if args.compile:
+            schnet = model_set["prior + SchNet (float32)"]
+            cases.append(("prior + SchNet (float32), compiled", schnet, True))
+        for name, model, compile in cases:
             heavy = "SchNet" in name
             steps = (2 if heavy else 10) if n_molecules > 1000 else (5 if heavy else 50)
             calls = 2 if heavy else 5
             if args.quick:
                 steps, calls = 2, 1
-            result = measure(model, atoms, steps, calls)
+            result = measure(model, atoms, steps, calls, compile)
             rows.append((len(atoms), name, steps, result))
             print(f"{len(atoms)} beads, {name}: {result}", flush=True)
 
@@ -124,13 +138,14 @@ def main() -> None:
     )
     print()
     print(
-        "| beads | model | force call, wall (CPU) ms | MD steps/s, wall (CPU) | ns/day (wall) "
-        "| list rebuilds/step |"
+        "| beads | model | first call s | force call, wall (CPU) ms | MD steps/s, wall (CPU) "
+        "| ns/day (wall) | list rebuilds/step |"
     )
-    print("|---:|---|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|")
     for n_beads, name, _, r in rows:
         print(
-            f"| {n_beads} | {name} | {r['call_ms']:.0f} ({r['call_cpu_ms']:.0f}) | "
+            f"| {n_beads} | {name} | {r['first_call_s']:.1f} | "
+            f"{r['call_ms']:.0f} ({r['call_cpu_ms']:.0f}) | "
             f"{r['steps_per_s']:.2f} ({r['cpu_steps_per_s']:.2f}) | {r['ns_per_day']:.3f} | "
             f"{r['rebuilds']:.2f} |"
         )

@@ -233,3 +233,33 @@ def test_an_error_leaves_no_stale_topology(rng):
     for _ in range(2):  # asking again must fail again, not reuse the good atoms' bead types
         with pytest.raises(CGAtomsError, match="type 'C'"):
             calc.get_potential_energy(bad)
+
+
+def test_compiled_neural_term_equals_eager(rng, tmp_path):
+    """``compile=True`` (torch.compile of the SchNet network) gives the eager results, also
+    after a neighbour-list rebuild changes the number of pairs, and leaves the model savable."""
+    from torch._dynamo.utils import counters
+
+    from ase_cg.potentials import NeuralPotential
+
+    torch.manual_seed(3)
+    schnet = NeuralPotential(2, n_atom_basis=8, n_filters=8, n_interactions=2, n_rbf=6, cutoff=5.0)
+    with torch.no_grad():
+        for parameter in schnet.parameters():
+            parameter.normal_(0.0, 0.3)
+    model = CGModel(["A", "B"], [*repulsion_model().terms, schnet]).double()
+    eager, compiled = CGCalculator(model, skin=0.0), CGCalculator(model, skin=0.0, compile=True)
+    atoms = bead_liquid(rng)
+    for _ in range(2):  # skin 0: the second call builds a new list with other pair counts
+        atoms.positions += rng.normal(0, 0.2, atoms.positions.shape)
+        for name in ("forces", "stress", "energies"):
+            np.testing.assert_allclose(
+                compiled.get_property(name, atoms),
+                eager.get_property(name, atoms),
+                rtol=1e-10,
+                atol=1e-12,
+            )
+    assert compiled.neighbor_list_builds == 2
+    assert counters["stats"]["unique_graphs"] >= 1  # TorchDynamo did compile the network
+    assert set(compiled.model.state_dict()) == set(model.state_dict())
+    save_model(compiled.model, tmp_path / "compiled.pt")

@@ -70,6 +70,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed (box, velocities)")
     parser.add_argument("--device", default="cpu", help="torch device of the model")
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="ASE engine: compile the neural terms with torch.compile (about 30 s once, then "
+        "about 1.7x faster SchNet calls on CPU)",
+    )
+    parser.add_argument(
         "--dtype",
         choices=["float32", "float64"],
         default=None,
@@ -102,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             device=args.device,
             dtype=args.dtype,
+            compile=args.compile,
             ranks=args.ranks,
             repeat=tuple(args.repeat),
         )
