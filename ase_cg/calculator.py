@@ -77,7 +77,7 @@ class CGCalculator(Calculator):
     compile : bool, default False
         Compile the networks of the neural terms with ``torch.compile`` (TorchInductor, dynamic
         pair and bead counts; needs a C++ compiler). The first call takes about half a minute
-        longer; later ones of a SchNet term run about 1.7× faster on CPU (bench_calculator.py).
+        longer; later ones of a SchNet term run about 2× faster on CPU (bench_calculator.py).
         The model, its parameters and its ``state_dict`` are unchanged.
     **kwargs
         Passed to :class:`ase.calculators.calculator.Calculator` (``label``, ``directory``).

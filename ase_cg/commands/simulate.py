@@ -73,7 +73,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--compile",
         action="store_true",
         help="ASE engine: compile the neural terms with torch.compile (about 30 s once, then "
-        "about 1.7x faster SchNet calls on CPU)",
+        "about 2x faster SchNet calls on CPU)",
     )
     parser.add_argument(
         "--dtype",
