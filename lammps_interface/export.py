@@ -498,13 +498,13 @@ def export(
     ]
     outputs["system"] = directory / SYSTEM_FILE
     write_text_atomic(outputs["system"], "\n".join(system))
-    shake = []
+    constraint = []
     if constrain_bonds and bonded["bond"]:
         types = " ".join(str(k + 1) for k in range(len(bonded["bond"])))
         # RATTLE: SHAKE on the positions plus the velocity constraint, so NVE conserves the
         # energy of the constrained system (the first thermo line, before the first step has
         # put the bonds at their length, is not yet constrained)
-        shake = [f"fix constrain all rattle 1.0e-8 100 0 b {types}"]
+        constraint = [f"fix constrain all rattle 1.0e-8 100 0 b {types}"]
     thermostat = "temp ${temperature} ${temperature} $(100.0*v_timestep)"
     integrators = {
         "nvt": ("NVT (Nose-Hoover)", [], f"fix integrate all nvt {thermostat}"),
@@ -530,7 +530,7 @@ def export(
         "variable seed index 4928459",
         "velocity all create ${temperature} ${seed} mom yes rot yes dist gaussian",
         integrate,
-        *shake,
+        *constraint,
         "timestep ${timestep}",
         "thermo_style custom step time temp pe ke etotal press density",
         "thermo ${dump_every}",
