@@ -904,8 +904,8 @@ def simulate(
         :func:`lammps_interface.export` (tables + the ``cgtorch`` plugin for a many-body term)
         into the folder ``<output stem>_lammps/`` and run there with ``lmp`` (NVT: Nosé–Hoover
         chain, damping 100 time steps, not Langevin, so ``friction`` is unused; NVE; NPT:
-        isotropic Nosé–Hoover; bonds held by RATTLE with ``constrain_bonds``); LAMMPS's dump is
-        converted to ``output``.
+        isotropic Nosé–Hoover; bonds held by SHAKE, RATTLE for NVE, with
+        ``constrain_bonds``); LAMMPS's dump is converted to ``output``.
     start : path, optional
         H5MD (``.h5``) or any ASE-readable file; a CG frame is used as it is, an all-atom frame
         is mapped with the model's mapping (velocities mapped too when present). Default:

@@ -10,7 +10,7 @@ writes ``bench/results/allatom.json`` (read by the CG benchmarks)::
      "results": [{"ranks": 1, "steps": ..., "loop_time_s": ..., "steps_per_s": ...,
                   "ns_per_day": ..., "atom_steps_per_s": ..., "cpu_use_percent": ...}, ...]}
 
-Usage: ``.venv/bin/python bench/bench_allatom.py [--steps 1000] [--ranks 1 2]``.
+Usage: ``.venv/bin/python bench/bench_allatom.py [--steps 1000] [--ranks 1 2] [--molecules 216]``.
 """
 
 from __future__ import annotations
@@ -153,23 +153,31 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="timed MD steps per run")
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2], help="MPI rank counts")
     parser.add_argument("--seed", type=int, default=1, help="packing and velocity seed")
+    parser.add_argument(
+        "--molecules",
+        type=int,
+        default=N_MOLECULES,
+        help=f"ethane molecules (default {N_MOLECULES}, the baseline the CG benchmarks read); "
+        "other sizes go to bench/results/allatom_<N>.json and not into BENCHMARKS.md",
+    )
     args = parser.parse_args()
+    n_molecules = args.molecules
 
     report = {
         "system": {
             "description": (
-                f"Liquid ethane, {N_MOLECULES} molecules ({N_MOLECULES * ETHANE.n_atoms} atoms), "
+                f"Liquid ethane, {n_molecules} molecules ({n_molecules * ETHANE.n_atoms} atoms), "
                 f"OPLS-AA, {ETHANE.temperature:g} K, {ETHANE.density} g/cm³, "
                 "lj/cut/coul/long 10 Å + PPPM 1e-5, 1 fs, NVT"
             ),
-            "n_atoms": N_MOLECULES * ETHANE.n_atoms,
+            "n_atoms": n_molecules * ETHANE.n_atoms,
             "time_step_fs": 1.0,
         },
         "machine": machine(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
         "results": [],
     }
-    atoms = pack_molecules(ETHANE, N_MOLECULES, ETHANE.density, seed=args.seed)
+    atoms = pack_molecules(ETHANE, n_molecules, ETHANE.density, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="bench_allatom_") as tmp:
         workdir = Path(tmp)
         data_file = write_lammps_data(workdir / "ethane.data", ETHANE, atoms)
@@ -184,9 +192,14 @@ def main() -> None:
                 f"CPU use {result['cpu_use_percent']:.0f}%",
                 flush=True,
             )
-    _write_atomic(RESULTS, json.dumps(report, indent=2) + "\n")
-    append_markdown(report)
-    print(f"wrote {RESULTS} and {BENCHMARKS}")
+    if n_molecules == N_MOLECULES:
+        _write_atomic(RESULTS, json.dumps(report, indent=2) + "\n")
+        append_markdown(report)
+        print(f"wrote {RESULTS} and {BENCHMARKS}")
+    else:
+        other = RESULTS.with_name(f"allatom_{n_molecules}.json")
+        _write_atomic(other, json.dumps(report, indent=2) + "\n")
+        print(f"wrote {other}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ Builds CG ethane boxes (two CH3 beads per molecule, 0.5495 g/cm³, 180 K) and ex
   SchNet term run by the ``cgtorch`` plugin (2 interactions, 32 features, 6 Å cutoff; features
   cross ranks after each interaction);
 * ``tables-shake`` / ``plugin-f32-shake``: as ``tables`` / ``plugin-f32`` with the CG bond held
-  by the deck's constraint fix (RATTLE since session 3, SHAKE before), at a 5 fs time step.
+  by the deck's constraint fix (SHAKE), at a 5 fs time step.
 
 Each case runs NVT (2 fs) under ``mpiexec -n ranks``: 3 warm-up steps (TorchScript optimises
 its first calls), then the timed run, whose LAMMPS ``Loop time`` gives bead-steps/s.
@@ -17,11 +17,12 @@ The per-simulated-ns speed-up over all-atom ethane (8 atoms per molecule, 1 fs) 
 
     speed-up = (bead-steps/s / 2 beads × 2 fs) / (atom-steps/s / 8 atoms × 1 fs)
 
-with the all-atom atom-steps/s of ``bench/results/allatom.json`` (``bench/bench_allatom.py``) on
-the same number of cores: all-atom LAMMPS and the tables use one core per MPI rank, the plugin
-ranks × ``threads_per_rank`` (LibTorch threads; on 2 cores, 1 rank runs 2 threads). Prints a
-table, appends the run to ``bench/results/lammps.json`` (``{"runs": [...]}``) and rows to the
-"LAMMPS CG" section of ``BENCHMARKS.md``.
+with the all-atom atom-steps/s of ``bench/bench_allatom.py`` for the same number of molecules
+(``bench/results/allatom_<N>.json``) if measured, else of its 216-molecule baseline
+(``bench/results/allatom.json``), on the same number of cores: all-atom LAMMPS and the tables
+use one core per MPI rank, the plugin ranks × ``threads_per_rank`` (LibTorch threads; on 2
+cores, 1 rank runs 2 threads). Prints a table, appends the run to ``bench/results/lammps.json``
+(``{"runs": [...]}``) and rows to the "LAMMPS CG" section of ``BENCHMARKS.md``.
 
 Usage: ``.venv/bin/python bench/bench_lammps.py [--beads 10000 100000] [--ranks 1 2]
 [--cases tables plugin-f32 plugin-f64]``.
@@ -158,12 +159,21 @@ def run_case(case: str, n_beads: int, ranks: int, steps: int) -> dict:
     }
 
 
-def allatom_rate(cores: int) -> float | None:
-    """All-atom atom-steps/s on ``cores`` (= MPI ranks) from bench_allatom's results, if present."""
-    if not ALLATOM.exists():
-        return None
-    rows = [r for r in json.loads(ALLATOM.read_text())["results"] if r["ranks"] == cores]
-    return max(r["atom_steps_per_s"] for r in rows) if rows else None
+def allatom_rate(cores: int, molecules: int) -> tuple[float | None, int | None]:
+    """All-atom atom-steps/s on ``cores`` (= MPI ranks) and the molecules it was measured with.
+
+    ``bench_allatom.py --molecules N`` results for the same number of molecules as the CG box
+    (``allatom_<N>.json``) when present, else the 216-molecule baseline (``allatom.json``,
+    atom-steps/s taken as size-independent).
+    """
+    for path in (ALLATOM.with_name(f"allatom_{molecules}.json"), ALLATOM):
+        if path.exists():
+            report = json.loads(path.read_text())
+            rows = [r for r in report["results"] if r["ranks"] == cores]
+            if rows:
+                n_molecules = report["system"]["n_atoms"] // 8
+                return max(r["atom_steps_per_s"] for r in rows), n_molecules
+    return None, None
 
 
 def append_markdown(report: dict) -> None:
@@ -240,7 +250,7 @@ def main() -> None:
             for ranks in args.ranks:
                 steps = args.table_steps if case.startswith("tables") else args.plugin_steps
                 result = run_case(case, n_beads, ranks, steps)
-                aa = allatom_rate(result["cores"])
+                aa, result["allatom_molecules"] = allatom_rate(result["cores"], n_beads // 2)
                 result["speedup_vs_allatom"] = (
                     None
                     if aa is None

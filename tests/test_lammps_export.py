@@ -210,6 +210,6 @@ def test_constrained_bonds_keep_their_table_minimum(tmp_path):
     )
     frames = read_h5md(run_deck(tmp_path)["h5md"])
     lengths = np.array([[a.get_distance(2 * m, 2 * m + 1) for m in range(32)] for a in frames])
-    # RATTLE holds EQ = the harmonic r0 (to ~1e-5 Å with the thermostat), against a free
+    # SHAKE holds EQ = the harmonic r0 (to ~1e-5 Å with the thermostat), against a free
     # fluctuation of sqrt(k_B T / k) ≈ 0.03 Å
     assert np.abs(lengths[1:] - 1.69).max() < 1e-4

@@ -119,3 +119,11 @@ def test_lammps_engine_limits(prior_model, tmp_path):
     )
     assert code == 0
     assert len(read_h5md(tmp_path / "cli.h5")) == 3
+
+
+def test_unknown_ensemble_writes_nothing(prior_model, tmp_path):
+    from lammps_interface import export
+
+    with pytest.raises(InputError, match="ensemble='nph'"):
+        export(prior_model, tmp_path / "deck", ensemble="nph")
+    assert not (tmp_path / "deck").exists()

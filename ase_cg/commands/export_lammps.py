@@ -43,7 +43,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--constrain-bonds",
         action="store_true",
-        help="hold CG bonds at their equilibrium length with RATTLE (allows a larger time step)",
+        help="hold CG bonds at their equilibrium length with SHAKE, RATTLE for NVE (allows a "
+        "larger time step)",
     )
     parser.set_defaults(func=run)
 

@@ -22,7 +22,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="MD engine: 'ase' (ASE integrators with CGCalculator; all ensembles, bond "
         "constraints, blow-up checks) or 'lammps' (model exported to <output stem>_lammps/ as "
         "tables + the cgtorch plugin; NVT/NPT are Nosé–Hoover there, --friction is unused; "
-        "--constrain-bonds uses RATTLE)",
+        "--constrain-bonds uses SHAKE, RATTLE with nve)",
     )
     parser.add_argument(
         "--ranks", type=int, default=1, help="MPI ranks of the LAMMPS engine (mpiexec)"
