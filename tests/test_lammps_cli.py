@@ -24,8 +24,11 @@ def test_export_then_run(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["export-lammps", str(tmp_path / "model.pt"), str(out), "--n-molecules", "32"]
     argv += ["--density", "0.55", "--seed", "1", "--steps", "20", "--dump-every", "10"]
+    argv += ["--ensemble", "npt", "--pressure", "101.325"]
     assert main(argv) == 0
     assert (out / "in.cg").exists() and (out / "pair.table").exists()
+    deck = (out / "in.cg").read_text()
+    assert "variable pressure index 100.0" in deck and "fix integrate all npt" in deck  # atm
     assert main(["lammps", "run", str(out), "--var", "steps", "30"]) == 0
     frames = read_h5md(out / "trajectory.h5")
     assert len(frames) == 4  # --var steps 30 overrides the exported 20: steps 0, 10, 20, 30

@@ -46,6 +46,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="hold CG bonds at their equilibrium length with SHAKE, RATTLE for NVE (allows a "
         "larger time step)",
     )
+    parser.add_argument(
+        "--ensemble",
+        choices=["nvt", "nve", "npt"],
+        default="nvt",
+        help="deck integrator: fix nvt, fix nve or fix npt iso (Nosé–Hoover)",
+    )
+    parser.add_argument(
+        "--pressure", type=float, default=1.01325, help="NPT deck pressure, bar (written in atm)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -72,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         dump_every=args.dump_every,
         constrain_bonds=args.constrain_bonds,
+        ensemble=args.ensemble,
+        pressure=args.pressure,
     )
     for name, path in files.items():
         print(f"{name:>15}: {path}")
