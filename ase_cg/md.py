@@ -34,6 +34,7 @@ from ase.geometry import find_mic
 from ase_cg import _keys as K
 from ase_cg.errors import ASECGError, InputError
 from ase_cg.neighbors import neighbor_pairs
+from lammps_interface.units import ATM_TO_BAR
 
 #: grams per amu (CODATA, from ASE) for densities in g/cm³
 _GRAMS_PER_AMU = units._amu * 1e3
@@ -992,7 +993,7 @@ _THERMO = {
     "Temp": ("temperature", 1.0),
     "PotEng": ("energy", units.kcal / units.mol),  # kcal/mol (units real) → eV
     "TotEng": ("total", units.kcal / units.mol),
-    "Press": ("pressure", 1.01325),  # atm → bar
+    "Press": ("pressure", ATM_TO_BAR),  # atm → bar
     "Density": ("density", 1.0),
 }
 

@@ -47,14 +47,13 @@ import numpy as np
 import torch
 
 from ase_cg.errors import InputError
+from ase_cg.md import ENSEMBLES
 from ase_cg.potentials.neural import METADATA_FILE, METADATA_FORMAT, METADATA_VERSION
 from lammps_interface.run import DATA_FILE, DUMP_FILE
 from lammps_interface.tables import write_text_atomic
 from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
-#: ensembles of the exported run deck
-ENSEMBLES = ("nvt", "nve", "npt")
 #: the methods ``pair_style cgtorch`` calls (``torch.jit.export`` them)
 CONTRACT_METHODS = ("embed", "aggregate", "update", "energies")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 from ase import units
@@ -13,7 +11,7 @@ from ase_cg.calculator import CGCalculator
 from ase_cg.cli import main as cli_main
 from ase_cg.errors import InputError
 from ase_cg.io import read_h5md
-from ase_cg.md import simulate
+from ase_cg.md import _read_thermo, simulate
 from ase_cg.model import save_model
 
 
@@ -98,9 +96,8 @@ def test_lammps_nve_with_shake_keeps_bonds_and_energy(prior_model, tmp_path):
     )
     assert np.ptp(lengths[1:]) < 1e-4  # RATTLE holds every bond at one length
     # total energy from the first constrained thermo line (step 100) on: conserved
-    log = (tmp_path / "nve_lammps" / "log.lammps").read_text()
-    rows = re.findall(r"^\s+(\d+)\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+)\s+\S+\s+\S+\s*$", log, re.M)
-    total = np.array([float(e) for step, e in rows if int(step) >= 100]) * units.kcal / units.mol
+    thermo = _read_thermo(tmp_path / "nve_lammps" / "log.lammps")  # eV
+    total = thermo["total"][thermo["step"] >= 100]
     assert len(total) == 4
     kt = units.kB * 180.0
     assert np.ptp(total) / 54 < 1e-4 * kt, np.ptp(total) / 54 / kt
