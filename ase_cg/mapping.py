@@ -1054,7 +1054,7 @@ def _parse_mapping_dict(data, source: str) -> list[_MoleculeType]:
         raw_bonds = need(entry, "bonds", list, where)
         try:
             bonds = np.asarray(raw_bonds, dtype=np.int64).reshape(-1, 2)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an index ≥ 2**63
             fail(f"{where}.bonds", "must be a list of [i, j] atom index pairs")
         groups = need(entry, "groups", list, where)
         for b, group in enumerate(groups):

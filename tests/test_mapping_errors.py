@@ -134,6 +134,10 @@ def test_cg_configuration_without_bead_types():
             lambda d: d["molecule_types"][0].update(positions=[[0, 0, 0]]),
             "'molecule_types\\[0\\].positions': shape \\(1, 3\\), expected \\(8, 3\\)",
         ),
+        (  # an index past int64 (found by the model-config fuzz test)
+            lambda d: d["molecule_types"][0]["bonds"].__setitem__(0, [0, 2**63]),
+            "'molecule_types\\[0\\].bonds': must be a list of \\[i, j\\] atom index pairs",
+        ),
         (
             lambda d: d["molecule_types"][0]["groups"].__setitem__(1, [1, "5"]),
             "'molecule_types\\[0\\].groups\\[1\\]': must be a list of integer",
