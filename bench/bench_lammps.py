@@ -96,8 +96,11 @@ def ethane_model(neural: bool) -> CGModel:
     return CGModel(["CH3"], terms, mapping=mapping).double()
 
 
-def run_case(case: str, n_beads: int, ranks: int, steps: int) -> dict:
-    """Export and run one case; return its numbers."""
+def run_case(case: str, n_beads: int, ranks: int, steps: int, device: str = "auto") -> dict:
+    """Export and run one case; return its numbers.
+
+    ``device`` is the plugin's (``auto``: a GPU when torch sees one, else the CPU).
+    """
     neural = case.startswith("plugin")
     model = ethane_model(neural)
     atoms = build_cg_box(model, n_beads // 2, 0.5495, seed=1)
@@ -112,6 +115,7 @@ def run_case(case: str, n_beads: int, ranks: int, steps: int) -> dict:
             directory,
             atoms=atoms,
             neural_dtype=dtype,
+            neural_device=device,
             temperature=180.0,
             timestep=time_step,
             steps=steps,
@@ -148,6 +152,7 @@ def run_case(case: str, n_beads: int, ranks: int, steps: int) -> dict:
     bead_steps = n_steps * n_atoms / loop_time
     return {
         "case": case,
+        "device": device if neural else "cpu",
         "beads": int(n_atoms),
         "ranks": ranks,
         "cores": ranks * threads_per_rank(ranks) if neural else ranks,

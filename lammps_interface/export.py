@@ -164,6 +164,8 @@ def write_torchscript_model(
 SYSTEM_FILE = "system.in"
 DECK_FILE = "in.cg"
 NEURAL_FILE = "cgtorch.pt"
+#: devices of ``pair_style cgtorch FILE device DEVICE``
+NEURAL_DEVICES = ("auto", "cpu", "cuda")
 TABLE_FILES = {kind: f"{kind}.table" for kind in ("pair", "bond", "angle", "dihedral")}
 
 
@@ -294,6 +296,7 @@ def export(
     table_points: int = 2000,
     table_inner: float = 0.5,
     neural_dtype: torch.dtype | None = None,
+    neural_device: str = "auto",
     skin: float = 2.0,
     temperature: float = 300.0,
     timestep: float = 2.0,
@@ -334,6 +337,9 @@ def export(
         included, so keep it below the shortest bond).
     neural_dtype : torch.float32 or torch.float64, optional
         Precision of the exported many-body term; default the term's own.
+    neural_device : {"auto", "cpu", "cuda"}, default "auto"
+        Where the plugin runs the many-body term: ``auto`` takes a GPU when torch sees one
+        (ranks on a node share its GPUs round-robin), else the CPU.
     skin : float, default 2.0
         Å, neighbour skin (``neighbor`` command); the ghost shell is the cutoff + skin.
     temperature : float, default 300.0
@@ -379,6 +385,10 @@ def export(
         raise InputError(f"table_points={table_points}: use at least 10 (default 2000)")
     if ensemble not in ENSEMBLES:
         raise InputError(f"ensemble={ensemble!r}: the LAMMPS deck runs one of {list(ENSEMBLES)}")
+    if neural_device not in NEURAL_DEVICES:
+        raise InputError(
+            f"neural_device={neural_device!r}: the cgtorch plugin runs on one of {NEURAL_DEVICES}"
+        )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     by_kind: dict[str, list] = {"pair": [], "bond": [], "angle": [], "dihedral": [], "manybody": []}
@@ -432,7 +442,8 @@ def export(
         glob = " ".join("0.5" if f == 0.0 else "1.0" for f in exclusion)
         style_lines += [
             f"special_bonds lj/coul {glob}",
-            f"pair_style hybrid/overlay table spline {n} cgtorch {NEURAL_FILE}",
+            f"pair_style hybrid/overlay table spline {n} cgtorch {NEURAL_FILE} "
+            f"device {neural_device}",
         ]
         style_lines += [
             f"pair_coeff {a + 1} {b + 1} table {TABLE_FILES['pair']} {keys[(a, b)]} {pair_cutoff!r}"
@@ -452,7 +463,7 @@ def export(
     elif manybody is not None:
         style_lines += [
             "special_bonds lj/coul 1.0 1.0 1.0",
-            f"pair_style cgtorch {NEURAL_FILE}",
+            f"pair_style cgtorch {NEURAL_FILE} device {neural_device}",
             f"pair_coeff * * {' '.join(names)}",
         ]
     else:
