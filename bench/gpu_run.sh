@@ -63,14 +63,14 @@ export ROOT WHEELS PYTHON VENV
 export -f install environment
 export PATH="$VENV/bin:$PATH" PYTHONPATH="$ROOT" PYTHONUNBUFFERED=1
 export ASE_CG_CACHE=/tmp/ase_cg-cache
-stage install 180 bash -c install
-stage environment 60 bash -c environment
-stage plugin 240 "$VENV/bin/python" -c \
+stage install 120 bash -c install
+stage environment 30 bash -c environment
+stage plugin 180 "$VENV/bin/python" -c \
     "from lammps_interface.plugin import build_plugin; print(build_plugin())"
 cp "$ASE_CG_CACHE"/plugins/*/build.log "$OUT/compiler.log" 2>/dev/null
-stage tests 300 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -o addopts="-ra" \
+stage tests 200 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -o addopts="-ra" \
     tests/test_cuda.py tests/test_lammps_plugin.py tests/test_neural_export.py \
     tests/test_lammps_export.py tests/test_md_lammps.py \
     "tests/test_mapping.py::test_pseudo_inverse_force_map_on_cuda" --junitxml="$OUT/pytest.xml"
-stage bench 300 "$VENV/bin/python" bench/bench_gpu.py --output "$OUT/bench_gpu.json"
+stage bench 220 "$VENV/bin/python" bench/bench_gpu.py --output "$OUT/bench_gpu.json"
 exit "$status"
