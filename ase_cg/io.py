@@ -27,8 +27,10 @@ Files follow H5MD 1.1 (https://www.nongnu.org/h5md/h5md.html).  What ``ase_cg`` 
     │       └── bead_type                 (n_atoms,) UTF-8 str    ← ase_cg addition
     ├── parameters                        (optional, H5MD's free-form run parameters)
     │   └── <name>                        attrs: one per setting (H5MDWriter.parameters)
-    ├── observables
-    │   └── potential_energy/{value, step, time}   (n_frames,) float64, attr unit (optional)
+    ├── observables                       (each optional; H5MD's per-frame observables)
+    │   ├── potential_energy/{value, step, time}   (n_frames,) float64, attr unit
+    │   ├── pressure/{value, step, time}           (n_frames,) float64, attr unit = "bar"
+    │   └── pressure_tensor/{value, step, time}    (n_frames, 3, 3) float64, attr unit = "bar"
     └── connectivity
         └── <group>_bonds                 (n_bonds, 2) int64 particle indices,
                                           attr particles_group = reference to particles/<group>
@@ -49,6 +51,9 @@ in ASE units already (Å, eV/Å, Å/ASE-time; times in fs), and :attr:`H5MDTraje
 shows ``None`` for it.  Also read: time-independent ``box/edges`` (a plain dataset),
 scalar ``step``/``time`` datasets (fixed sampling interval, H5MD's ``offset`` attribute),
 scalar ``mass``/``species``, files without species, masses, molecule ids or bonds.
+Any ``observables/<name>`` element sampled at the frames' steps is read by
+:meth:`H5MDTrajectory.observable` (converted to ASE units when its unit string names a
+quantity of :data:`ase_cg.units.QUANTITIES`, e.g. pressures in bar → eV/Å³).
 """
 
 from __future__ import annotations
@@ -64,14 +69,16 @@ import numpy as np
 
 from ase_cg import __version__
 from ase_cg.errors import InputError
-from ase_cg.units import ASE_UNITS, to_ase_factor
+from ase_cg.units import ASE_UNITS, QUANTITIES, to_ase_factor
 
 __all__ = [
+    "OBSERVABLE_QUANTITIES",
     "H5MDTrajectory",
     "H5MDWriter",
     "read_h5md",
     "write_h5md",
     "write_frames",
+    "write_observables",
     "info",
     "convert",
 ]
@@ -83,6 +90,13 @@ _TO_ASE = {quantity: to_ase_factor(unit, quantity) for quantity, unit in ASE_UNI
 _CHUNK_BYTES = 1 << 18
 #: Quantities of ``particles/<group>`` stored as time-dependent per-particle vectors.
 _VECTORS = {"position": "length", "force": "force", "velocity": "velocity"}
+#: Per-frame observables the writer stores (``observables/<name>``) → their quantity in
+#: :data:`ase_cg.units.ASE_UNITS`: (n_frames,) scalars or (n_frames, 3, 3) tensors.
+OBSERVABLE_QUANTITIES = {
+    "potential_energy": "energy",
+    "pressure": "pressure",
+    "pressure_tensor": "pressure",
+}
 
 
 # --------------------------------------------------------------------------------------
@@ -149,6 +163,8 @@ class H5MDTrajectory:
     bonds : (n_bonds, 2) int64 or None
         Bonded particle index pairs, ``None`` when the file has none.
     has_forces, has_velocities, has_masses, has_energies : bool
+    observable_names : tuple of str
+        Names in ``observables/`` (read with :meth:`observable`).
     parameters : dict[str, dict]
         Attributes of each group in ``parameters/`` (run settings), possibly empty.
     steps : (n_frames,) int64
@@ -291,6 +307,14 @@ class H5MDTrajectory:
         self._setup_particles(g, g_path)
         self._setup_bonds()
         self._setup_energy()
+        observables = self._file.get("observables")
+        self.observable_names = tuple(
+            sorted(
+                name
+                for name, element in (observables.items() if observables is not None else ())
+                if isinstance(element, h5py.Group) and "value" in element
+            )
+        )
         self.parameters = self._read_parameters()
 
     def _read_step_time(self, element_path: str):
@@ -673,6 +697,56 @@ class H5MDTrajectory:
             data = data[reorder]
         return float(data[0]) if squeeze else data
 
+    def observable(self, name: str, frames=None) -> np.ndarray:
+        """Values of ``observables/<name>`` per frame, float64, in ASE units.
+
+        A ``unit`` attribute of a known quantity is converted (``"bar"`` → eV/Å³,
+        ``"kJ mol-1"`` → eV, …); without one the values are returned as stored.
+
+        Parameters
+        ----------
+        name : str
+            E.g. ``"pressure"`` ((n,) eV/Å³) or ``"pressure_tensor"`` ((n, 3, 3) eV/Å³).
+        frames : int, slice or index array, optional
+            As for :meth:`positions` (an int drops the frame axis).
+
+        Raises
+        ------
+        InputError
+            No such observable (the message lists the ones there), one not sampled at the
+            frames' steps, or a unit string that is not understood.
+        """
+        full = f"observables/{name}"
+        if name not in self.observable_names:
+            raise InputError(
+                f"{self.path}: no '{full}' in the file (observables: "
+                f"{list(self.observable_names) or 'none'})."
+            )
+        element = self._file[full]
+        value = element["value"]
+        if value.ndim < 1 or value.shape[0] != self.n_frames:
+            raise InputError(
+                f"{self._where(f'{full}/value')} has shape {value.shape}; expected "
+                f"({self.n_frames}, ...), one value per frame."
+            )
+        self._check_same_steps(element, full)
+        unit = _read_attr_str(value, "unit")
+        factor = 1.0
+        if unit is not None:
+            quantities = [q for q in QUANTITIES if _unit_is(unit, q)]
+            if not quantities:
+                raise InputError(
+                    f"{self.path}: attribute 'unit' of '{full}/value' is {unit!r}, not a unit "
+                    f"of {sorted(QUANTITIES)}; fix the attribute or remove it."
+                )
+            factor = to_ase_factor(unit, quantities[0])
+        selection, reorder, squeeze = self._normalise(frames)
+        data = self._read_slab(value, selection, f"{full}/value").astype(np.float64) * factor
+        self._check_finite(data.reshape(len(data), -1), f"{full}/value", selection)
+        if reorder is not None:
+            data = data[reorder]
+        return data[0] if squeeze else data
+
     def cells(self, frames=None) -> np.ndarray:
         """Cell vectors (rows), Å, float64: (3, 3) for an int, else (n, 3, 3).
 
@@ -788,6 +862,15 @@ class H5MDTrajectory:
             f"H5MDTrajectory({str(self.path)!r}, group={self._group_name!r}: "
             f"{self.n_frames} frames × {self.n_atoms} particles)"
         )
+
+
+def _unit_is(unit: str, quantity: str) -> bool:
+    """Whether ``unit`` parses as a unit of ``quantity``."""
+    try:
+        to_ase_factor(unit, quantity)
+    except InputError:
+        return False
+    return True
 
 
 def read_h5md(path: str | os.PathLike, index=":", group: str | None = None):
@@ -992,7 +1075,7 @@ class H5MDWriter:
     def _chunk_frames(self, frame_bytes: int) -> int:
         return int(max(1, min(256, _CHUNK_BYTES // max(frame_bytes, 1))))
 
-    def _create_layout(self, cell, forces, velocities, time, energy) -> None:
+    def _create_layout(self, cell, forces, velocities, time, energy, observables) -> None:
         """Create the per-frame datasets; the first frame decides which exist."""
         g = self._file[f"particles/{self.group}"]
         has_box = cell is not None and np.any(cell != 0)
@@ -1010,6 +1093,7 @@ class H5MDWriter:
             "velocity": velocities is not None,
             "time": has_time,
             "energy": energy is not None,
+            "observables": sorted(observables),
         }
         frame_bytes = self.n_atoms * 3 * self.dtype.itemsize
         k = self._chunk_frames(frame_bytes)
@@ -1062,13 +1146,19 @@ class H5MDWriter:
             edges["step"] = step
             if has_time:
                 edges["time"] = self._datasets["time"]
-        if energy is not None:
-            element = self._file.create_group("observables/potential_energy")
+        per_frame = {"potential_energy": ("energy", ())} if energy is not None else {}
+        per_frame.update((name, (name, np.shape(v))) for name, v in observables.items())
+        for name, (key, shape) in per_frame.items():
+            element = self._file.create_group(f"observables/{name}")
             value = element.create_dataset(
-                "value", (0,), maxshape=(None,), dtype=np.float64, chunks=(4096,)
+                "value",
+                (0, *shape),
+                maxshape=(None, *shape),
+                dtype=np.float64,
+                chunks=(max(1, 4096 // max(1, int(np.prod(shape)))), *shape),
             )
-            value.attrs["unit"] = ASE_UNITS["energy"]
-            self._datasets["energy"] = value
+            value.attrs["unit"] = ASE_UNITS[OBSERVABLE_QUANTITIES[name]]
+            self._datasets[key] = value
             element["step"] = step
             if has_time:
                 element["time"] = self._datasets["time"]
@@ -1085,6 +1175,7 @@ class H5MDWriter:
         step: int | None = None,
         time: float | None = None,
         energy: float | None = None,
+        observables: dict | None = None,
     ) -> None:
         """Append one frame (ASE units).
 
@@ -1101,9 +1192,13 @@ class H5MDWriter:
             Default: ``step * time_step`` when the writer has a time step.
         energy : float, eV, optional
             Potential energy.
+        observables : dict, optional
+            More per-frame observables by name (keys of :data:`OBSERVABLE_QUANTITIES` other
+            than ``"potential_energy"``), ASE units: ``{"pressure": p}`` (eV/Å³),
+            ``{"pressure_tensor": (3, 3) array}`` (eV/Å³); stored in ``observables/<name>``.
 
-        The first frame decides which of forces, velocities, box, time and energy the
-        file holds; later frames must give the same ones.
+        The first frame decides which of forces, velocities, box, time, energy and
+        observables the file holds; later frames must give the same ones.
         """
         if self._file is None:
             raise ValueError(f"{self.path}: writer is closed")
@@ -1117,9 +1212,33 @@ class H5MDWriter:
                 cell = np.diag(cell)
             if cell.shape != (3, 3) or not np.all(np.isfinite(cell)):
                 raise InputError(f"frame {frame}: cell must be a finite (3, 3) array, Å")
+        observables = {} if observables is None else dict(observables)
+        for name, value in observables.items():
+            if name not in OBSERVABLE_QUANTITIES or name == "potential_energy":
+                raise InputError(
+                    f"{self.path}: unknown observable {name!r}; the writer stores "
+                    f"{sorted(set(OBSERVABLE_QUANTITIES) - {'potential_energy'})} (give the "
+                    "potential energy as energy=)"
+                )
+            value = np.asarray(value, dtype=np.float64)
+            if not np.all(np.isfinite(value)):
+                raise InputError(f"{self.path}: frame {frame}: observable {name!r} is not finite")
+            observables[name] = value
         if self._layout is None:
-            self._create_layout(cell, forces, velocities, time, energy)
+            self._create_layout(cell, forces, velocities, time, energy, observables)
         layout = self._layout
+        if sorted(observables) != layout["observables"]:
+            raise InputError(
+                f"{self.path}: frame {frame} has observables {sorted(observables)} but the "
+                f"first frame had {layout['observables']}; every frame must carry the same."
+            )
+        for name, value in observables.items():
+            expected = self._datasets[name].shape[1:]
+            if value.shape != expected:
+                raise InputError(
+                    f"{self.path}: frame {frame}: observable {name!r} has shape {value.shape}; "
+                    f"the first frame's was {expected}."
+                )
         given = {
             "box": cell is not None and np.any(cell != 0),
             "force": forces is not None,
@@ -1164,6 +1283,8 @@ class H5MDWriter:
             if not np.isfinite(energy):
                 raise InputError(f"{self.path}: frame {frame} has a non-finite energy")
             buffers["energy"].append(float(energy) / _TO_ASE["energy"])
+        for name, value in observables.items():
+            buffers[name].append(value / _TO_ASE[OBSERVABLE_QUANTITIES[name]])
         self._n_frames += 1
         if len(buffers["position"]) >= self._chunk:
             self._flush()
@@ -1327,6 +1448,63 @@ def write_h5md(
             writer.append_atoms(atoms)
 
 
+def write_observables(path: str | os.PathLike, values: dict, *, group: str | None = None) -> None:
+    """Add per-frame observables to an existing H5MD file, atomically.
+
+    The file is copied, ``observables/<name>/{value, step, time}`` written into the copy (step
+    and time hard-linked to the particle group's), and the copy renamed over ``path``; an
+    observable of the same name is replaced.
+
+    Parameters
+    ----------
+    path : str or Path
+        H5MD file.
+    values : dict
+        ``{name: (n_frames, ...) array}`` in ASE units, names from
+        :data:`OBSERVABLE_QUANTITIES` (e.g. ``"pressure"`` (n_frames,) eV/Å³).
+    group : str, optional
+        Particle group whose frames the values belong to (default: the only one).
+    """
+    import shutil
+
+    path = Path(path)
+    with H5MDTrajectory(path, group) as trajectory:
+        n_frames, g_path = trajectory.n_frames, trajectory._g_path
+    arrays = {}
+    for name, value in values.items():
+        if name not in OBSERVABLE_QUANTITIES:
+            raise InputError(
+                f"{path}: unknown observable {name!r}; known: {sorted(OBSERVABLE_QUANTITIES)}"
+            )
+        array = np.asarray(value, dtype=np.float64)
+        if array.ndim < 1 or array.shape[0] != n_frames or not np.all(np.isfinite(array)):
+            raise InputError(
+                f"{path}: observable {name!r} must be finite with one value per frame "
+                f"({n_frames}, ...), got shape {array.shape}"
+            )
+        arrays[name] = array / _TO_ASE[OBSERVABLE_QUANTITIES[name]]
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    try:
+        shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "r+") as handle:
+            position = handle[f"{g_path}/position"]
+            for name, array in arrays.items():
+                full = f"observables/{name}"
+                if full in handle:
+                    del handle[full]
+                element = handle.create_group(full)
+                element.create_dataset("value", data=array).attrs["unit"] = ASE_UNITS[
+                    OBSERVABLE_QUANTITIES[name]
+                ]
+                element["step"] = position["step"]
+                if "time" in position:
+                    element["time"] = position["time"]
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 # --------------------------------------------------------------------------------------
 # Summary and conversion
 # --------------------------------------------------------------------------------------
@@ -1407,6 +1585,7 @@ def info(path: str | os.PathLike, group: str | None = None) -> str:
             f"bonds:       {'none stored' if t.bonds is None else len(t.bonds)}",
             f"box:         {box}",
             f"present:     {', '.join(present)}",
+            f"observables: {', '.join(t.observable_names) or 'none'}",
             f"units:       {units}",
             "time step:   "
             + ("unknown" if t.time_step is None else f"{t.time_step:g} fs")

@@ -36,6 +36,7 @@ _TIME = (0, 0, 1)
 _ENERGY = (2, 1, -2)
 _FORCE = (1, 1, -2)
 _VELOCITY = (1, 0, -1)
+_PRESSURE = (-1, 1, -2)
 _NONE = (0, 0, 0)
 
 #: Dimension of each quantity that :func:`to_ase_factor` accepts.
@@ -46,6 +47,7 @@ QUANTITIES: dict[str, tuple[int, int, int]] = {
     "time": _TIME,
     "mass": _MASS,
     "velocity": _VELOCITY,
+    "pressure": _PRESSURE,
 }
 
 # symbol → (value in ASE units, dimension)
@@ -92,6 +94,13 @@ _SYMBOLS: dict[str, tuple[float, tuple[int, int, int]]] = {
     "dalton": (1.0, _MASS),
     "g": (1e-3 * _ase.kg, _MASS),
     "kg": (_ase.kg, _MASS),
+    # pressure (ASE: eV/Å³)
+    "Pa": (_ase.Pascal, _PRESSURE),
+    "kPa": (1e3 * _ase.Pascal, _PRESSURE),
+    "MPa": (1e6 * _ase.Pascal, _PRESSURE),
+    "GPa": (_ase.GPa, _PRESSURE),
+    "bar": (_ase.bar, _PRESSURE),
+    "atm": (101325.0 * _ase.Pascal, _PRESSURE),
     # amount of substance: dimensionless count (kJ mol-1 is an energy per particle)
     "mol": (_ase.mol, _NONE),
 }
@@ -107,6 +116,7 @@ ASE_UNITS: dict[str, str] = {
     "time": "fs",
     "mass": "u",
     "velocity": "Angstrom fs-1",
+    "pressure": "bar",
 }
 
 _SUPERSCRIPTS = str.maketrans("⁻⁺⁰¹²³⁴⁵⁶⁷⁸⁹", "-+0123456789")
@@ -187,7 +197,7 @@ def to_ase_factor(unit: str, quantity: str) -> float:
     quantity : str
         One of ``"length"`` (→ Å), ``"energy"`` (→ eV), ``"force"`` (→ eV/Å),
         ``"time"`` (→ ASE time units), ``"mass"`` (→ amu), ``"velocity"``
-        (→ Å / ASE time unit).
+        (→ Å / ASE time unit), ``"pressure"`` (→ eV/Å³).
 
     Returns
     -------

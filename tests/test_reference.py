@@ -24,6 +24,7 @@ from ase_cg.reference import (
     MoleculeTemplateError,
     PackingError,
     compute_energy_forces,
+    compute_pressure,
     generate_reference,
     pack_molecules,
 )
@@ -264,6 +265,29 @@ def test_small_run_forces_equal_lammps_reevaluation(small_run: Path):
             assert energy == pytest.approx(trajectory.energies(frame), abs=2e-3)
 
 
+def test_small_run_pressure_equals_lammps_reevaluation(small_run: Path):
+    # stored during the run (thermo_press) vs a fresh run 0 on the stored float32 frame with
+    # its stored velocities; the kinetic part alone, Σ m v⊗v / V, is checked against numpy
+    with H5MDTrajectory(small_run) as trajectory:
+        assert {"pressure", "pressure_tensor"} <= set(trajectory.observable_names)
+        stored = trajectory.observable("pressure")
+        tensors = trajectory.observable("pressure_tensor")
+        np.testing.assert_allclose(np.trace(tensors, axis1=1, axis2=2) / 3, stored, atol=1e-9)
+        for frame in (0, 59):
+            atoms = trajectory[frame]
+            pressure, tensor = compute_pressure(ETHANE, atoms)
+            assert abs(pressure - stored[frame]) / units.bar < 2.0  # of σ ≈ 10³ bar per frame
+            assert np.abs(tensor - tensors[frame]).max() / units.bar < 5.0
+            still = atoms.copy()
+            still.set_velocities(np.zeros((len(atoms), 3)))
+            virial_only = compute_pressure(ETHANE, still)[1]
+            v = atoms.get_velocities()
+            kinetic = np.einsum("i,ia,ib->ab", atoms.get_masses(), v, v) / atoms.get_volume()
+            np.testing.assert_allclose(tensor - virial_only, kinetic, atol=1e-9 * units.bar)
+    with h5py.File(small_run) as handle:
+        assert handle["observables/pressure/value"].attrs["unit"] == "bar"
+
+
 def test_npt_equilibration_sets_production_box(tmp_path: Path):
     path = generate_reference(
         "ethane", output=tmp_path / "npt.h5", n_molecules=27, npt=True, pressure=1.0,
@@ -351,6 +375,20 @@ def test_shipped_geometry_and_total_force(shipped: H5MDTrajectory):
     forces = shipped.forces(frames)
     total = np.linalg.norm(forces.sum(axis=1), axis=-1)
     assert np.all(total < 1e-5 * np.linalg.norm(forces, axis=-1).sum(axis=1))
+
+
+def test_shipped_pressure(shipped: H5MDTrajectory):
+    # stored by `ase-cg reference --add-pressure` (data/README.md); re-evaluated here on one
+    # frame. OPLS-AA without tail correction at the saturated-liquid density of 180 K: the
+    # mean, 115 ± 35 bar (block error), is near the coexistence pressure (≈ 0) on the scale of
+    # the per-frame fluctuation (σ ≈ 800 bar)
+    pressure = shipped.observable("pressure") / units.bar
+    assert pressure.shape == (shipped.n_frames,)
+    assert -100.0 < pressure.mean() < 300.0 and 300.0 < pressure.std() < 2000.0
+    frame = 137
+    assert compute_pressure(ETHANE, shipped[frame])[0] / units.bar == pytest.approx(
+        pressure[frame], abs=2.0
+    )
 
 
 def test_shipped_forces_equal_lammps_reevaluation(shipped: H5MDTrajectory):

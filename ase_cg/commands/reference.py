@@ -13,7 +13,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "molecule", nargs="?", default="ethane", help="molecule template name (ethane, propane)"
     )
-    parser.add_argument("-o", "--output", required=True, help="H5MD file to write")
+    parser.add_argument("-o", "--output", default=None, help="H5MD file to write")
+    parser.add_argument(
+        "--add-pressure",
+        metavar="H5MD",
+        default=None,
+        help="instead of simulating: evaluate the pressure (kinetic + virial, LAMMPS run 0 with "
+        "the molecule's force field) of every frame of this existing all-atom file and store "
+        "it in its observables/pressure and observables/pressure_tensor (bar)",
+    )
     parser.add_argument(
         "--molecules", type=int, default=216, help="number of molecules in the cubic box"
     )
@@ -68,6 +76,19 @@ def run(args: argparse.Namespace) -> int:
     """Run :func:`ase_cg.reference.generate_reference` with the parsed arguments."""
     from ase_cg.reference import generate_reference
 
+    if args.add_pressure is not None:
+        from ase_cg.reference.pressure import add_reference_pressure
+
+        if args.output is not None:
+            raise ValueError("--add-pressure writes into the given file; drop -o/--output")
+        pressures = add_reference_pressure(args.add_pressure, args.molecule)
+        print(
+            f"{args.add_pressure}: pressure of {len(pressures)} frames stored, mean "
+            f"{pressures.mean():.1f} bar (frame σ {pressures.std():.0f} bar)"
+        )
+        return 0
+    if args.output is None:
+        raise ValueError("give -o/--output (the H5MD file to write), or --add-pressure FILE")
     if args.frames is not None:
         production_ps = args.frames * args.stride * args.time_step / 1000.0
     else:

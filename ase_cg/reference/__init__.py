@@ -10,7 +10,7 @@ run to H5MD (see :mod:`ase_cg.reference.simulation`).
 """
 
 from ase_cg.reference.builder import PackingError, box_length, pack_molecules
-from ase_cg.reference.lammps import compute_energy_forces, write_lammps_data
+from ase_cg.reference.lammps import compute_energy_forces, compute_pressure, write_lammps_data
 from ase_cg.reference.molecules import (
     ETHANE,
     MOLECULES,
@@ -36,6 +36,7 @@ __all__ = [
     "ReferenceSettings",
     "box_length",
     "compute_energy_forces",
+    "compute_pressure",
     "generate_reference",
     "pack_molecules",
     "write_lammps_data",

@@ -33,6 +33,17 @@ ENERGY_FROM_REAL = to_ase_factor("kcal mol-1", "energy")
 FORCE_FROM_REAL = to_ase_factor("kcal mol-1 Å-1", "force")
 #: Å/fs → Å/(ASE time unit)
 VELOCITY_FROM_REAL = to_ase_factor("Å fs-1", "velocity")
+#: atm → eV/Å³
+PRESSURE_FROM_REAL = to_ase_factor("atm", "pressure")
+#: thermo keywords of the pressure tensor (LAMMPS order) and their place in a 3×3 matrix
+PRESSURE_TENSOR_KEYWORDS = {
+    "pxx": (0, 0),
+    "pyy": (1, 1),
+    "pzz": (2, 2),
+    "pxy": (0, 1),
+    "pxz": (0, 2),
+    "pyz": (1, 2),
+}
 
 #: Pair cutoff of the reference force field, Å.
 CUTOFF = 10.0
@@ -215,6 +226,23 @@ def gather_array(lmp, name: str) -> np.ndarray:
     return np.ctypeslib.as_array(raw).reshape(-1, 3).astype(np.float64, copy=True)
 
 
+def thermo_pressure(lmp) -> tuple[float, np.ndarray]:
+    """Scalar pressure and symmetric pressure tensor of the current step, eV/Å³.
+
+    LAMMPS's ``thermo_press``: kinetic (Σ m v v / V, from the velocities) plus virial parts;
+    valid right after a ``run`` (thermo output on its last step).
+
+    Returns
+    -------
+    pressure : float, eV/Å³
+    tensor : (3, 3) float64, eV/Å³
+    """
+    tensor = np.zeros((3, 3))
+    for keyword, (a, b) in PRESSURE_TENSOR_KEYWORDS.items():
+        tensor[a, b] = tensor[b, a] = lmp.get_thermo(keyword) * PRESSURE_FROM_REAL
+    return lmp.get_thermo("press") * PRESSURE_FROM_REAL, tensor
+
+
 def compute_energy_forces(template: MoleculeTemplate, atoms: Atoms) -> tuple[float, np.ndarray]:
     """Potential energy and forces of ``atoms`` under the reference force field, from LAMMPS.
 
@@ -246,3 +274,37 @@ def compute_energy_forces(template: MoleculeTemplate, atoms: Atoms) -> tuple[flo
         finally:
             lmp.close()
     return energy, forces
+
+
+def compute_pressure(template: MoleculeTemplate, atoms: Atoms) -> tuple[float, np.ndarray]:
+    """Pressure of ``atoms`` under the reference force field, from LAMMPS ``run 0``.
+
+    Kinetic part from ``atoms``' velocities (none: zero), virial part from every interaction
+    (pair, bonded, PPPM), as LAMMPS's ``thermo_press``: ``P = (Σ m v⊗v + W) / V``.
+
+    Parameters
+    ----------
+    template : MoleculeTemplate
+    atoms : ase.Atoms
+        As for :func:`compute_energy_forces`; velocities (``atoms.get_velocities()``, Å per
+        ASE time unit) optional.
+
+    Returns
+    -------
+    pressure : float, eV/Å³
+    tensor : (3, 3) float64, eV/Å³
+    """
+    lammps = import_lammps()
+    velocities = atoms.get_velocities() / VELOCITY_FROM_REAL  # Å/fs, LAMMPS atom-id order
+    with tempfile.TemporaryDirectory(prefix="ase_cg_eval_") as tmp:
+        data_file = write_lammps_data(Path(tmp) / "system.data", template, atoms)
+        lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+        try:
+            lmp.commands_list(force_field_commands(data_file))
+            flat = np.ascontiguousarray(velocities, dtype=np.float64).reshape(-1)
+            lmp.scatter_atoms("v", 1, 3, np.ctypeslib.as_ctypes(flat))
+            lmp.command("thermo_style custom step pe press " + " ".join(PRESSURE_TENSOR_KEYWORDS))
+            lmp.command("run 0")
+            return thermo_pressure(lmp)
+        finally:
+            lmp.close()

@@ -16,12 +16,13 @@ The run, in LAMMPS ``units real`` with the OPLS-AA deck of :mod:`ase_cg.referenc
 Each frame is gathered by atom id and written to H5MD by :class:`ase_cg.io.H5MDWriter`:
 positions wrapped into the box atom by atom (molecules may be split across the boundary;
 molecule ids and bonds say which atoms belong together), velocities, forces (pair + bonded +
-PPPM), box, potential energy, masses, species, molecule ids and bonds, all in ASE units.
+PPPM), box, potential energy, pressure (scalar and tensor, kinetic + virial; stored in bar),
+masses, species, molecule ids and bonds, all in ASE units.
 The settings of the run are stored as attributes of ``/parameters/ase_cg_reference``::
 
     out.h5
     ├── particles/all/{position,velocity,force,box}     (ase_cg.io layout)
-    ├── observables/ ... potential energy               (ase_cg.io layout)
+    ├── observables/{potential_energy,pressure,pressure_tensor}   (ase_cg.io layout)
     └── parameters/ase_cg_reference   attrs: molecule, n_molecules, temperature_K,
                                       density_g_cm3, npt, pressure_atm, equilibration_ps,
                                       production_ps, stride, time_step_fs, seed, ranks,
@@ -59,6 +60,7 @@ from ase_cg.reference.lammps import (
     VELOCITY_FROM_REAL,
     force_field_commands,
     gather_array,
+    thermo_pressure,
     write_lammps_data,
 )
 from ase_cg.reference.molecules import MOLECULES
@@ -366,7 +368,7 @@ def simulate(
         lmp.commands_list(
             [
                 f"timestep {settings.time_step_fs}",
-                "thermo_style custom step temp pe press vol density",
+                "thermo_style custom step temp pe press vol density pxx pyy pzz pxy pxz pyz",
                 "thermo_modify norm no",
                 "thermo 0",
                 "min_style cg",
@@ -434,6 +436,7 @@ def simulate(
                 velocities = gather_array(lmp, "v") * VELOCITY_FROM_REAL
                 forces = gather_array(lmp, "f") * FORCE_FROM_REAL
                 energy = lmp.get_thermo("pe") * ENERGY_FROM_REAL
+                pressure, tensor = thermo_pressure(lmp)
                 lo, hi = (np.array(v) for v in lmp.extract_box()[:2])
                 if writer is not None:
                     writer.append(
@@ -443,6 +446,7 @@ def simulate(
                         velocities=velocities,
                         step=lmp.extract_global("ntimestep") - step0,
                         energy=energy,
+                        observables={"pressure": pressure, "pressure_tensor": tensor},
                     )
 
             runner.run(n_production, settings.stride, "production", sample)
