@@ -37,7 +37,13 @@ stage() {  # stage NAME SECONDS COMMAND...: run, log to $OUT/NAME.log, remember 
 install() {
     "$PYTHON" -m venv --without-pip "$VENV" || return 1
     local base site
-    base=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    # the folders holding the machine's torch and pip (its python3 may see them through
+    # PYTHONPATH or a venv of its own, which a new venv does not inherit)
+    base=$("$PYTHON" -c 'import os, sys, pip, torch
+dirs = {os.path.dirname(os.path.dirname(m.__file__)) for m in (pip, torch)}
+dirs |= {p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
+print("\n".join(sorted(dirs)))')
+    echo "$PYTHON is $(command -v "$PYTHON"); its torch and pip are in: $base"
     site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     echo "$base" >"$site/machine-packages.pth"   # torch, numpy, h5py, ... of the machine
     "$VENV/bin/python" -m pip install -q --no-index --no-deps --ignore-installed --no-compile "$WHEELS"/*.whl || return 1
@@ -61,7 +67,7 @@ EOF
 
 export ROOT WHEELS PYTHON VENV
 export -f install environment
-export PATH="$VENV/bin:$PATH" PYTHONPATH="$ROOT" PYTHONUNBUFFERED=1
+export PATH="$VENV/bin:$PATH" PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export ASE_CG_CACHE=/tmp/ase_cg-cache
 stage install 120 bash -c install
 stage environment 30 bash -c environment
