@@ -18,7 +18,8 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/gpu-results}
 WHEELS=${WHEELS:-$ROOT/.whl}
-PYTHON=${PYTHON:-python3}
+# resolved now: PATH gets the venv first below
+PYTHON=$(command -v "${PYTHON:-python3}")
 VENV=${VENV:-/tmp/ase_cg-gpu}
 mkdir -p "$OUT"
 cd "$ROOT" || exit 1
@@ -35,6 +36,7 @@ stage() {  # stage NAME SECONDS COMMAND...: run, log to $OUT/NAME.log, remember 
 }
 
 install() {
+    rm -rf "$VENV"
     "$PYTHON" -m venv --without-pip "$VENV" || return 1
     local base site
     # the folders holding the machine's torch and pip (its python3 may see them through
