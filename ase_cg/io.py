@@ -54,11 +54,19 @@ scalar ``mass``/``species``, files without species, masses, molecule ids or bond
 Any ``observables/<name>`` element sampled at the frames' steps is read by
 :meth:`H5MDTrajectory.observable` (converted to ASE units when its unit string names a
 quantity of :data:`ase_cg.units.QUANTITIES`, e.g. pressures in bar → eV/Å³).
+
+Files from other writers: their ``species`` are ids (H5MD allows any integers), so the
+elements come from VMD's ``parameters/vmd_structure`` (``atomicnumber``, ``name``, ``type``
+per species in ``indexOfSpecies`` order; ``resid`` per particle as molecule ids;
+``bond_from``/``bond_to`` as 1-based bonds), else from the masses; and the lengths are
+checked against covalent radii, so a file labelled nm that holds Å is refused with the
+unit attribute named (:mod:`ase_cg.chemistry`).
 """
 
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
@@ -68,6 +76,7 @@ import h5py
 import numpy as np
 
 from ase_cg import __version__
+from ase_cg.chemistry import BOND_RATIO_RANGE, bond_length_ratios, identify_elements
 from ase_cg.errors import InputError
 from ase_cg.units import ASE_UNITS, QUANTITIES, to_ase_factor
 
@@ -83,6 +92,7 @@ __all__ = [
     "convert",
 ]
 
+_LOG = logging.getLogger(__name__)
 _FS_PER_ASE_TIME = 1.0 / to_ase_factor("fs", "time")
 #: Factors from the units we write (ASE_UNITS) to ASE units.
 _TO_ASE = {quantity: to_ase_factor(unit, quantity) for quantity, unit in ASE_UNITS.items()}
@@ -155,13 +165,20 @@ class H5MDTrajectory:
     path : Path
     n_frames, n_atoms : int
     numbers : (n_atoms,) int64
-        Atomic numbers (0 for CG beads or when the file has no ``species``).
+        Atomic numbers (0 for CG beads or when nothing identifies the elements).
+    element_rule : str
+        One line saying how the elements were found: species as atomic numbers (files
+        written by ase_cg), else the first of VMD's ``parameters/vmd_structure``
+        ``atomicnumber``/``name``/``type``, the masses (nearest standard atomic weight) and
+        species as atomic numbers (:func:`ase_cg.chemistry.identify_elements`); also logged.
     bead_types : (n_atoms,) str array or None
         CG bead-type names, ``None`` for all-atom files.
     mol_ids : (n_atoms,) int64 or None
-        Molecule index of each particle, ``None`` when the file has none.
+        Molecule index of each particle (``molecule_id``, else VMD's ``resid`` unless bonds
+        join residues), ``None`` when the file has none.
     bonds : (n_bonds, 2) int64 or None
-        Bonded particle index pairs, ``None`` when the file has none.
+        Bonded particle index pairs, 0-based (``connectivity/<group>_bonds``, else VMD's
+        1-based ``bond_from``/``bond_to`` minus one), ``None`` when the file has none.
     has_forces, has_velocities, has_masses, has_energies : bool
     observable_names : tuple of str
         Names in ``observables/`` (read with :meth:`observable`).
@@ -471,17 +488,8 @@ class H5MDTrajectory:
         self.bead_types = per_particle("bead_type", "str")
         mol_ids = per_particle("molecule_id", "iu")
         self.mol_ids = None if mol_ids is None else mol_ids.astype(np.int64)
-        if species is None:
-            self.numbers = np.zeros(n, dtype=np.int64)
-        else:
-            self.numbers = species.astype(np.int64)
-            if self.numbers.min() < 0 or self.numbers.max() > 118:
-                raise InputError(
-                    f"{self._where(f'{g_path}/species')} holds {self.numbers.min()}.."
-                    f"{self.numbers.max()}; ase_cg reads species as atomic numbers (0 = CG "
-                    "bead). Store element numbers 1..118, or 0 with bead_type names."
-                )
         mass = per_particle("mass", "iuf")
+        self._masses = None
         if mass is not None:
             factor, self.units["mass"] = self._unit_factor(g["mass"], "mass", f"{g_path}/mass")
             self._masses = mass.astype(np.float64) * factor
@@ -493,21 +501,134 @@ class H5MDTrajectory:
                     f"{self._where(f'{g_path}/mass')}: particle {i} has mass "
                     f"{self._masses[i]} amu; masses must be positive."
                 )
-        elif species is not None and self.bead_types is None and np.all(self.numbers > 0):
-            from ase.data import atomic_masses
+        self._setup_elements(species, g_path)
+        if self._masses is None:
+            if species is not None and self.bead_types is None and np.all(self.numbers > 0):
+                from ase.data import atomic_masses
 
-            self._masses = atomic_masses[self.numbers].astype(np.float64)
-            self.units["mass"] = None
-            self._mass_source = "from elements (ASE's atomic masses)"
-        else:
-            self._masses = None
-            self._mass_source = "missing"
+                self._masses = atomic_masses[self.numbers].astype(np.float64)
+                self.units["mass"] = None
+                self._mass_source = "from elements (ASE's atomic masses)"
+            else:
+                self._mass_source = "missing"
         if self.bead_types is not None and self._masses is None:
             raise InputError(
                 f"{self.path}: '{g_path}' has CG bead types but no '{g_path}/mass'; bead "
                 "masses cannot be guessed. Write the bead masses (amu) into that dataset."
             )
         self.has_masses = self._masses is not None
+
+    def _setup_elements(self, species, g_path: str) -> None:
+        """Atomic numbers from species, VMD structure data or masses (:attr:`element_rule`).
+
+        Files written by ase_cg store atomic numbers as species (0 for CG beads); for other
+        writers species are ids, and :func:`ase_cg.chemistry.identify_elements` decides.
+        """
+        n = self.n_atoms
+        self._vmd = self._read_vmd_structure(species)
+        creator = self._file.get("h5md/creator")
+        self._own = creator is not None and _read_attr_str(creator, "name") == "ase_cg"
+        if self.bead_types is not None or (self._own and species is not None):
+            self.numbers = np.zeros(n, np.int64) if species is None else species.astype(np.int64)
+            if self.numbers.min() < 0 or self.numbers.max() > 118:
+                raise InputError(
+                    f"{self._where(f'{g_path}/species')} holds {self.numbers.min()}.."
+                    f"{self.numbers.max()}; ase_cg reads species as atomic numbers (0 = CG "
+                    "bead). Store element numbers 1..118, or 0 with bead_type names."
+                )
+            self.element_rule = (
+                "CG beads (bead_type names)"
+                if self.bead_types is not None
+                else "species are atomic numbers (file written by ase_cg)"
+            )
+            return
+        if species is None and self._masses is None and not self._vmd:
+            self.numbers = np.zeros(n, dtype=np.int64)
+            self.element_rule = "unknown: no species, masses or names (particles are 'X')"
+            return
+        stored = next((k for k in ("atomicnumber", "name", "type") if k in self._vmd), None)
+        if stored is not None:
+            where = f"{self.path}: 'parameters/vmd_structure/{stored}'"
+        else:
+            where = f"{self.path}: '{g_path}/{'mass' if self._masses is not None else 'species'}'"
+        numbers, self.element_rule = identify_elements(
+            species,
+            self._masses,
+            numbers=self._vmd.get("atomicnumber"),
+            names=None if "atomicnumber" in self._vmd else self._vmd.get(stored),
+            where=where,
+        )
+        self.numbers = numbers
+        _LOG.info("%s", self.element_rule)
+
+    def _read_vmd_structure(self, species) -> dict:
+        """Per-particle data of the VMD h5md plugin's ``parameters/vmd_structure`` group.
+
+        Layout (the plugin's reader, ``h5mdplugin.c``): ``name``, ``type``, ``atomicnumber``
+        hold one entry per species, in the order of ``indexOfSpecies`` (the species ids);
+        ``resid`` one per particle; ``bond_from``/``bond_to`` the bonded pairs as 1-based
+        particle indices (VMD's molfile convention; ESPResSo's writer adds 1).  Entries of
+        length ``n_atoms`` without ``indexOfSpecies`` are read per particle.
+        """
+        group = self._file.get("parameters/vmd_structure")
+        if not isinstance(group, h5py.Group):
+            return {}
+        n = self.n_atoms
+        base = "parameters/vmd_structure"
+        out: dict = {}
+        index_of_species = group.get("indexOfSpecies")
+        kinds = None
+        if isinstance(index_of_species, h5py.Dataset) and species is not None:
+            kinds = np.asarray(index_of_species[()]).astype(np.int64).ravel()
+            lookup = {int(k): i for i, k in enumerate(kinds)}
+            missing = sorted(set(species.tolist()) - set(lookup))
+            if missing:
+                raise InputError(
+                    f"{self._where(f'{base}/indexOfSpecies')} lacks species {missing[:5]} of "
+                    f"'{self._g_path}/species'; list every species id there."
+                )
+            per_kind = np.array([lookup[int(s)] for s in species])
+        for key in ("atomicnumber", "name", "type"):
+            dataset = group.get(key)
+            if not isinstance(dataset, h5py.Dataset):
+                continue
+            values = np.asarray(dataset[()]).ravel()
+            if values.dtype.kind in "SO":
+                values = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])
+            if kinds is not None and len(values) == len(kinds):
+                out[key] = values[per_kind]
+            elif len(values) == n:
+                out[key] = values
+            else:
+                raise InputError(
+                    f"{self._where(f'{base}/{key}')} has {len(values)} entries; expected one "
+                    f"per species in indexOfSpecies or one per particle ({n})."
+                )
+        resid = group.get("resid")
+        if isinstance(resid, h5py.Dataset):
+            if resid.shape != (n,) or resid.dtype.kind not in "iu":
+                raise InputError(
+                    f"{self._where(f'{base}/resid')} has shape {resid.shape} and dtype "
+                    f"{resid.dtype}; expected ({n},) integers, one residue id per particle."
+                )
+            out["resid"] = resid[()].astype(np.int64)
+        ends = [group.get(k) for k in ("bond_from", "bond_to")]
+        if all(isinstance(e, h5py.Dataset) for e in ends):
+            first, second = (np.asarray(e[()]).astype(np.int64).ravel() for e in ends)
+            if first.shape != second.shape:
+                raise InputError(
+                    f"{self.path}: '{base}/bond_from' and 'bond_to' have {first.size} and "
+                    f"{second.size} entries; they must pair up."
+                )
+            bonds = np.stack([first, second], axis=1) - 1  # 1-based in the VMD layout
+            if bonds.size and (bonds.min() < 0 or bonds.max() >= n):
+                raise InputError(
+                    f"{self._where(f'{base}/bond_from')}: indices must be 1..{n} (VMD's "
+                    f"1-based particle numbers), found {int(bonds.min()) + 1}.."
+                    f"{int(bonds.max()) + 1}."
+                )
+            out["bonds"] = bonds
+        return out
 
     def _read_parameters(self) -> dict[str, dict]:
         """Attributes of each group in ``parameters/`` (H5MD's free-form run parameters)."""
@@ -525,6 +646,40 @@ class H5MDTrajectory:
 
     def _setup_bonds(self) -> None:
         self.bonds = None
+        self._read_connectivity()
+        if self.bonds is None and "bonds" in self._vmd:
+            self.bonds = self._vmd["bonds"]
+        if self.mol_ids is None and "resid" in self._vmd:
+            resid = self._vmd["resid"]
+            # residues are molecules unless bonds join residues (a polymer): then bonds decide
+            if self.bonds is None or np.all(resid[self.bonds[:, 0]] == resid[self.bonds[:, 1]]):
+                self.mol_ids = resid
+        if not self._own and self.bead_types is None and np.all(self.numbers > 0):
+            self._check_lengths()  # ase_cg's writer takes Å: only other writers can mislabel
+
+    def _check_lengths(self) -> None:
+        """Refuse lengths in another unit than labelled: bonded distances of frame 0 must be
+        near the sum of covalent radii (:func:`ase_cg.chemistry.bond_length_ratios`)."""
+        position = f"{self._g_path}/position/value"
+        ratios, what = bond_length_ratios(
+            self.numbers, self.positions(0), self.cells(0), self.pbc, self.bonds, self.mol_ids
+        )
+        if ratios.size == 0:
+            return
+        median = float(np.median(ratios))
+        low, high = BOND_RATIO_RANGE
+        if low <= median <= high:
+            return
+        unit = self.units.get("length")
+        label = f"attribute 'unit' = {unit!r}" if unit else "no 'unit' attribute (read as Å)"
+        raise InputError(
+            f"{self.path}: dataset '{position}' has {label}, but in that unit bonded distances "
+            f"({what}, frame 0) are {median:.3g} × the sum of covalent radii (expected "
+            f"{low}..{high}): the positions are in another unit. Fix the 'unit' attribute of "
+            f"'{position}' (and of the box edges)."
+        )
+
+    def _read_connectivity(self) -> None:
         connectivity = self._file.get("connectivity")
         if connectivity is None:
             return
@@ -1581,6 +1736,7 @@ def info(path: str | os.PathLike, group: str | None = None) -> str:
             f"frames:      {t.n_frames} (steps {t.steps[0]}..{t.steps[-1]})",
             f"particles:   {t.n_atoms} ({kinds})",
             f"masses:      {masses}",
+            f"elements:    {t.element_rule.removeprefix(f'{t.path}: ')}",
             f"molecules:   {_composition(t)}",
             f"bonds:       {'none stored' if t.bonds is None else len(t.bonds)}",
             f"box:         {box}",
