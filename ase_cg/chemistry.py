@@ -30,6 +30,7 @@ __all__ = [
     "MASS_TOLERANCE",
     "RIGID_BOND_STD",
     "bond_length_ratios",
+    "implausible_lengths",
     "element_from_name",
     "identify_elements",
     "rigid_bonds",
@@ -265,6 +266,25 @@ def bond_length_ratios(numbers, positions, cell, pbc, bonds=None, mol_ids=None):
     distance, index = tree.query(query, k=2)
     nearest = owner[index[:, 1]]
     return distance[:, 1] / (radii[hydrogens] + radii[nearest]), "nearest atom of each H"
+
+
+def implausible_lengths(numbers, positions, cell, pbc, bonds=None, mol_ids=None) -> str | None:
+    """Why these lengths cannot be in Å (one phrase), or ``None`` when they are plausible.
+
+    The median of :func:`bond_length_ratios` must lie in :data:`BOND_RATIO_RANGE`; a file
+    in nm read as Å gives about 0.1, one in Å read as nm about 10.  Arguments as there.
+    """
+    ratios, what = bond_length_ratios(numbers, positions, cell, pbc, bonds, mol_ids)
+    if ratios.size == 0:
+        return None
+    median = float(np.median(ratios))
+    low, high = BOND_RATIO_RANGE
+    if low <= median <= high:
+        return None
+    return (
+        f"bonded distances ({what}, frame 0) are {median:.3g} × the sum of covalent radii "
+        f"(expected {low}..{high})"
+    )
 
 
 def rigid_bonds(lengths, tolerance: float = RIGID_BOND_STD) -> np.ndarray:

@@ -76,7 +76,7 @@ import h5py
 import numpy as np
 
 from ase_cg import __version__
-from ase_cg.chemistry import BOND_RATIO_RANGE, bond_length_ratios, identify_elements
+from ase_cg.chemistry import identify_elements, implausible_lengths
 from ase_cg.errors import InputError
 from ase_cg.units import ASE_UNITS, QUANTITIES, to_ase_factor
 
@@ -661,22 +661,17 @@ class H5MDTrajectory:
         """Refuse lengths in another unit than labelled: bonded distances of frame 0 must be
         near the sum of covalent radii (:func:`ase_cg.chemistry.bond_length_ratios`)."""
         position = f"{self._g_path}/position/value"
-        ratios, what = bond_length_ratios(
+        problem = implausible_lengths(
             self.numbers, self.positions(0), self.cells(0), self.pbc, self.bonds, self.mol_ids
         )
-        if ratios.size == 0:
-            return
-        median = float(np.median(ratios))
-        low, high = BOND_RATIO_RANGE
-        if low <= median <= high:
+        if problem is None:
             return
         unit = self.units.get("length")
         label = f"attribute 'unit' = {unit!r}" if unit else "no 'unit' attribute (read as Å)"
         raise InputError(
-            f"{self.path}: dataset '{position}' has {label}, but in that unit bonded distances "
-            f"({what}, frame 0) are {median:.3g} × the sum of covalent radii (expected "
-            f"{low}..{high}): the positions are in another unit. Fix the 'unit' attribute of "
-            f"'{position}' (and of the box edges)."
+            f"{self.path}: dataset '{position}' has {label}, but in that unit {problem}: the "
+            f"positions are in another unit. Fix the 'unit' attribute of '{position}' (and of "
+            "the box edges)."
         )
 
     def _read_connectivity(self) -> None:

@@ -1104,6 +1104,8 @@ class SystemMapping:
         Molecule type of each molecule.
     atom_mol_ids : (n_atoms,) int64
         Molecule index of each atom.
+    atom_bonds : (n_bonds, 2) int64
+        Bonds between atoms within molecules (given, or found from the geometry).
     position_matrix : scipy.sparse.csr_matrix (n_beads, n_atoms)
         E: non-negative, rows sum to 1.
     force_matrix : scipy.sparse.csr_matrix (n_beads, n_atoms)
@@ -1127,6 +1129,7 @@ class SystemMapping:
         molset = find_molecules(atoms, mol_ids=mol_ids, bonds=bonds, scale=scale)
         self.n_molecules = molset.n_molecules
         self.atom_mol_ids = molset.atom_molecule
+        self.atom_bonds = molset.bonds
 
         # Bonds per molecule, in local indices.
         order = np.concatenate(molset.molecules) if molset.molecules else np.zeros(0, np.int64)
@@ -1600,8 +1603,11 @@ def map_trajectory(
     force_map: str = "bead_sum",
     compression: str | None = "gzip",
     progress: bool | None = None,
+    topology=None,
+    split_constraints: str = "warn",
+    **read_options,
 ) -> SystemMapping:
-    """Map an all-atom H5MD trajectory to a CG H5MD trajectory, chunk by chunk.
+    """Map an all-atom trajectory to a CG H5MD trajectory, chunk by chunk.
 
     Memory holds one chunk of frames at a time, so files larger than memory are fine. The CG
     file has the bead types, bead masses, molecule ids (molecule index per bead), the CG bonds
@@ -1610,9 +1616,10 @@ def map_trajectory(
 
     Parameters
     ----------
-    input_h5 : path
-        All-atom H5MD file (:class:`ase_cg.io.H5MDTrajectory`). Molecules come from its molecule
-        ids, else its bonds, else the first frame's geometry.
+    input_h5 : path or Trajectory
+        All-atom trajectory: an H5MD file, any file MDAnalysis reads (with ``topology``,
+        e.g. ``traj.trr`` + ``topol.tpr``), or an :mod:`ase_cg.trajectory` object. Molecules
+        come from its molecule ids, else its bonds, else the first frame's geometry.
     output_h5 : path
         CG H5MD file to write (written to a temporary file and renamed when complete).
     mapping : CGMapping
@@ -1623,6 +1630,13 @@ def map_trajectory(
         HDF5 filter of the output's per-frame datasets (gzip: smallest; lzf or None: faster).
     progress : bool or None
         Show a tqdm bar with frames/s (``None``: only on a terminal).
+    topology : path, optional
+        Topology for MDAnalysis inputs (``.tpr``, LAMMPS data file …).
+    split_constraints : {"warn", "error", "allow"}
+        What to do when the mapping splits a constrained bond between beads
+        (:class:`ase_cg.trajectory.MappedTrajectory`).
+    **read_options
+        Passed to :func:`ase_cg.trajectory.open_trajectory` (``lammps_units`` …).
 
     Returns
     -------
@@ -1631,20 +1645,22 @@ def map_trajectory(
     """
     from tqdm import tqdm
 
-    from ase_cg.io import H5MDTrajectory, H5MDWriter
+    from ase_cg.io import H5MDWriter
+    from ase_cg.trajectory import MappedTrajectory, open_trajectory
 
     if chunk_size < 1:
         raise MappingError(f"chunk_size must be ≥ 1 frame, got {chunk_size}")
-    with H5MDTrajectory(input_h5) as trajectory:
-        if trajectory.n_frames == 0:
-            raise MappingError(f"{input_h5}: the trajectory has no frames to map")
+    trajectory = open_trajectory(input_h5, topology=topology, **read_options)
+    try:
         if trajectory.bead_types is not None:
             raise MappingError(
                 f"{input_h5}: is already a CG trajectory (it has bead types); map an all-atom "
                 "trajectory"
             )
-        first = trajectory[0]
-        system = mapping.system(first, bonds=trajectory.bonds, force_map=force_map)
+        mapped = MappedTrajectory(
+            trajectory, mapping, force_map=force_map, split_constraints=split_constraints
+        )
+        system = mapped.system
         disable = None if progress is None else not progress
         with (
             H5MDWriter(
@@ -1653,26 +1669,20 @@ def map_trajectory(
                 masses=system.bead_masses,
                 mol_ids=system.bead_mol_ids,
                 bonds=system.topology["bonds"],
-                time_step=trajectory.time_step,
+                time_step=mapped.time_step,
                 compression=compression,
                 pbc=system.pbc,
             ) as writer,
-            tqdm(total=trajectory.n_frames, unit="frame", desc="map", disable=disable) as bar,
+            tqdm(total=mapped.n_frames, unit="frame", desc="map", disable=disable) as bar,
         ):
-            steps = np.asarray(trajectory.steps)
-            times = trajectory.times
-            for frames in trajectory.iter_chunks(chunk_size):
-                cells = trajectory.cells(frames)
-                beads = system.map_positions(trajectory.positions(frames), cells)
-                forces = (
-                    system.map_forces(trajectory.forces(frames)) if trajectory.has_forces else None
-                )
-                velocities = (
-                    system.map_velocities(trajectory.velocities(frames))
-                    if trajectory.has_velocities
-                    else None
-                )
-                for k, frame in enumerate(range(*frames.indices(trajectory.n_frames))):
+            steps = np.asarray(mapped.steps)
+            times = mapped.times
+            for frames in mapped.iter_chunks(chunk_size):
+                cells = mapped.cells(frames)
+                beads = mapped.positions(frames)
+                forces = mapped.forces(frames) if mapped.has_forces else None
+                velocities = mapped.velocities(frames) if mapped.has_velocities else None
+                for k, frame in enumerate(range(*frames.indices(mapped.n_frames))):
                     writer.append(
                         beads[k],
                         cells[k],
@@ -1682,4 +1692,7 @@ def map_trajectory(
                         time=None if times is None else float(times[frame]),
                     )
                 bar.update(len(beads))
+    finally:
+        if trajectory is not input_h5:
+            trajectory.close()
     return system

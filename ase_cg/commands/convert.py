@@ -1,11 +1,15 @@
-"""``ase-cg convert``: trajectories with forces (extxyz, .traj, LAMMPS dumps) → H5MD."""
+"""``ase-cg convert``: trajectories (extxyz, .traj, LAMMPS dumps; GROMACS TRR/XTC + TPR, LAMMPS
+data + dump, DCD through MDAnalysis) → H5MD."""
 
 from __future__ import annotations
 
 import argparse
 
 NAME = "convert"
-HELP = "Convert trajectories with forces (extxyz, ASE .traj, LAMMPS text dump) into H5MD."
+HELP = (
+    "Convert trajectories into H5MD: with forces from extxyz, ASE .traj, LAMMPS text dumps; "
+    "with --topology through MDAnalysis (GROMACS TRR/XTC + TPR, LAMMPS data + dump, DCD)."
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +52,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         "the input's mol-id array or the dump's 'mol' column, else none)",
     )
     parser.add_argument(
+        "--topology",
+        default=None,
+        metavar="FILE",
+        help="topology read with MDAnalysis (GROMACS .tpr, LAMMPS data file, .gro, .pdb); the "
+        "inputs are then its trajectories (.trr, .xtc, .dcd, LAMMPS dump): elements, masses, "
+        "bonds and molecules come from the topology, units are converted to Å, eV/Å "
+        "(%(default)s = read the inputs with ASE)",
+    )
+    parser.add_argument(
         "--group", default="all", help="name of the particle group written in particles/"
     )
     parser.set_defaults(func=run)
@@ -56,7 +69,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run :func:`ase_cg.io.convert` and report what was written."""
     from ase_cg.io import convert
+    from ase_cg.trajectory import MDAnalysisTrajectory, write_trajectory
 
+    if args.topology is not None:
+        kwargs = {} if args.lammps_units is None else {"lammps_units": args.lammps_units}
+        with MDAnalysisTrajectory(args.topology, args.inputs, **kwargs) as trajectory:
+            n_frames = write_trajectory(trajectory, args.output, group=args.group)
+        print(f"wrote {n_frames} frames to {args.output}")
+        return 0
     n_frames = convert(
         args.inputs,
         args.output,
