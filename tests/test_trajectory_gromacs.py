@@ -27,7 +27,6 @@ from ase_cg.trajectory import (
     open_trajectory,
 )
 
-
 HERE = Path(__file__).parent / "data"
 TPR, TRR = HERE / "ethane_gmx.tpr", HERE / "ethane_gmx.trr"
 N_FRAMES, N_ATOMS = 16, 512
