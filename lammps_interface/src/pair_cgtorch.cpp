@@ -32,6 +32,7 @@
 #include "neighbor.h"
 #include "update.h"
 
+#include <torch/csrc/jit/passes/tensorexpr_fuser.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -64,6 +65,10 @@ PairCGTorch::PairCGTorch(LAMMPS *lmp) :
   manybody_flag = 1;
   no_virial_fdotr_compute = 1;
   centroidstressflag = kCentroidNotAvailable;
+  // TorchScript's tensor-expression fuser cannot compile these graphs for CUDA (a run on an
+  // H200 stopped with "Global alloc not supported yet": the neighbour count changes every
+  // step); the plain profiling executor runs them. On the CPU this fuser is off anyway.
+  torch::jit::setTensorExprFuserEnabled(false);
 }
 
 PairCGTorch::~PairCGTorch()
