@@ -53,6 +53,7 @@ from ase_cg.report import (
     write_json,
     write_report,
 )
+from ase_cg.trajectory import MappedTrajectory, open_trajectory
 
 __all__ = [
     "AMU_PER_A3_TO_G_PER_CM3",
@@ -97,30 +98,22 @@ class AnalysisError(InputError):
 
 
 @contextlib.contextmanager
-def _open_frames(images, what: str = "images"):
-    """Yield a sequence of Atoms (``len()`` and ``[i]``) for any accepted trajectory form."""
-    if isinstance(images, Atoms):
-        yield [images]
-    elif isinstance(images, str | os.PathLike):
-        from ase_cg.io import H5MDTrajectory
-
-        path = Path(images)
-        if not path.is_file():
-            raise AnalysisError(f"{what}: {path} is not a file; give an H5MD trajectory file")
-        trajectory = H5MDTrajectory(path)
-        try:
-            yield trajectory
-        finally:
+def _frames_of(images, what: str = "images"):
+    """The :class:`ase_cg.trajectory.Trajectory` of any accepted input (closed after use);
+    failures are :class:`AnalysisError` naming ``what``."""
+    if isinstance(images, str | os.PathLike) and not Path(images).is_file():
+        raise AnalysisError(f"{what}: {images} is not a file; give an H5MD trajectory file")
+    try:
+        trajectory = open_trajectory(images)
+    except AnalysisError:
+        raise
+    except InputError as error:
+        raise AnalysisError(f"{what}: {error}") from error
+    try:
+        yield trajectory
+    finally:
+        if trajectory is not images:
             trajectory.close()
-    elif hasattr(images, "__len__") and hasattr(images, "__getitem__"):
-        if len(images) == 0:
-            raise AnalysisError(f"{what}: the trajectory has no frames; give at least one frame")
-        yield images
-    else:
-        raise AnalysisError(
-            f"{what}: expected ase.Atoms, a sequence of ase.Atoms or an H5MD file path, "
-            f"got {type(images).__name__}"
-        )
 
 
 def _iter_frames(frames, *, desc: str | None = None) -> Iterator[Atoms]:
@@ -337,7 +330,7 @@ def rdf(
         ids.
     """
     accumulator = _RDFAccumulator(r_max, n_bins, [types], intermolecular, "rdf")
-    with _open_frames(images, "rdf") as frames:
+    with _frames_of(images, "rdf") as frames:
         for frame, atoms in enumerate(_iter_frames(frames, desc="RDF")):
             accumulator.add(atoms, frame)
     r, g = accumulator.result()
@@ -459,7 +452,7 @@ def _bin_edges(bins, values_range, name: str) -> np.ndarray:
 
 
 def _distribution(images, terms, bins, value_range, function, name):
-    with _open_frames(images, name) as frames:
+    with _frames_of(images, name) as frames:
         values = [function(atoms, terms) for atoms in _iter_frames(frames, desc=name)]
     values = np.concatenate(values) if values else np.zeros(0)
     if values.size == 0:
@@ -586,7 +579,7 @@ def density(images) -> np.ndarray:
     -------
     (n_frames,) float64, g/cm³
     """
-    with _open_frames(images, "density") as frames:
+    with _frames_of(images, "density") as frames:
         values = []
         for frame, atoms in enumerate(_iter_frames(frames)):
             _, volume = _check_periodic(atoms, frame, "density")
@@ -727,7 +720,7 @@ def msd(
     if (images is None) == (positions is None):
         raise AnalysisError("msd: give either images or positions (with cells), not both")
     if images is not None:
-        with _open_frames(images, "msd") as frames:
+        with _frames_of(images, "msd") as frames:
             unwrapper = _Unwrapper()
             continuous, frame_times = [], []
             for frame, atoms in enumerate(_iter_frames(frames, desc="MSD")):
@@ -933,54 +926,6 @@ def _type_key(names) -> str:
     return "-".join(min(names, names[::-1]))
 
 
-class _MappedFrames:
-    """Frames of an all-atom trajectory mapped to beads on access.
-
-    From an H5MD trajectory, positions and cells are read and mapped ``chunk`` frames at a time
-    (one hyperslab read, one sparse product), so memory holds one chunk of all-atom positions;
-    other sequences are mapped frame by frame.
-    """
-
-    def __init__(self, frames, mapping, chunk: int = 64):
-        self.frames = frames
-        first = frames[0]
-        self.system = mapping.system(first, bonds=getattr(frames, "bonds", None))
-        self.topology = self.system.topology
-        self.times = getattr(frames, "times", None)
-        self.chunked = callable(getattr(frames, "positions", None)) and callable(
-            getattr(frames, "cells", None)
-        )
-        self.template = self.system.map_atoms(first)
-        self.template.calc = None
-        self.template.arrays.pop("momenta", None)
-        self.chunk = chunk
-        self.cached = (0, np.zeros((0, self.system.n_beads, 3)), np.zeros((0, 3, 3)))
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def __getitem__(self, index: int) -> Atoms:
-        if not self.chunked:
-            atoms = self.frames[index]
-            mapped = self.system.map_atoms(atoms)
-            mapped.info.update({k: v for k, v in atoms.info.items() if k in ("time", "step")})
-            return mapped
-        start, positions, cells = self.cached
-        if not start <= index < start + len(positions):
-            start = index
-            frames = slice(start, min(start + self.chunk, len(self)))
-            cells = self.frames.cells(frames)
-            positions = self.system.map_positions(self.frames.positions(frames), cells)
-            self.cached = (start, positions, cells)
-        mapped = self.template.copy()
-        mapped.positions = positions[index - start]
-        mapped.cell = cells[index - start]
-        mapped.info = {}
-        if self.times is not None:
-            mapped.info["time"] = float(self.times[index])
-        return mapped
-
-
 @dataclass
 class _Observed:
     """Everything :func:`compare` measures on one trajectory, gathered in one pass."""
@@ -1177,7 +1122,7 @@ def _js_or_disjoint(p, q) -> float:
 
 def _smallest_half_width(frames) -> float:
     """Smallest half perpendicular box width over all frames, Å (cells only are read)."""
-    source = frames.frames if isinstance(frames, _MappedFrames) else frames
+    source = frames.source if isinstance(frames, MappedTrajectory) else frames
     if callable(getattr(source, "cells", None)):
         cells = source.cells()
     else:
@@ -1196,7 +1141,7 @@ def _describe(source, frames) -> str:
 
 def _topology_of(frames, mapping, given) -> dict:
     """Bonded topology of a CG trajectory: from the mapping, else the file's bonds, else given."""
-    if isinstance(frames, _MappedFrames):
+    if isinstance(frames, MappedTrajectory):
         return frames.topology
     if mapping is not None:
         return mapping.topology(frames[0])
@@ -1678,11 +1623,13 @@ def compare(
         mapping = CGMapping.load(mapping)
 
     with (
-        _open_frames(reference, "reference") as reference_frames,
-        _open_frames(cg, "cg") as cg_frames,
+        _frames_of(reference, "reference") as reference_frames,
+        _frames_of(cg, "cg") as cg_frames,
     ):
         if mapping is not None:
-            reference_frames = _MappedFrames(reference_frames, mapping)
+            reference_frames = MappedTrajectory(
+                reference_frames, mapping, split_constraints="allow", atoms_arrays=()
+            )
         sides = {"reference": reference_frames, "cg": cg_frames}
         sources = {
             "reference": _describe(reference, reference_frames),

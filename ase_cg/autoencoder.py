@@ -92,6 +92,7 @@ from torch import nn
 from ase_cg.errors import InputError
 from ase_cg.mapping import CGMapping
 from ase_cg.molecules import MoleculeError, TemplateMatcher, find_molecules, formula_of
+from ase_cg.trajectory import open_trajectory
 
 __all__ = [
     "AutoencoderConfig",
@@ -262,16 +263,19 @@ class _Data:
 
 
 def _open(trajectory):
-    from ase_cg.io import H5MDTrajectory
-
-    if isinstance(trajectory, H5MDTrajectory):
-        return trajectory, False
-    if isinstance(trajectory, str | os.PathLike):
-        return H5MDTrajectory(trajectory), True
-    raise AutoencoderError(
-        f"trajectory must be an H5MD file path or an ase_cg.io.H5MDTrajectory, got "
-        f"{type(trajectory).__name__}"
-    )
+    """``(trajectory, owned)``: a :class:`ase_cg.trajectory.Trajectory` of all-atom frames."""
+    try:
+        source = open_trajectory(trajectory)
+    except InputError as error:
+        raise AutoencoderError(str(error)) from error
+    if getattr(source, "bead_types", None) is not None:
+        if source is not trajectory:
+            source.close()
+        raise AutoencoderError(
+            f"{getattr(source, 'path', 'trajectory')}: is a CG trajectory (it has bead types); "
+            "learning a mapping needs the all-atom trajectory"
+        )
+    return source, source is not trajectory
 
 
 def _find_types(atoms: Atoms, source: str) -> list[tuple[str, Atoms, np.ndarray]]:
@@ -963,9 +967,11 @@ def learn_mapping(
 
     Parameters
     ----------
-    trajectory : str, Path or ase_cg.io.H5MDTrajectory
-        All-atom H5MD trajectory with positions, forces, cells, masses and molecule ids (or
-        molecules found from bonds / geometry).
+    trajectory : path or ase_cg.trajectory.Trajectory
+        All-atom trajectory with positions, forces, cells, masses and molecule ids (or
+        molecules found from bonds / geometry): an H5MD file, a file MDAnalysis reads alone,
+        or a trajectory object (e.g. :class:`ase_cg.trajectory.MDAnalysisTrajectory` for
+        TRR + TPR, :class:`~ase_cg.trajectory.InMemoryTrajectory` for ``ase.Atoms``).
     n_beads : int or dict[str, int]
         Beads per molecule: one number for every type, or per type keyed by the molecule's Hill
         formula (``"C2H6"``) or a reference molecule name (``"ethane"``; the type then gets

@@ -42,8 +42,9 @@ MASS_TOLERANCE = 0.5
 #: Plausible range of (median bonded distance) / (sum of covalent radii).
 BOND_RATIO_RANGE = (0.6, 1.5)
 #: A bond whose length has a standard deviation below this over the frames is rigid, Å.
-#: (Flexible C–C bonds fluctuate by 0.01–0.03 Å at 180 K, LINCS/SHAKE bonds by < 1e-5 Å.)
-RIGID_BOND_STD = 1e-3
+#: (Flexible C–C bonds fluctuate by 0.01–0.03 Å at 180 K, LINCS bonds by < 1e-6 Å, SHAKE
+#: bonds at tolerance 1e-4 by < 1e-4 Å; float32 storage adds ~1e-6 Å.)
+RIGID_BOND_STD = 2e-4
 
 _ELEMENT_MASSES = np.asarray(atomic_masses[1:119], dtype=np.float64)  # index z - 1
 
@@ -293,7 +294,7 @@ def rigid_bonds(lengths, tolerance: float = RIGID_BOND_STD) -> np.ndarray:
     Parameters
     ----------
     lengths : (n_frames, n_bonds) float64, Å
-        Bond lengths per frame (at least 2 frames).
+        Bond lengths per frame; fewer than 3 frames tell nothing (all False).
     tolerance : float, Å
         Largest standard deviation of a rigid bond.
 
@@ -302,7 +303,7 @@ def rigid_bonds(lengths, tolerance: float = RIGID_BOND_STD) -> np.ndarray:
     (n_bonds,) bool
     """
     lengths = np.asarray(lengths, dtype=np.float64)
-    if lengths.ndim != 2 or lengths.shape[0] < 2:
+    if lengths.ndim != 2 or lengths.shape[0] < 3:
         return np.zeros(lengths.shape[-1] if lengths.ndim else 0, dtype=bool)
     return lengths.std(axis=0) < tolerance
 

@@ -49,6 +49,7 @@ from ase_cg.errors import InputError
 from ase_cg.potentials._splines import basis_weights
 from ase_cg.potentials.base import CGModel, SystemTopology, build_graph, make_batch
 from ase_cg.potentials.classical import SPLINE_TERMS, SplineTerm
+from ase_cg.trajectory import cg_trajectory, is_cg, open_trajectory, opened
 
 __all__ = ["ArrayTrajectory", "ClassicalConfig", "FitError", "fit_classical", "plot_classical"]
 
@@ -236,19 +237,29 @@ class ArrayTrajectory:
 
 
 # --- inputs --------------------------------------------------------------------------------------
-def _open_trajectory(trajectory):
-    """``(source, owned)``: a reader with the H5MDTrajectory array interface."""
+def _open_trajectory(trajectory, mapping_or_topology):
+    """``(source, owned)``: CG frames with the trajectory array interface; all-atom frames
+    are mapped with a :class:`~ase_cg.mapping.CGMapping` (:func:`ase_cg.trajectory.cg_trajectory`).
+    """
     if isinstance(trajectory, str | os.PathLike):
-        from ase_cg.io import H5MDTrajectory
-
-        return H5MDTrajectory(trajectory), True
-    for name in ("positions", "forces", "cells", "n_frames", "n_atoms"):
-        if not hasattr(trajectory, name):
-            raise FitError(
-                f"trajectory must be a CG H5MD path, an ase_cg.io.H5MDTrajectory or an "
-                f"ArrayTrajectory; got {type(trajectory).__name__} (no {name!r})"
-            )
-    return trajectory, False
+        source = open_trajectory(trajectory)
+        owned = True
+    else:
+        for name in ("positions", "forces", "cells", "n_frames", "n_atoms"):
+            if not hasattr(trajectory, name):
+                raise FitError(
+                    f"trajectory must be a trajectory file path, an ase_cg.trajectory object "
+                    f"or an ArrayTrajectory; got {type(trajectory).__name__} (no {name!r})"
+                )
+        source, owned = trajectory, False
+    if is_cg(source) or isinstance(mapping_or_topology, SystemTopology):
+        return source, owned
+    try:
+        return cg_trajectory(source, mapping_or_topology, what="force matching"), owned
+    except BaseException:
+        if owned:
+            source.close()
+        raise
 
 
 def _describe(source) -> str:
@@ -609,9 +620,12 @@ def fit_classical(
 
     Parameters
     ----------
-    trajectory : str, Path, ase_cg.io.H5MDTrajectory or ArrayTrajectory
-        CG frames with mapped forces: a CG H5MD file (``ase-cg map`` output), an open
-        ``H5MDTrajectory``, or arrays wrapped in :class:`ArrayTrajectory`. Read in chunks.
+    trajectory : path, ase_cg.trajectory.Trajectory or ArrayTrajectory
+        Frames with forces: a CG H5MD file (``ase-cg map`` output), any
+        :mod:`ase_cg.trajectory` object (a :class:`~ase_cg.trajectory.MappedTrajectory`, an
+        open ``H5MDTrajectory`` …), or arrays wrapped in :class:`ArrayTrajectory`. All-atom
+        frames (a file path or object) are mapped with the mapping as they are read. Read in
+        chunks.
     mapping_or_topology : ase_cg.mapping.CGMapping or SystemTopology
         A mapping (bead types and bonded topology come from the frames' ``bead-type`` and
         ``mol-id``; the model carries the mapping), or the topology of the CG system directly
@@ -644,7 +658,7 @@ def fit_classical(
     """
     config = ClassicalConfig() if config is None else config
     disable = None if progress is None else not progress
-    source, owned = _open_trajectory(trajectory)
+    source, owned = _open_trajectory(trajectory, mapping_or_topology)
     try:
         return _fit(source, mapping_or_topology, config, bead_type_names, disable)
     finally:
@@ -985,7 +999,7 @@ def structural_correction(
         A new model: the same terms plus the correction term; its
         ``provenance["structural_correction"]`` records the inputs. ``model`` is not changed.
     """
-    from ase_cg.analysis import _MappedFrames, _open_frames, rdf
+    from ase_cg.analysis import rdf
 
     pair_cutoffs = [t.cutoff for t in model.terms if getattr(t, "kind", None) == "pair"]
     cutoff = float(cutoff if cutoff is not None else max([8.0, *pair_cutoffs]))
@@ -995,14 +1009,16 @@ def structural_correction(
     names = list(model.bead_type_names)
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i:]]
     rdfs: dict = {}
-    with _open_frames(reference, "reference") as ref_frames, _open_frames(cg, "cg") as cg_frames:
-        if K.BEAD_TYPE not in ref_frames[0].arrays:
+    with opened(reference) as ref_frames, opened(cg) as cg_frames:
+        if not is_cg(ref_frames):
             if model.mapping is None:
                 raise FitError(
                     "structural_correction: the reference is all-atom and the model has no "
                     "mapping to map it with; give a mapped (CG) reference"
                 )
-            ref_frames = _MappedFrames(ref_frames, model.mapping)
+            ref_frames = cg_trajectory(
+                ref_frames, model.mapping, split_constraints="allow", atoms_arrays=()
+            )
         for a, b in pairs:
             r, g_reference = rdf(ref_frames, r_max, n_bins, types=(a, b))
             _, g_cg = rdf(cg_frames, r_max, n_bins, types=(a, b))

@@ -64,11 +64,11 @@ def cg_temperature(trajectory, frames) -> float | None:
 
 def ensure_cg_trajectory(data_path, output_dir: Path, mapping) -> Path:
     """``data_path`` if it is a CG file; else map it with ``mapping`` into ``output_dir``."""
-    from ase_cg.io import H5MDTrajectory
+    from ase_cg.trajectory import is_cg, opened
 
-    with H5MDTrajectory(data_path) as trajectory:
-        is_cg = trajectory.bead_types is not None
-    if is_cg:
+    with opened(data_path) as trajectory:
+        cg = is_cg(trajectory)
+    if cg:
         return Path(data_path)
     if mapping is None:
         raise InputError(

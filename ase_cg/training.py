@@ -44,6 +44,7 @@ from ase_cg.config import config_from_dict, read_config_file
 from ase_cg.errors import InputError
 from ase_cg.model import atomic_torch_save, load_model, save_model
 from ase_cg.potentials import CGModel, SystemTopology, make_batch
+from ase_cg.trajectory import cg_trajectory, open_trajectory
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.csv"
@@ -106,52 +107,38 @@ class TrainingDiverged(RuntimeError):
 
 
 class ForceMatchingData:
-    """Mapped frames (CG positions, cells, forces) read lazily from an H5MD file.
+    """Mapped frames (CG positions, cells, forces) read lazily from a trajectory.
 
     Parameters
     ----------
-    path : str or Path
-        A CG H5MD file with forces (from ``ase-cg map``), or an all-atom one when ``mapping`` is
-        given (frames are then mapped as they are read, with the bead-sum force map).
+    path : path or ase_cg.trajectory.Trajectory
+        A CG trajectory with forces (``ase-cg map`` output), or an all-atom one when
+        ``mapping`` is given (frames are then mapped as they are read, with the bead-sum
+        force map): an H5MD file, a file MDAnalysis reads, or a trajectory object.
     mapping : CGMapping, optional
     """
 
     def __init__(self, path, *, mapping=None) -> None:
-        from ase_cg.io import H5MDTrajectory
-
-        self.path = Path(path)
-        self.trajectory = H5MDTrajectory(self.path)
-        if not self.trajectory.has_forces:
+        source = open_trajectory(path)
+        self.path = Path(str(getattr(source, "path", None) or type(source).__name__))
+        if not source.has_forces:
             raise InputError(
                 f"{self.path}: has no forces (particles/*/force): force matching needs the "
                 "all-atom forces of every frame"
             )
         self.mapping = mapping
-        self.system = None
-        if self.trajectory.bead_types is None:
-            if mapping is None:
-                raise InputError(
-                    f"{self.path}: is an all-atom trajectory; give the mapping (--mapping FILE) "
-                    "or map it first with `ase-cg map`"
-                )
-            self.system = mapping.system(self.trajectory[0])
+        self.trajectory = cg_trajectory(source, mapping, what="force matching data")
         self.n_frames = len(self.trajectory)
 
     def cg_atoms(self):
         """The first frame as CG ``ase.Atoms`` (bead types, mol ids): gives the topology."""
-        first = self.trajectory[0]
-        return first if self.system is None else self.mapping.map(first)
+        return self.trajectory[0]
 
     def read(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CG ``positions`` (n, n_beads, 3) Å, ``cells`` (n, 3, 3) Å, ``forces`` eV/Å."""
         frames = np.sort(np.asarray(frames, dtype=np.int64))
-        positions = self.trajectory.positions(frames)
-        cells = self.trajectory.cells(frames)
-        forces = self.trajectory.forces(frames)
-        if self.system is not None:
-            positions = self.system.map_positions(positions, cells)
-            forces = self.system.map_forces(forces)
-        return positions, cells, forces
+        trajectory = self.trajectory
+        return trajectory.positions(frames), trajectory.cells(frames), trajectory.forces(frames)
 
     def batch(
         self,

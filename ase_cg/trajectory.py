@@ -30,6 +30,7 @@ or must be mapped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -53,7 +54,9 @@ __all__ = [
     "MappedTrajectory",
     "Trajectory",
     "cg_trajectory",
+    "is_cg",
     "open_trajectory",
+    "opened",
     "write_trajectory",
 ]
 
@@ -532,6 +535,9 @@ class MappedTrajectory(_FramesMixin):
     split_constraints : {"warn", "error", "allow"}
     chunk : int
         Frames mapped at a time for ``[i]`` access.
+    atoms_arrays : tuple of str
+        Which of ``"forces"`` and ``"velocities"`` the ``[i]`` Atoms carry (when present):
+        ``()`` maps positions only (structure analysis).
     """
 
     def __init__(
@@ -542,6 +548,7 @@ class MappedTrajectory(_FramesMixin):
         force_map: str = "bead_sum",
         split_constraints: str = "warn",
         chunk: int = 64,
+        atoms_arrays: tuple[str, ...] = ("forces", "velocities"),
     ):
         if split_constraints not in ("error", "warn", "allow"):
             raise ValueError(
@@ -573,6 +580,7 @@ class MappedTrajectory(_FramesMixin):
         self.times = getattr(trajectory, "times", None)
         self.time_step = getattr(trajectory, "time_step", None)
         self.chunk = chunk
+        self.atoms_arrays = tuple(atoms_arrays)
         self._cache: tuple = (0, {})
         self.split_constrained = np.zeros((0, 2), dtype=np.int64)
         if self.has_forces and split_constraints != "allow":
@@ -641,9 +649,9 @@ class MappedTrajectory(_FramesMixin):
             start = i
             frames = slice(start, min(start + self.chunk, self.n_frames))
             data = {"cells": self.cells(frames), "positions": self.positions(frames)}
-            if self.has_forces:
+            if self.has_forces and "forces" in self.atoms_arrays:
                 data["forces"] = self.forces(frames)
-            if self.has_velocities:
+            if self.has_velocities and "velocities" in self.atoms_arrays:
                 data["velocities"] = self.velocities(frames)
             self._cache = (start, data)
         k = i - start
@@ -734,11 +742,32 @@ def open_trajectory(source, *, topology=None, **kwargs):
     )
 
 
+def is_cg(trajectory) -> bool:
+    """Whether the frames are CG beads: they carry bead types, or no elements at all (CG
+    arrays such as :class:`ase_cg.fitting.ArrayTrajectory`)."""
+    if getattr(trajectory, "bead_types", None) is not None:
+        return True
+    numbers = getattr(trajectory, "numbers", None)
+    return numbers is None or not np.any(numbers)
+
+
+@contextlib.contextmanager
+def opened(source, *, topology=None, **kwargs):
+    """:func:`open_trajectory` as a context manager: closes what it opened (not a trajectory
+    object passed in)."""
+    trajectory = open_trajectory(source, topology=topology, **kwargs)
+    try:
+        yield trajectory
+    finally:
+        if trajectory is not source:
+            trajectory.close()
+
+
 def cg_trajectory(trajectory, mapping=None, *, what: str = "trajectory", **mapped_kwargs):
     """The CG frames of ``trajectory``: itself when it is CG, else mapped with ``mapping``.
 
     The one place that decides whether frames are all-atom (and must be mapped) or CG:
-    CG frames carry bead types (``bead_types`` is not None).
+    CG frames carry bead types (:func:`is_cg`).
 
     Parameters
     ----------
@@ -755,7 +784,7 @@ def cg_trajectory(trajectory, mapping=None, *, what: str = "trajectory", **mappe
     InputError
         All-atom frames without a mapping.
     """
-    if trajectory.bead_types is not None:
+    if is_cg(trajectory):
         return trajectory
     if mapping is None:
         raise InputError(
