@@ -621,7 +621,7 @@ class MappedTrajectory(_FramesMixin):
             "forces without constraint forces (GROMACS always), so the mapped bead forces miss "
             "them: choose beads that keep constrained bonds inside one bead, or, if the forces "
             "include the constraint forces (LAMMPS fix shake/rattle), allow it "
-            "(split_constraints='allow', --allow-split-constraints)."
+            "(split_constraints='allow', --split-constraints allow)."
         )
         if policy == "error":
             raise InputError(message)

@@ -180,3 +180,20 @@ def test_map_trajectory_from_trr(tmp_path, trajectory, mapping):
         assert cg.n_frames == N_FRAMES and cg.n_atoms == 128
         mapped = MappedTrajectory(trajectory, mapping)
         np.testing.assert_allclose(cg.forces(3), mapped.forces(3), rtol=1e-5, atol=1e-6)
+
+
+def test_map_and_compare_commands_read_trr(tmp_path, data_dir):
+    from ase_cg.cli import main
+
+    mapping = str(data_dir / "ethane_mapping.json")
+    out = str(tmp_path / "cg.h5")
+    argv = ["map", "--mapping", mapping, str(TRR), out, "--topology", str(TPR)]
+    assert main([*argv, "--split-constraints", "error", "--no-progress"]) == 0
+    report = tmp_path / "report"
+    argv = ["compare", str(TRR), out, "--topology", str(TPR), "--mapping", mapping]
+    assert main([*argv, "-o", str(report), "--r-max", "8"]) == 0
+    import json
+
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["rdf"]["CH3-CH3"]["max_abs_difference"] < 1e-6  # the same frames
+    assert metrics["inputs"]["reference"]["source"] == str(TRR)

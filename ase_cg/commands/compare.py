@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg.commands import add_trajectory_options, trajectory_options
+
 NAME = "compare"
 HELP = (
     "Compare a CG trajectory with the all-atom reference (RDFs, bonded distributions, density, "
@@ -17,6 +19,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "reference", help="reference H5MD trajectory: all-atom (give --mapping) or already CG"
     )
     parser.add_argument("cg", help="CG H5MD trajectory (ase-cg simulate output)")
+    add_trajectory_options(parser, "the reference")
     parser.add_argument(
         "--mapping",
         default=None,
@@ -65,20 +68,22 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Call :func:`ase_cg.analysis.compare` and print the headline numbers."""
     from ase_cg.analysis import compare
+    from ase_cg.trajectory import opened
 
-    metrics = compare(
-        args.reference,
-        args.cg,
-        mapping=args.mapping,
-        output_dir=args.output_dir,
-        r_max=args.r_max,
-        n_bins=args.n_bins,
-        bond_bins=args.bond_bins,
-        angle_bins=args.angle_bins,
-        dihedral_bins=args.dihedral_bins,
-        fit_range_fs=tuple(args.fit_range) if args.fit_range else None,
-        title=args.title,
-    )
+    with opened(args.reference, **trajectory_options(args)) as reference:
+        metrics = compare(
+            reference,
+            args.cg,
+            mapping=args.mapping,
+            output_dir=args.output_dir,
+            r_max=args.r_max,
+            n_bins=args.n_bins,
+            bond_bins=args.bond_bins,
+            angle_bins=args.angle_bins,
+            dihedral_bins=args.dihedral_bins,
+            fit_range_fs=tuple(args.fit_range) if args.fit_range else None,
+            title=args.title,
+        )
     lines = [f"report written to {args.output_dir}/index.md"]
     for key, values in metrics["rdf"].items():
         lines.append(f"  RDF {key}: max |Δg| = {values['max_abs_difference']:.4f}")

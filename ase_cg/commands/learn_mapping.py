@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ase_cg.commands import add_trajectory_options, trajectory_options
+
 NAME = "learn-mapping"
-HELP = "Learn a CG mapping (Gumbel-softmax auto-encoder + force matching) from an all-atom H5MD."
+HELP = (
+    "Learn a CG mapping (Gumbel-softmax auto-encoder + force matching) from an all-atom "
+    "trajectory (H5MD, or GROMACS/LAMMPS files with --topology)."
+)
 
 
 def _parse_beads(text: str):
@@ -33,7 +38,11 @@ def _parse_beads(text: str):
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``ase-cg learn-mapping``."""
-    parser.add_argument("trajectory", help="all-atom H5MD trajectory with forces (.h5)")
+    parser.add_argument(
+        "trajectory",
+        help="all-atom trajectory with forces: H5MD (.h5), or .trr/dump with --topology",
+    )
+    add_trajectory_options(parser)
     parser.add_argument(
         "--beads",
         required=True,
@@ -100,6 +109,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Call :func:`ase_cg.autoencoder.learn_mapping` and print the learned groups."""
     from ase_cg.autoencoder import AutoencoderConfig, learn_mapping
+    from ase_cg.trajectory import opened
 
     settings = {"epochs": args.epochs, "max_frames": args.max_frames, "force_map": args.force_map}
     if args.rho is not None:
@@ -107,14 +117,15 @@ def run(args: argparse.Namespace) -> int:
     for name in ("learning_rate", "bond_weight", "balance_weight"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
-    result = learn_mapping(
-        args.trajectory,
-        args.beads,
-        config=AutoencoderConfig(**settings),
-        seeds=range(args.seeds),
-        output_dir=args.output,
-        progress=False if args.no_progress else None,
-    )
+    with opened(args.trajectory, **trajectory_options(args)) as trajectory:
+        result = learn_mapping(
+            trajectory,
+            args.beads,
+            config=AutoencoderConfig(**settings),
+            seeds=range(args.seeds),
+            output_dir=args.output,
+            progress=False if args.no_progress else None,
+        )
     report = result.report
     for name, groups in result.mapping.groups.items():
         symbols = report["atom_symbols"][name]

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg.commands import add_trajectory_options, trajectory_options
+
 NAME = "map"
-HELP = "Map an all-atom H5MD trajectory to CG beads with a mapping JSON file (chunked)."
+HELP = (
+    "Map an all-atom trajectory (H5MD, or GROMACS/LAMMPS files with --topology) to CG beads "
+    "with a mapping JSON file (chunked)."
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +20,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="mapping JSON file (CGMapping.save; e.g. data/ethane_mapping.json)",
     )
-    parser.add_argument("input", help="all-atom H5MD trajectory (.h5)")
+    parser.add_argument(
+        "input", help="all-atom trajectory: H5MD (.h5), or .trr/.xtc/dump with --topology"
+    )
     parser.add_argument("output", help="CG H5MD trajectory to write (.h5; replaced atomically)")
     parser.add_argument(
         "--chunk-size",
@@ -37,6 +44,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="HDF5 compression of the CG file (gzip: smallest; lzf, none: faster)",
     )
     parser.add_argument(
+        "--split-constraints",
+        choices=("warn", "error", "allow"),
+        default="warn",
+        help="when the mapping splits a constrained bond (constant length over the frames) "
+        "between beads: warn, refuse, or allow (forces that include the constraint forces, "
+        "e.g. LAMMPS fix shake/rattle)",
+    )
+    add_trajectory_options(parser)
+    parser.add_argument(
         "--no-progress",
         action="store_true",
         help="hide the progress bar (frames/s); shown by default on a terminal",
@@ -57,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         force_map=args.force_map,
         compression=None if args.compression == "none" else args.compression,
         progress=False if args.no_progress else None,
+        split_constraints=args.split_constraints,
+        **trajectory_options(args),
     )
     print(
         f"mapped {args.input} → {args.output}: {system.n_atoms} atoms in "
