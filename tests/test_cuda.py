@@ -6,6 +6,7 @@ together with the plugin tests, whose ``device auto`` decks then run on the GPU.
 
 from __future__ import annotations
 
+import copy
 import csv
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 from ase_cg.calculator import CGCalculator
 from ase_cg.io import read_h5md
 from ase_cg.mapping import CGMapping
+from ase_cg.model import load_model
 from ase_cg.pipeline import train_model
 
 pytestmark = pytest.mark.skipif(
@@ -34,10 +36,14 @@ def results(atoms, calculator):
 
 
 def test_neural_calculator_on_cuda_equals_cpu(data_dir):
+    """The shipped (float32) SchNet model in float64: only the order of the sums differs.
+
+    (In float32 the energies differed by 4e-9 relative on an H200.)
+    """
     beads = mapped_frame(data_dir)
-    model = data_dir / "ethane_neural.pt"
-    cpu = results(beads, CGCalculator(model, device="cpu"))
-    cuda = results(beads, CGCalculator(model, device="cuda"))
+    model = load_model(data_dir / "ethane_neural.pt").double()
+    cpu = results(beads, CGCalculator(copy.deepcopy(model), device="cpu"))
+    cuda = results(beads, CGCalculator(copy.deepcopy(model), device="cuda"))
     assert cuda[0] == pytest.approx(cpu[0], rel=1e-10)
     np.testing.assert_allclose(cuda[1], cpu[1], rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(cuda[2], cpu[2], rtol=1e-8, atol=1e-12)
@@ -64,8 +70,15 @@ def train_losses(data_dir, directory, device):
         return [float(row["train_loss"]) for row in csv.DictReader(handle)]
 
 
-def test_training_on_cuda_equals_cpu(data_dir, tmp_path):
+def test_training_on_cuda_follows_cpu(data_dir, tmp_path):
+    """Float64 training on the GPU follows the CPU's loss curve.
+
+    Not to rounding: the GPU sums in another order, and Adam turns those ~1e-16 differences in
+    near-zero gradients into full-size steps (sign(g)·lr), so the curves part slowly (1.6e-3
+    relative after two epochs on an H200).
+    """
     cpu = train_losses(data_dir, tmp_path / "cpu", "cpu")
     cuda = train_losses(data_dir, tmp_path / "cuda", "cuda")
     assert len(cuda) == len(cpu) == 2
-    np.testing.assert_allclose(cuda, cpu, rtol=1e-6)
+    np.testing.assert_allclose(cuda, cpu, rtol=1e-2)
+    assert cuda[1] < cuda[0]  # it trains
