@@ -1612,7 +1612,8 @@ def map_trajectory(
     Memory holds one chunk of frames at a time, so files larger than memory are fine. The CG
     file has the bead types, bead masses, molecule ids (molecule index per bead), the CG bonds
     (:attr:`SystemMapping.topology`), the mapped positions (wrapped), forces (with
-    ``force_map``) and velocities where the input has them, the box, steps and times.
+    ``force_map``) and velocities where the input has them, the box, steps and times, and the
+    input's ``observables/pressure`` and ``pressure_tensor`` (the system's, unchanged).
 
     Parameters
     ----------
@@ -1677,11 +1678,20 @@ def map_trajectory(
         ):
             steps = np.asarray(mapped.steps)
             times = mapped.times
+            # the pressure is the whole system's, the same in either representation
+            carried_observables = [
+                name
+                for name in ("pressure", "pressure_tensor")
+                if name in getattr(trajectory, "observable_names", ())
+            ]
             for frames in mapped.iter_chunks(chunk_size):
                 cells = mapped.cells(frames)
                 beads = mapped.positions(frames)
                 forces = mapped.forces(frames) if mapped.has_forces else None
                 velocities = mapped.velocities(frames) if mapped.has_velocities else None
+                observables = {
+                    name: trajectory.observable(name, frames) for name in carried_observables
+                }
                 for k, frame in enumerate(range(*frames.indices(mapped.n_frames))):
                     writer.append(
                         beads[k],
@@ -1690,6 +1700,7 @@ def map_trajectory(
                         velocities=None if velocities is None else velocities[k],
                         step=int(steps[frame]),
                         time=None if times is None else float(times[frame]),
+                        observables={name: values[k] for name, values in observables.items()},
                     )
                 bar.update(len(beads))
     finally:

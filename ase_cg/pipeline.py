@@ -90,6 +90,7 @@ def train_model(
     config_path: str | os.PathLike | None = None,
     train_overrides: dict | None = None,
     temperature: float | None = None,
+    classical_overrides: dict | None = None,
     ranks: int = 1,
     resume: bool = False,
 ) -> Path:
@@ -110,6 +111,9 @@ def train_model(
     temperature : float, K
         For the prior (neural) or the bonded fallbacks (classical); default: the kinetic
         temperature of the mapped velocities.
+    classical_overrides : dict
+        :class:`ClassicalConfig` fields from the command line (e.g. ``pressure_weight``); they
+        win over the file.
     ranks : int
         Data-parallel processes for neural training.
     resume : bool
@@ -140,7 +144,11 @@ def train_model(
     if kind == "classical":
         from ase_cg.fitting import ClassicalConfig, fit_classical, plot_classical
 
-        classical = {"temperature": temperature, **sections.get("classical", {})}
+        classical = {
+            "temperature": temperature,
+            **sections.get("classical", {}),
+            **(classical_overrides or {}),
+        }
         config = ClassicalConfig.from_dict(classical)
         if mapping is None:
             raise InputError("a classical fit needs the mapping (--mapping FILE) for the topology")

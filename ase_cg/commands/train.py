@@ -23,6 +23,17 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="YAML/TOML file with sections 'train', 'neural', 'classical' (see README)",
     )
     parser.add_argument("--temperature", type=float, help="K; default: from mapped velocities")
+    parser.add_argument(
+        "--pressure-weight",
+        type=float,
+        help="classical: weight of the pressure-matching rows, (eV/Å)² per bar² "
+        "(ClassicalConfig.pressure_weight; e.g. 1e-4); needs a reference pressure",
+    )
+    parser.add_argument(
+        "--pressure",
+        type=float,
+        help="classical: reference pressure, bar, for data without observables/pressure",
+    )
     parser.add_argument("--epochs", type=int, help="neural: passes over the training frames")
     parser.add_argument("--batch-frames", type=int, help="neural: frames per optimiser step")
     parser.add_argument("--learning-rate", type=float, help="neural: initial Adam step")
@@ -51,6 +62,13 @@ def run(args: argparse.Namespace) -> int:
         "device": args.device,
         "seed": args.seed,
     }
+    classical = {
+        key: value
+        for key, value in (("pressure_weight", args.pressure_weight), ("pressure", args.pressure))
+        if value is not None
+    }
+    if classical and args.kind != "classical":
+        raise ValueError("--pressure-weight and --pressure apply to --kind classical")
     path = train_model(
         args.data,
         args.output,
@@ -59,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         config_path=args.config,
         train_overrides=overrides,
         temperature=args.temperature,
+        classical_overrides=classical,
         ranks=args.ranks,
         resume=args.resume,
     )
