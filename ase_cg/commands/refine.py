@@ -1,0 +1,83 @@
+"""``ase-cg refine``: iterate CG MD → compare → correct until RDFs and pressure match."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "refine"
+HELP = (
+    "Refine a model against its reference: CG MD, compare RDFs and pressure, add IBI and "
+    "pressure-ramp pair corrections, repeat until both match (resumes in the same folder)."
+)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``ase-cg refine``."""
+    parser.add_argument("model", help="model file to start from (classical or neural)")
+    parser.add_argument(
+        "reference",
+        help="reference H5MD (all-atom, mapped with the model's mapping, or CG); its last frame "
+        "starts every run; its observables/pressure is the target pressure",
+    )
+    parser.add_argument(
+        "-o", "--output-dir", required=True, help="folder of the iterations (reuse it to resume)"
+    )
+    parser.add_argument("--max-iterations", type=int, default=8, help="CG runs at most")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="K; default: the reference's"
+    )
+    parser.add_argument(
+        "--pressure",
+        type=float,
+        default=None,
+        help="reference pressure, bar; default: the mean of the reference's observables/pressure",
+    )
+    parser.add_argument("--rdf-tolerance", type=float, default=0.03, help="max |Δg| to reach")
+    parser.add_argument(
+        "--pressure-tolerance", type=float, default=25.0, help="|P − P_ref| to reach, bar"
+    )
+    parser.add_argument("--engine", choices=("lammps", "ase"), default="lammps", help="MD engine")
+    parser.add_argument("--steps", type=int, default=10000, help="MD steps per iteration")
+    parser.add_argument("--time-step", type=float, default=2.0, help="MD time step, fs")
+    parser.add_argument("--interval", type=int, default=50, help="steps between frames")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        nargs=3,
+        default=(1, 1, 1),
+        metavar=("NX", "NY", "NZ"),
+        help="replicate the start frame (more beads, less pressure noise)",
+    )
+    parser.add_argument("--ranks", type=int, default=1, help="MPI ranks (LAMMPS engine)")
+    parser.add_argument("--seed", type=int, default=1, help="velocity seed of iteration 0")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Call :func:`ase_cg.refine.refine` and print the last iteration."""
+    from ase_cg.refine import RefineConfig, refine
+
+    config = RefineConfig(
+        max_iterations=args.max_iterations,
+        temperature=args.temperature,
+        pressure=args.pressure,
+        rdf_tolerance=args.rdf_tolerance,
+        pressure_tolerance=args.pressure_tolerance,
+        engine=args.engine,
+        steps=args.steps,
+        time_step_fs=args.time_step,
+        interval=args.interval,
+        repeat=tuple(args.repeat),
+        ranks=args.ranks,
+        seed=args.seed,
+    )
+    result = refine(args.model, args.reference, args.output_dir, config=config)
+    last = result["iterations"][-1]
+    print(
+        f"iteration {last['iteration']}: max |Δg| {last['max_abs_dg']:.3f}, pressure "
+        f"{last['pressure_bar']:.0f} ± {last['pressure_error_bar']:.0f} bar (reference "
+        f"{last['reference_pressure_bar']:.0f}); "
+        + ("converged" if result["converged"] else "NOT converged")
+    )
+    print(f"refined model: {result['model']} (table: {args.output_dir}/iterations.csv)")
+    return 0 if result["converged"] else 3

@@ -1,0 +1,117 @@
+"""Pressure ramp and the refine loop on CG ethane (shipped model and reference, LAMMPS)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ase_cg.cli import main
+from ase_cg.fitting import pressure_correction, pressure_ramp, term_pressure
+from ase_cg.io import read_h5md, write_h5md
+from ase_cg.md import _read_thermo, simulate
+from ase_cg.model import load_model
+from ase_cg.refine import RefineConfig, refine
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def nvt_pressure(model, start, output, steps=4000, seed=3):
+    """Mean NVT pressure (bar) of a LAMMPS run after its first fifth, and the run's frames."""
+    simulate(model, engine="lammps", start=start, output=output, ensemble="nvt",
+             temperature=180.0, time_step_fs=2.0, steps=steps, interval=50, seed=seed)  # fmt: skip
+    pressure = _read_thermo(output.with_name(f"{output.stem}_lammps") / "log.lammps")["pressure"]
+    return float(pressure[len(pressure) // 5 :].mean())
+
+
+def test_ramp_is_linear_in_its_amplitude_and_tapers_to_zero():
+    r = np.linspace(0.5, 10.0, 400)
+    unit = pressure_ramp(1, 1.0, 10.0, taper_width=1.0)
+    energy, force = unit.evaluate(r, (0, 0))
+    inside = r < 8.9
+    np.testing.assert_allclose(energy[inside], 1.0 - r[inside] / 10.0, atol=2e-3)
+    np.testing.assert_allclose(force[inside & (r > 1.0)], 0.1, atol=3e-3)  # −dΔV/dr = A/r_c
+    assert abs(energy[-1]) < 1e-9 and abs(force[-1]) < 1e-9
+    double = pressure_ramp(1, -2.0, 10.0, taper_width=1.0)
+    np.testing.assert_allclose(double.evaluate(r, (0, 0))[0], -2.0 * energy, atol=1e-9)
+
+
+def test_ramp_moves_the_pressure_by_the_predicted_amount(data_dir, tmp_path):
+    model = load_model(data_dir / "ethane_classical.pt")
+    start = data_dir / "ethane_aa.h5"
+    before = nvt_pressure(model, start, tmp_path / "before.h5")
+    requested = -400.0
+    ramped = pressure_correction(model, read_h5md(tmp_path / "before.h5", "10:"), requested)
+    record = ramped.provenance["pressure_correction"][-1]
+    assert record["amplitude_eV"] < 0 and record["requested_bar"] == requested
+    # the first-order prediction holds exactly on the frames it was made on
+    frames = read_h5md(tmp_path / "before.h5", "10:")
+    assert term_pressure(ramped, ramped.terms[-1], frames) == pytest.approx(requested, rel=0.05)
+    after = nvt_pressure(ramped, start, tmp_path / "after.h5")
+    # and, within the run's statistics (±30 bar) and the structure's response, in a new run
+    assert after - before == pytest.approx(requested, rel=0.3)
+
+
+def _quick(**overrides):
+    values = dict(steps=400, interval=40, rdf_tolerance=1e-6, pressure_tolerance=1e-6)
+    values.update(overrides)
+    return RefineConfig(**values)
+
+
+def test_refine_resumes_after_an_interruption(data_dir, tmp_path):
+    model, reference = data_dir / "ethane_classical.pt", data_dir / "ethane_aa.h5"
+    out = tmp_path / "refine"
+    first = refine(model, reference, out, config=_quick(max_iterations=1), progress=False)
+    assert len(first["iterations"]) == 1 and not first["converged"]
+    assert (out / "iter_01" / "model.pt").exists()  # the next model, written before metrics
+    run0 = (out / "iter_00" / "run.h5").stat().st_mtime_ns
+    second = refine(model, reference, out, config=_quick(max_iterations=2), progress=False)
+    assert (out / "iter_00" / "run.h5").stat().st_mtime_ns == run0  # iteration 0 not rerun
+    assert second["iterations"][0] == first["iterations"][0]
+    # an interruption in iteration 1 (metrics not written): only iteration 1 runs again
+    (out / "iter_01" / "metrics.json").unlink()
+    third = refine(model, reference, out, config=_quick(max_iterations=2), progress=False)
+    assert (out / "iter_00" / "run.h5").stat().st_mtime_ns == run0
+    assert [row["iteration"] for row in third["iterations"]] == [0, 1]
+    with open(out / "iterations.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["iteration"]) for row in rows] == [0, 1]
+    assert float(rows[0]["reference_pressure_bar"]) == pytest.approx(115.4, abs=0.1)
+    assert (out / "progress.png").stat().st_size > 1000 and (out / "model.pt").exists()
+    corrected = load_model(out / "iter_01" / "model.pt")
+    assert len(corrected.terms) == len(load_model(model).terms) + 2  # IBI term + ramp
+    metrics = json.loads((out / "iter_00" / "metrics.json").read_text())
+    assert metrics["ibi_applied"] and metrics["ramp_requested_bar"] != 0.0
+
+
+def test_refine_without_a_reference_pressure_says_how_to_give_one(data_dir, tmp_path, capsys):
+    write_h5md(tmp_path / "ref.h5", read_h5md(data_dir / "ethane_aa.h5", "-2:"), time_step=1.0)
+    code = main(["refine", str(data_dir / "ethane_classical.pt"), str(tmp_path / "ref.h5"),
+                 "-o", str(tmp_path / "out"), "--temperature", "180"])  # fmt: skip
+    assert code == 1
+    assert "no observables/pressure" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_refine_converges_on_ethane(data_dir, tmp_path):
+    # measured: 4 iterations, max |Δg| 0.104 → 0.030, pressure +273 → +106 bar (reference 115)
+    config = RefineConfig(steps=5000, max_iterations=6, pressure_tolerance=40.0)
+    result = refine(
+        data_dir / "ethane_classical.pt", data_dir / "ethane_aa.h5", tmp_path / "r",
+        config=config, progress=False,
+    )  # fmt: skip
+    assert result["converged"]
+    last = result["iterations"][-1]
+    assert last["max_abs_dg"] <= 0.03
+    assert abs(last["pressure_bar"] - last["reference_pressure_bar"]) <= 40.0
+    first = result["iterations"][0]
+    assert first["max_abs_dg"] > 0.06 and first["pressure_bar"] - 115.4 > 100.0
