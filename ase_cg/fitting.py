@@ -1236,8 +1236,6 @@ def term_pressure(model: CGModel, term, cg, *, max_frames: int = 5) -> float:
     max_frames : int
         At most this many frames, evenly spread.
     """
-    from ase_cg.analysis import _open_frames
-
     alone = CGModel(
         list(model.bead_type_names),
         [copy.deepcopy(term)],
@@ -1245,7 +1243,7 @@ def term_pressure(model: CGModel, term, cg, *, max_frames: int = 5) -> float:
         exclusion_bonds=model.exclusion_bonds,
     ).double()
     pressures = []
-    with _open_frames(cg, "cg") as frames:
+    with opened(cg) as frames:
         n = len(frames)
         picks = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
         for index in picks:

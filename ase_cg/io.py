@@ -107,6 +107,9 @@ OBSERVABLE_QUANTITIES = {
     "pressure": "pressure",
     "pressure_tensor": "pressure",
 }
+#: Observables of the whole system that do not depend on its representation: a CG view of an
+#: all-atom trajectory has the same ones (the potential energy is not among them).
+SYSTEM_OBSERVABLES = ("pressure", "pressure_tensor")
 
 
 # --------------------------------------------------------------------------------------

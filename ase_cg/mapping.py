@@ -1679,18 +1679,14 @@ def map_trajectory(
             steps = np.asarray(mapped.steps)
             times = mapped.times
             # the pressure is the whole system's, the same in either representation
-            carried_observables = [
-                name
-                for name in ("pressure", "pressure_tensor")
-                if name in getattr(trajectory, "observable_names", ())
-            ]
+            carried_observables = mapped.observable_names
             for frames in mapped.iter_chunks(chunk_size):
                 cells = mapped.cells(frames)
                 beads = mapped.positions(frames)
                 forces = mapped.forces(frames) if mapped.has_forces else None
                 velocities = mapped.velocities(frames) if mapped.has_velocities else None
                 observables = {
-                    name: trajectory.observable(name, frames) for name in carried_observables
+                    name: mapped.observable(name, frames) for name in carried_observables
                 }
                 for k, frame in enumerate(range(*frames.indices(mapped.n_frames))):
                     writer.append(

@@ -643,6 +643,24 @@ class MappedTrajectory(_FramesMixin):
         """Bead velocities (n, n_beads, 3), Å per ASE time unit."""
         return self.system.map_velocities(self.source.velocities(frames))
 
+    @property
+    def observable_names(self) -> tuple[str, ...]:
+        """The source's observables that the CG view shares (:data:`ase_cg.io.SYSTEM_OBSERVABLES`:
+        the pressure)."""
+        from ase_cg.io import SYSTEM_OBSERVABLES
+
+        names = getattr(self.source, "observable_names", ())
+        return tuple(name for name in names if name in SYSTEM_OBSERVABLES)
+
+    def observable(self, name: str, frames=None) -> np.ndarray:
+        """The source's observable ``name`` (:meth:`ase_cg.io.H5MDTrajectory.observable`)."""
+        if name not in self.observable_names:
+            raise InputError(
+                f"{_name(self)}: no observable {name!r} for the CG view (it has "
+                f"{list(self.observable_names) or 'none'})"
+            )
+        return self.source.observable(name, frames)
+
     def _frame_atoms(self, i: int) -> Atoms:
         start, data = self._cache
         if not data or not start <= i < start + len(data["positions"]):

@@ -188,6 +188,7 @@ def test_pressure_matching_without_a_pressure_says_how_to_give_one(dimers):
 
 def test_mapping_carries_the_pressure(tmp_path, data_dir):
     from ase_cg.mapping import CGMapping, map_trajectory
+    from ase_cg.trajectory import MappedTrajectory
 
     frames = read_h5md(data_dir / "ethane_aa.h5", slice(0, 3))
     write_h5md(tmp_path / "aa.h5", frames, time_step=1.0)
@@ -198,3 +199,7 @@ def test_mapping_carries_the_pressure(tmp_path, data_dir):
     with H5MDTrajectory(tmp_path / "cg.h5") as cg:
         np.testing.assert_allclose(cg.observable("pressure"), pressures, rtol=1e-12)
         assert "pressure_tensor" not in cg.observable_names
+    with H5MDTrajectory(tmp_path / "aa.h5") as aa:  # mapped on the fly: the same pressure
+        view = MappedTrajectory(aa, mapping, split_constraints="allow")
+        assert view.observable_names == ("pressure",)
+        np.testing.assert_allclose(view.observable("pressure", [2, 0]), pressures[[2, 0]])
