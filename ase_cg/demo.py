@@ -596,15 +596,25 @@ def _write_demo_report(folder: Path, **kw) -> dict:
         summary = summaries[name]
         verdict_rows.append([
             name, verdict, worst_rdf, worst_bond, diffusion.get("ratio"),
-            summary["temperature_K"], f"[report](compare/{name}/index.md)",
+            summary["temperature_K"], summary["thermostat"], f"[report](compare/{name}/index.md)",
         ])  # fmt: skip
     verdict_table = Table(
-        ["run", "verdict", "RDF max abs Δg", "bond JS (nats)", "D_CG / D_AA", "T (K)", "details"],
+        [
+            "run",
+            "verdict",
+            "RDF max abs Δg",
+            "bond JS (nats)",
+            "D_CG / D_AA",
+            "T (K)",
+            "thermostat",
+            "details",
+        ],
         verdict_rows,
         caption=(
             f"✅ matches: RDF max abs Δg ≤ {MATCH['rdf']} and bond-length Jensen–Shannon ≤ "
             f"{MATCH['bond_js']}; 🟡 close: ≤ {CLOSE['rdf']} and ≤ {CLOSE['bond_js']}; "
-            "❌ otherwise. Diffusion of a CG liquid is expected to be faster (smoother landscape)."
+            "❌ otherwise. Diffusion of a CG liquid is expected to be faster (smoother landscape); "
+            "Bussi and Nosé–Hoover thermostats leave it as the dynamics make it."
         ),
     )
 

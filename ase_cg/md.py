@@ -4,7 +4,9 @@
   each molecule is its template (from the model's mapping) mapped to beads, randomly oriented,
   centred on a random site of a cubic lattice, and re-oriented until no two beads of different
   molecules are closer than a threshold.
-* :func:`run_md` runs Langevin (NVT), velocity Verlet (NVE) or isotropic MTK (NPT) dynamics
+* :func:`run_md` runs Bussi (stochastic velocity rescaling, the default, which keeps the
+  dynamics and so the diffusion) or Langevin NVT, velocity Verlet (NVE) or isotropic MTK (NPT)
+  dynamics
   with a :class:`~ase_cg.calculator.CGCalculator`, optional bond constraints (ASE's
   :class:`~ase.constraints.FixBondLengths`, RATTLE), a progress bar with ns/day, H5MD output
   (:class:`ase_cg.io.H5MDWriter`) and checks after every step that stop the run with a
@@ -40,6 +42,8 @@ from lammps_interface.units import ATM_TO_BAR
 _GRAMS_PER_AMU = units._amu * 1e3
 _ANGSTROM3_PER_CM3 = 1e24
 ENSEMBLES = ("nvt", "nve", "npt")
+#: NVT thermostats of the ASE engine (the first is the default)
+THERMOSTATS = ("bussi", "langevin")
 ENGINES = ("ase", "lammps")
 
 
@@ -91,6 +95,9 @@ class MDSummary:
         H5MD file written.
     n_frames : int
         Frames in it.
+    thermostat : str
+        What held the temperature: ``"bussi"``, ``"langevin"``, ``"nose-hoover"`` (LAMMPS and
+        NPT), ``"berendsen"`` (constrained NPT in ASE) or ``"none"`` (NVE).
     """
 
     ensemble: str
@@ -108,6 +115,7 @@ class MDSummary:
     pressure_bar: float
     trajectory: str | None
     n_frames: int
+    thermostat: str
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -393,13 +401,20 @@ def _bond_constraint(atoms: Atoms, bonds: np.ndarray) -> FixedBondLengths:
 
 
 def _make_dynamics(
-    atoms, ensemble, time_step, temperature, pressure_bar, friction_fs, rng, constrained
+    atoms, ensemble, thermostat, time_step, temperature, pressure_bar, friction_fs, rng, constrained
 ):
     """The ASE integrator for ``ensemble``."""
     if ensemble == "nve":
         from ase.md.verlet import VelocityVerlet
 
         return VelocityVerlet(atoms, timestep=time_step)
+    if ensemble == "nvt" and thermostat == "bussi":
+        from ase.md.bussi import Bussi
+
+        # the relaxation time of LAMMPS's Nosé–Hoover in the exported decks: 100 steps
+        return Bussi(
+            atoms, timestep=time_step, temperature_K=temperature, taut=100 * time_step, rng=rng
+        )
     if ensemble == "nvt":
         from ase.md.langevin import Langevin
 
@@ -434,6 +449,15 @@ def _make_dynamics(
         tdamp=100 * time_step,
         pdamp=1000 * time_step,
     )
+
+
+def _thermostat_name(ensemble: str, thermostat: str, constrained: bool) -> str:
+    """What holds the temperature in an ASE run (:attr:`MDSummary.thermostat`)."""
+    if ensemble == "nve":
+        return "none"
+    if ensemble == "npt":
+        return "berendsen" if constrained else "nose-hoover"
+    return thermostat
 
 
 def _closest_pair(
@@ -594,6 +618,7 @@ def run_md(
     pressure: float = 1.01325,
     time_step_fs: float = 2.0,
     steps: int = 1000,
+    thermostat: str = "bussi",
     friction: float = 0.01,
     trajectory: str | os.PathLike | None = None,
     interval: int = 100,
@@ -616,16 +641,21 @@ def run_md(
     calculator : CGCalculator
         Attached to ``atoms``.
     ensemble : {"nvt", "nve", "npt"}
-        Langevin; velocity Verlet; isotropic Martyna–Tobias–Klein barostat with Nosé–Hoover
-        chains (damping 100 and 1000 time steps) — with ``constrain_bonds``, Berendsen
-        (ASE's MTK integrator does not take constraints).
+        NVT with ``thermostat``; velocity Verlet; isotropic Martyna–Tobias–Klein barostat with
+        Nosé–Hoover chains (damping 100 and 1000 time steps) — with ``constrain_bonds``,
+        Berendsen (ASE's MTK integrator does not take constraints).
+    thermostat : {"bussi", "langevin"}
+        NVT only. ``"bussi"``: stochastic velocity rescaling (Bussi, Donadio & Parrinello,
+        J. Chem. Phys. 126, 014101 (2007)), relaxation time 100 steps; it leaves the dynamics
+        and so diffusion as they are. ``"langevin"``: friction on every bead, which slows
+        diffusion (by about half for CG ethane at 0.01/fs).
     temperature : float, K
     pressure : float, bar
         NPT only.
     time_step_fs : float, fs
     steps : int
     friction : float, 1/fs
-        Langevin friction.
+        Langevin friction (``thermostat="langevin"`` only).
     trajectory : path, optional
         H5MD file to write every ``interval`` steps (positions, velocities, forces, box,
         potential energy); the frames written before an error stay in a valid file.
@@ -660,6 +690,8 @@ def run_md(
     ensemble = ensemble.lower()
     if ensemble not in ENSEMBLES:
         raise InputError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
+    if thermostat not in THERMOSTATS:
+        raise InputError(f"thermostat must be one of {THERMOSTATS}, got {thermostat!r}")
     for name, value in (("time_step_fs", time_step_fs), ("temperature", temperature)):
         if not (np.isfinite(value) and value > 0):
             raise InputError(f"{name} must be a positive number, got {value!r}")
@@ -686,7 +718,15 @@ def run_md(
 
     time_step = time_step_fs * units.fs
     dyn = _make_dynamics(
-        atoms, ensemble, time_step, temperature, pressure, friction, rng, constrain_bonds
+        atoms,
+        ensemble,
+        thermostat,
+        time_step,
+        temperature,
+        pressure,
+        friction,
+        rng,
+        constrain_bonds,
     )
     writer = None
     if trajectory is not None:
@@ -728,7 +768,10 @@ def run_md(
             else:
                 writer.abort()
     wall = time.perf_counter() - start
-    summary = _summarise(monitor, ensemble, time_step_fs, wall, atoms, trajectory, writer)
+    thermostat_name = _thermostat_name(ensemble, thermostat, constrain_bonds)
+    summary = _summarise(
+        monitor, ensemble, thermostat_name, time_step_fs, wall, atoms, trajectory, writer
+    )
     if failure is not None:
         failure.summary = summary
         raise failure
@@ -741,7 +784,9 @@ def _is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def _summarise(monitor, ensemble, time_step_fs, wall, atoms, trajectory, writer) -> MDSummary:
+def _summarise(
+    monitor, ensemble, thermostat, time_step_fs, wall, atoms, trajectory, writer
+) -> MDSummary:
     s = monitor.samples
 
     def mean(values):
@@ -768,6 +813,7 @@ def _summarise(monitor, ensemble, time_step_fs, wall, atoms, trajectory, writer)
         pressure_bar=mean(s["pressure"]),
         trajectory=None if trajectory is None else str(trajectory),
         n_frames=0 if writer is None else writer.n_frames,
+        thermostat=thermostat,
     )
 
 
@@ -882,6 +928,7 @@ def simulate(
     pressure: float = 1.01325,
     time_step_fs: float = 2.0,
     steps: int = 10000,
+    thermostat: str = "bussi",
     friction: float = 0.01,
     interval: int = 100,
     constrain_bonds: bool = False,
@@ -904,7 +951,7 @@ def simulate(
         ensembles, constraints, blow-up checks). ``"lammps"``: the model exported with
         :func:`lammps_interface.export` (tables + the ``cgtorch`` plugin for a many-body term)
         into the folder ``<output stem>_lammps/`` and run there with ``lmp`` (NVT: Nosé–Hoover
-        chain, damping 100 time steps, not Langevin, so ``friction`` is unused; NVE; NPT:
+        chain, damping 100 time steps, so ``thermostat`` and ``friction`` are unused; NVE; NPT:
         isotropic Nosé–Hoover; bonds held by SHAKE, RATTLE for NVE, with
         ``constrain_bonds``); LAMMPS's dump is converted to ``output``.
     start : path, optional
@@ -919,7 +966,8 @@ def simulate(
         Density of the new box (needed without ``start``).
     output : path
         H5MD trajectory written.
-    ensemble, temperature, pressure, time_step_fs, steps, friction, interval, constrain_bonds,
+    ensemble, temperature, pressure, time_step_fs, steps, thermostat, friction, interval,
+    constrain_bonds,
     seed, progress
         As in :func:`run_md` (K, bar, fs, 1/fs).
     device, dtype, compile
@@ -978,6 +1026,7 @@ def simulate(
         pressure=pressure,
         time_step_fs=time_step_fs,
         steps=steps,
+        thermostat=thermostat,
         friction=friction,
         trajectory=output,
         interval=interval,
@@ -1119,4 +1168,5 @@ def _simulate_lammps(
         pressure_bar=float(np.mean(thermo["pressure"])),
         trajectory=str(output),
         n_frames=n_frames,
+        thermostat="none" if ensemble == "nve" else "nose-hoover",
     )

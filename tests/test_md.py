@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ase import units
 from ase.build import molecule
 from ase.geometry import find_mic
 
@@ -64,7 +65,16 @@ def test_build_cg_box_bad_input(prior_model):
 def equilibrated(prior_model, n_molecules=27, seed=5, steps=200):
     atoms = build_cg_box(prior_model, n_molecules, 0.55, seed=seed)
     calc = CGCalculator(prior_model)
-    run_md(atoms, calc, ensemble="nvt", steps=steps, time_step_fs=2.0, friction=0.05, seed=seed)
+    run_md(
+        atoms,
+        calc,
+        ensemble="nvt",
+        thermostat="langevin",
+        steps=steps,
+        time_step_fs=2.0,
+        friction=0.05,
+        seed=seed,
+    )
     return atoms, calc
 
 
@@ -246,13 +256,14 @@ def test_langevin_holds_the_temperature(prior_model):
     """⟨T⟩ of 54 beads over 600 Langevin steps within 10 % of the target (σ of the mean ≈ 2 %)."""
     atoms = build_cg_box(prior_model, 27, 0.55, seed=12)
     calc = CGCalculator(prior_model)
-    run_md(atoms, calc, steps=200, time_step_fs=2.0, friction=0.05, temperature=150.0, seed=1)
+    langevin = {"thermostat": "langevin", "friction": 0.05}
+    run_md(atoms, calc, steps=200, time_step_fs=2.0, temperature=150.0, seed=1, **langevin)
     summary = run_md(
         atoms,
         calc,
         steps=600,
         time_step_fs=2.0,
-        friction=0.05,
+        **langevin,
         temperature=150.0,
         interval=10,
         seed=2,
@@ -293,3 +304,33 @@ def test_repeated_box_has_the_same_energy_per_bead_and_whole_bonds(data_dir):
     np.testing.assert_allclose(repeated.get_forces()[: len(atoms)], atoms.get_forces(), atol=1e-9)
     with pytest.raises(InputError, match="three positive integers"):
         repeat_molecules(atoms, (2, 0, 1), bonds)
+
+
+def test_default_nvt_is_bussi_and_holds_the_temperature(prior_model):
+    """From a cold start (30 K) the default thermostat brings 54 beads to 150 K: ⟨T⟩ within 10 %."""
+    atoms = build_cg_box(prior_model, 27, 0.55, seed=12)
+    calc = CGCalculator(prior_model)
+    run_md(atoms, calc, steps=1, temperature=30.0, seed=1)
+    summary = run_md(atoms, calc, steps=1000, time_step_fs=2.0, temperature=150.0, seed=2)
+    assert summary.thermostat == "bussi"
+    late = run_md(atoms, calc, steps=600, time_step_fs=2.0, temperature=150.0, interval=10, seed=3)
+    assert late.temperature_K == pytest.approx(150.0, rel=0.1)
+    assert summary.temperature_K < late.temperature_K  # it did heat up from 30 K
+
+
+def test_bussi_keeps_the_dynamics(prior_model):
+    """Bussi rescales all velocities by one factor: E_total minus the energy the thermostat
+    transferred is conserved as in NVE, while E_total itself changes by much more."""
+    from ase_cg.md import _make_dynamics
+
+    atoms, calc = equilibrated(prior_model)
+    atoms.set_momenta(0.5 * atoms.get_momenta())  # away from 180 K: the thermostat must work
+    dyn = _make_dynamics(
+        atoms, "nvt", "bussi", 1.0 * units.fs, 180.0, None, None, np.random.default_rng(4), False
+    )
+    start = atoms.get_total_energy()
+    dyn.run(500)
+    total = atoms.get_total_energy()
+    effective = total - dyn.transferred_energy
+    assert abs(total - start) / len(atoms) > 20 * abs(effective - start) / len(atoms)
+    assert abs(effective - start) / len(atoms) < 1e-4  # eV per bead, as NVE at 1 fs

@@ -21,7 +21,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         default="ase",
         help="MD engine: 'ase' (ASE integrators with CGCalculator; all ensembles, bond "
         "constraints, blow-up checks) or 'lammps' (model exported to <output stem>_lammps/ as "
-        "tables + the cgtorch plugin; NVT/NPT are Nosé–Hoover there, --friction is unused; "
+        "tables + the cgtorch plugin; NVT/NPT are Nosé–Hoover there, --thermostat is unused; "
         "--constrain-bonds uses SHAKE, RATTLE with nve)",
     )
     parser.add_argument(
@@ -53,14 +53,23 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--ensemble",
         choices=["nvt", "nve", "npt"],
         default="nvt",
-        help="ASE engine: nvt Langevin, nve velocity Verlet, npt isotropic MTK (Berendsen with "
+        help="ASE engine: nvt --thermostat, nve velocity Verlet, npt isotropic MTK (Berendsen with "
         "--constrain-bonds); LAMMPS engine: fix nvt / nve / npt iso (Nosé–Hoover)",
     )
     parser.add_argument("--temperature", type=float, default=180.0, help="temperature, K")
     parser.add_argument("--pressure", type=float, default=1.01325, help="NPT pressure, bar")
     parser.add_argument("--time-step", type=float, default=2.0, help="time step, fs")
     parser.add_argument("--steps", type=int, default=10000, help="MD steps")
-    parser.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
+    parser.add_argument(
+        "--thermostat",
+        choices=["bussi", "langevin"],  # ase_cg.md.THERMOSTATS (not imported: torch is slow)
+        default="bussi",
+        help="ASE engine NVT: bussi (stochastic velocity rescaling, keeps the dynamics and "
+        "diffusion) or langevin (slows diffusion)",
+    )
+    parser.add_argument(
+        "--friction", type=float, default=0.01, help="Langevin friction, 1/fs (langevin only)"
+    )
     parser.add_argument("--interval", type=int, default=100, help="steps between trajectory frames")
     parser.add_argument(
         "--constrain-bonds",
@@ -102,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             pressure=args.pressure,
             time_step_fs=args.time_step,
             steps=args.steps,
+            thermostat=args.thermostat,
             friction=args.friction,
             interval=args.interval,
             constrain_bonds=args.constrain_bonds,
