@@ -74,6 +74,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from ase.io.formats import ExternalIOFormat
 
 from ase_cg import __version__
 from ase_cg.chemistry import identify_elements, implausible_lengths
@@ -1054,6 +1055,14 @@ def read_h5md(path: str | os.PathLike, index=":", group: str | None = None):
         index = string2index(index)
     with H5MDTrajectory(path, group) as trajectory:
         return trajectory[index]
+
+
+#: ``ase.io`` reads and writes H5MD through :func:`read_h5md` / :func:`write_h5md` with this
+#: format, registered as ``h5md`` in the ``ase.ioformats`` entry-point group:
+#: ``ase.io.read("run.h5", index=":")``, ``ase.io.write("run.h5md", images)``, ``ase gui run.h5``.
+H5MD_IO_FORMAT = ExternalIOFormat(
+    desc="H5MD trajectory (ase_cg)", code="+S", module="ase_cg.io", ext=["h5md", "h5"]
+)
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,34 @@
+"""ase.io reads and writes H5MD through the ``ase.ioformats`` entry point ``h5md``."""
+
+from __future__ import annotations
+
+import ase.io
+import numpy as np
+
+from ase_cg import _keys as K
+from ase_cg.io import read_h5md
+from ase_cg.mapping import CGMapping
+
+
+def test_ase_io_reads_what_read_h5md_reads(data_dir):
+    path = data_dir / "ethane_aa.h5"
+    ours = read_h5md(path, index="1:4")
+    theirs = ase.io.read(path, index="1:4")  # format found from the extension
+    assert len(theirs) == 3
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a.positions, b.positions)
+        np.testing.assert_array_equal(a.get_forces(), b.get_forces())
+        np.testing.assert_array_equal(a.numbers, b.numbers)
+    assert ase.io.read(path).info["step"] == read_h5md(path, index=-1).info["step"]
+
+
+def test_ase_io_writes_cg_frames_that_keep_bead_types(data_dir, tmp_path):
+    mapping = CGMapping.load(data_dir / "ethane_mapping.json")
+    beads = [mapping.map(frame) for frame in read_h5md(data_dir / "ethane_aa.h5", index=":2")]
+    ase.io.write(tmp_path / "cg.h5md", beads, format="h5md")
+    back = ase.io.read(tmp_path / "cg.h5md", index=":")
+    assert len(back) == 2
+    np.testing.assert_allclose(back[1].positions, beads[1].positions, atol=1e-5)
+    np.testing.assert_allclose(back[1].get_forces(), beads[1].get_forces(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(back[0].arrays[K.BEAD_TYPE], beads[0].arrays[K.BEAD_TYPE])
+    np.testing.assert_array_equal(back[0].arrays[K.MOL_ID], beads[0].arrays[K.MOL_ID])
