@@ -175,7 +175,10 @@ def train_model(
         n_prior = min(len(trajectory), 100)
     prior_frames = read_h5md(cg_path, slice(0, n_prior))
     if not resume or not (output_dir / "initial.pt").exists():
-        model = build_neural_model(mapping, prior_frames, config=neural, temperature=temperature)
+        prior_model = None if neural.prior_model is None else load_model(neural.prior_model)
+        model = build_neural_model(
+            mapping, prior_frames, config=neural, temperature=temperature, prior_model=prior_model
+        )
         model.provenance.update(provenance, neural=neural.to_dict(), temperature=temperature)
         save_model(model, output_dir / "initial.pt")
     if ranks > 1:

@@ -168,10 +168,10 @@ def test_classical_model_as_prior(data_dir, propane_mapping):
 
     classical = load_model(data_dir / "ethane_classical.pt")
     atoms = classical.mapping.map(read_h5md(data_dir / "ethane_aa.h5", index=0))
-    config = NeuralConfig(
-        **SMALL, dtype="float64", seed=1, prior_model=str(data_dir / "ethane_classical.pt")
+    config = NeuralConfig(**SMALL, dtype="float64", seed=1)
+    model = build_neural_model(
+        classical.mapping, [atoms], config=config, temperature=TEMPERATURE, prior_model=classical
     )
-    model = build_neural_model(classical.mapping, [atoms], config=config, temperature=TEMPERATURE)
     assert isinstance(model.terms[-1], NeuralPotential)
     assert len(model.terms) == len(classical.terms) + 1
     assert model.exclusion_bonds == classical.exclusion_bonds
@@ -181,4 +181,10 @@ def test_classical_model_as_prior(data_dir, propane_mapping):
     np.testing.assert_allclose(calculator.get_forces(atoms), expected, rtol=1e-10, atol=1e-10)
     assert calculator.get_potential_energy(atoms) == pytest.approx(energy, rel=1e-10)
     with pytest.raises(NeuralConfigError, match="bead types"):
-        build_neural_model(propane_mapping, [atoms], config=config, temperature=TEMPERATURE)
+        build_neural_model(
+            propane_mapping, [atoms], config=config, temperature=TEMPERATURE, prior_model=classical
+        )
+    # a file name in the config is loaded by the caller, not silently ignored here
+    by_path = NeuralConfig(**SMALL, prior_model=str(data_dir / "ethane_classical.pt"))
+    with pytest.raises(NeuralConfigError, match="load it with ase_cg.model.load_model"):
+        build_neural_model(classical.mapping, [atoms], config=by_path, temperature=TEMPERATURE)

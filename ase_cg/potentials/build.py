@@ -266,8 +266,9 @@ def build_neural_model(
     *,
     config: NeuralConfig,
     temperature: float,
+    prior_model: CGModel | None = None,
 ) -> CGModel:
-    """A CG model of a fitted prior plus an untrained :class:`NeuralPotential`.
+    """A CG model of a prior plus an untrained :class:`NeuralPotential`.
 
     Parameters
     ----------
@@ -278,6 +279,11 @@ def build_neural_model(
     config : NeuralConfig
     temperature : float, K
         Temperature of the reference (for the Boltzmann inversion).
+    prior_model : CGModel, optional
+        A fitted classical model (same bead types) whose terms are the prior, so the network
+        learns only what they miss; without it the prior is fitted (:func:`fit_prior`). The
+        file named by ``config.prior_model`` is loaded by the caller
+        (:func:`ase_cg.pipeline.train_model` does).
 
     Returns
     -------
@@ -289,8 +295,13 @@ def build_neural_model(
         raise InputError(f"temperature={temperature!r} K; give the reference temperature (> 0)")
     names = list(mapping.bead_types)
     exclusion_bonds = 3
-    if config.prior_model is not None:
-        prior, exclusion_bonds = _prior_from_model(config.prior_model, names)
+    if prior_model is not None:
+        prior, exclusion_bonds = _prior_terms(prior_model, names)
+    elif config.prior_model is not None:
+        raise NeuralConfigError(
+            f"NeuralConfig.prior_model is the file {config.prior_model}: load it with "
+            "ase_cg.model.load_model and pass it as prior_model="
+        )
     else:
         prior = fit_prior(
             mapping,
@@ -329,20 +340,16 @@ def build_neural_model(
     return model.to(_DTYPES[config.dtype])
 
 
-def _prior_from_model(path: str, names: list[str]) -> tuple[list[EnergyTerm], int]:
-    """The terms and bonded-exclusion depth of the classical model file at ``path``."""
-    from ase_cg.model import load_model
-
-    classical = load_model(path)
+def _prior_terms(classical: CGModel, names: list[str]) -> tuple[list[EnergyTerm], int]:
+    """The terms and bonded-exclusion depth of a classical prior model, checked."""
     if list(classical.bead_type_names) != names:
         raise NeuralConfigError(
-            f"NeuralConfig.prior_model {path}: its bead types {classical.bead_type_names} are "
-            f"not the mapping's {names}; fit the prior with the same mapping"
+            f"prior_model: its bead types {classical.bead_type_names} are not the mapping's "
+            f"{names}; fit the prior with the same mapping"
         )
-    manybody = [t for t in classical.terms if isinstance(t, NeuralPotential)]
-    if manybody:
+    if any(isinstance(t, NeuralPotential) for t in classical.terms):
         raise NeuralConfigError(
-            f"NeuralConfig.prior_model {path}: a neural model cannot be the prior; give a "
-            "classical model (ase-cg train --kind classical)"
+            "prior_model: a neural model cannot be the prior; give a classical model "
+            "(ase-cg train --kind classical)"
         )
     return list(classical.terms), classical.exclusion_bonds
