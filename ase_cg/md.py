@@ -35,6 +35,7 @@ from ase.geometry import find_mic
 
 from ase_cg import _keys as K
 from ase_cg.errors import ASECGError, InputError
+from ase_cg.model import reference_state
 from ase_cg.neighbors import neighbor_pairs
 from lammps_interface.units import ATM_TO_BAR
 
@@ -924,7 +925,7 @@ def simulate(
     density: float | None = None,
     output: str | os.PathLike = "cg_md.h5",
     ensemble: str = "nvt",
-    temperature: float = 180.0,
+    temperature: float | None = None,
     pressure: float = 1.01325,
     time_step_fs: float = 2.0,
     steps: int = 10000,
@@ -963,13 +964,15 @@ def simulate(
     n_molecules : int or dict, optional
         Molecules of the new box (needed without ``start``).
     density : float, g/cm³, optional
-        Density of the new box (needed without ``start``).
+        Density of the new box; default the density of the model's training data
+        (:func:`ase_cg.model.reference_state`).
     output : path
         H5MD trajectory written.
     ensemble, temperature, pressure, time_step_fs, steps, thermostat, friction, interval,
     constrain_bonds,
     seed, progress
-        As in :func:`run_md` (K, bar, fs, 1/fs).
+        As in :func:`run_md` (K, bar, fs, 1/fs); ``temperature`` defaults to the model's
+        training temperature (:func:`ase_cg.model.reference_state`).
     device, dtype, compile
         As in :class:`~ase_cg.calculator.CGCalculator` (ASE engine).
     ranks : int
@@ -988,10 +991,18 @@ def simulate(
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
     calculator = CGCalculator(model, device=device, dtype=dtype, compile=compile)
+    state = reference_state(calculator.model)
+    if temperature is None:
+        if "temperature_K" not in state:
+            raise InputError("the model file records no training temperature: give temperature")
+        temperature = state["temperature_K"]
     if start is None:
+        if density is None:
+            density = state.get("density_g_cm3")
         if n_molecules is None or density is None:
             raise InputError(
-                "without a start structure give n_molecules and density (g/cm³) for a new box"
+                "without a start structure give n_molecules and density (g/cm³) for a new box "
+                "(the model file records no training density)"
             )
         atoms = build_cg_box(calculator.model, n_molecules, density, seed=seed)
     else:

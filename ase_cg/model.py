@@ -239,3 +239,31 @@ def load_model(path: str | os.PathLike) -> CGModel:
     except RuntimeError as error:
         raise ModelFileError(f"{path}: tensors do not match the model config: {error}") from None
     return model.eval()
+
+
+#: ``model.provenance`` key of the state point of the training data (:func:`reference_state`)
+REFERENCE_STATE = "reference_state"
+
+
+def reference_state(model: CGModel) -> dict[str, float]:
+    """The state point of the data a model was trained on, for defaults of MD and export.
+
+    Returns
+    -------
+    dict
+        ``"temperature_K"`` (K) and ``"density_g_cm3"`` (g/cm³) where the model file records
+        them (``provenance["reference_state"]``, written by :func:`ase_cg.pipeline.train_model`;
+        older files give the temperature of their training only); missing keys are absent.
+    """
+    provenance = model.provenance
+    state = dict(provenance.get(REFERENCE_STATE) or {})
+    older = (
+        provenance.get("temperature_K"),
+        provenance.get("temperature"),
+        (provenance.get("fit_config") or {}).get("temperature"),
+    )
+    if "temperature_K" not in state:
+        state["temperature_K"] = next(
+            (t for t in older if isinstance(t, int | float) and t > 0), None
+        )
+    return {key: float(value) for key, value in state.items() if value is not None}

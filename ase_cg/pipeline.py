@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ase_cg import analysis
 from ase_cg.config import config_from_dict, read_config_file
 from ase_cg.errors import InputError
 
@@ -121,7 +122,7 @@ def train_model(
     """
     from ase_cg.io import H5MDTrajectory, read_h5md
     from ase_cg.mapping import CGMapping
-    from ase_cg.model import load_model, save_model
+    from ase_cg.model import REFERENCE_STATE, load_model, save_model
 
     if kind not in MODEL_KINDS:
         raise InputError(f"model kind {kind!r}; choose one of {MODEL_KINDS}")
@@ -140,6 +141,8 @@ def train_model(
             raise InputError(
                 f"{cg_path}: has no velocities to measure the temperature; give --temperature"
             )
+    density = float(np.mean(analysis.density(read_h5md(cg_path, slice(0, 50)))))
+    provenance[REFERENCE_STATE] = {"temperature_K": float(temperature), "density_g_cm3": density}
     model_path = output_dir / "model.pt"
     if kind == "classical":
         from ase_cg.fitting import ClassicalConfig, fit_classical, plot_classical

@@ -48,6 +48,7 @@ import torch
 
 from ase_cg.errors import InputError
 from ase_cg.md import ENSEMBLES
+from ase_cg.model import reference_state
 from ase_cg.potentials.neural import METADATA_FILE, METADATA_FORMAT, METADATA_VERSION
 from lammps_interface.plugin import build_plugin
 from lammps_interface.run import DATA_FILE, DUMP_FILE
@@ -299,7 +300,7 @@ def export(
     neural_dtype: torch.dtype | None = None,
     neural_device: str = "auto",
     skin: float = 2.0,
-    temperature: float = 300.0,
+    temperature: float | None = None,
     timestep: float = 2.0,
     steps: int = 10000,
     dump_every: int = 100,
@@ -343,8 +344,9 @@ def export(
         (ranks on a node share its GPUs round-robin), else the CPU.
     skin : float, default 2.0
         Å, neighbour skin (``neighbor`` command); the ghost shell is the cutoff + skin.
-    temperature : float, default 300.0
-        K, default of the deck's ``temperature`` variable (override with ``-var temperature``).
+    temperature : float, optional
+        K, default of the deck's ``temperature`` variable (override with ``-var temperature``);
+        default the model's training temperature (:func:`ase_cg.model.reference_state`).
     timestep : float, default 2.0
         fs, default of the deck's ``timestep`` variable.
     steps : int, default 10000
@@ -405,6 +407,10 @@ def export(
             f"the model has {len(by_kind['manybody'])} many-body terms; the LAMMPS export "
             "supports one (one cgtorch plugin instance)"
         )
+    if temperature is None:
+        temperature = reference_state(model).get("temperature_K")
+        if temperature is None:
+            raise InputError("the model records no training temperature: give temperature (K)")
     outputs: dict[str, Path] = {}
     n_types = len(model.bead_type_names)
     names = model.bead_type_names
@@ -599,7 +605,8 @@ def export_lammps(
     frame : int, default -1
         Frame of ``start``.
     n_molecules, density, seed
-        New box (:func:`ase_cg.md.build_cg_box`).
+        New box (:func:`ase_cg.md.build_cg_box`); ``density`` defaults to the model's training
+        density.
     **options
         Passed to :func:`export` (``table_points``, ``temperature``, ``timestep`` …).
     """
@@ -607,6 +614,8 @@ def export_lammps(
     from ase_cg.model import load_model
 
     model = load_model(model_path)
+    if density is None:
+        density = reference_state(model).get("density_g_cm3")
     if start is not None:
         atoms = md._read_start(Path(start), frame, model)
     elif n_molecules is not None and density is not None:

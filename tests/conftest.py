@@ -48,4 +48,7 @@ def prior_model(ethane_mapping):
         Repulsion(1, sigma=3.4, epsilon=0.01, power=12, cutoff=5.0),
         HarmonicBonds(1, k=21.0, r0=1.69),
     ]
-    return CGModel(ethane_mapping.bead_types, terms, mapping=ethane_mapping).double()
+    state = {"reference_state": {"temperature_K": 180.0, "density_g_cm3": 0.5495}}
+    return CGModel(
+        ethane_mapping.bead_types, terms, mapping=ethane_mapping, provenance=state
+    ).double()

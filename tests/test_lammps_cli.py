@@ -25,7 +25,9 @@ def test_export_then_run(tmp_path, capsys):
     argv = ["export-lammps", str(tmp_path / "model.pt"), str(out), "--n-molecules", "32"]
     argv += ["--density", "0.55", "--seed", "1", "--steps", "20", "--dump-every", "10"]
     argv += ["--ensemble", "npt", "--pressure", "101.325"]
-    assert main(argv) == 0
+    assert main(argv) == 1  # the model records no temperature and none was given
+    assert "no training temperature" in capsys.readouterr().err
+    assert main([*argv, "--temperature", "180"]) == 0
     assert (out / "in.cg").exists() and (out / "pair.table").exists()
     deck = (out / "in.cg").read_text()
     assert "variable pressure index 100.0" in deck and "fix integrate all npt" in deck  # atm

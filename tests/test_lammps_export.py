@@ -79,7 +79,7 @@ def neural(tmp_path_factory):
     ).double()
     atoms = build_cg_box(model, 64, 0.5495, seed=1)
     directory = tmp_path_factory.mktemp("neural")
-    files = export(model, directory, atoms=atoms, neural_dtype=torch.float64)
+    files = export(model, directory, atoms=atoms, neural_dtype=torch.float64, temperature=180.0)
     return model, atoms, files
 
 
@@ -88,7 +88,7 @@ def test_classical_model_tables_equal_calculator(tmp_path):
         ["CH3"], [rep(), pair_spline(), HarmonicBonds(1, k=20.0, r0=1.69)], mapping=ETHANE
     ).double()
     atoms = build_cg_box(model, 64, 0.5495, seed=1)
-    files = export(model, tmp_path, atoms=atoms, table_points=4000)
+    files = export(model, tmp_path, atoms=atoms, table_points=4000, temperature=180.0)
     assert "neural" not in files
     text = files["system"].read_text()
     assert "cgtorch" not in text  # no neural code in a classical run
@@ -136,7 +136,7 @@ def test_angles_and_dihedrals_equal_calculator(tmp_path):
     ]
     model = CGModel(["A", "B"], terms, mapping=mapping).double()
     atoms = build_cg_box(model, 40, 0.6, seed=2)
-    files = export(model, tmp_path, atoms=atoms)
+    files = export(model, tmp_path, atoms=atoms, temperature=180.0)
     assert {"bond_table", "angle_table", "dihedral_table"} <= set(files)
     assert_same(evaluate(files["system"]), reference(model, atoms))
 
@@ -145,6 +145,17 @@ def test_export_refuses_two_manybody_terms(tmp_path):
     model = CGModel(["CH3"], [neural_term(), neural_term()], mapping=ETHANE)
     with pytest.raises(InputError, match="2 many-body terms"):
         export(model, tmp_path)
+
+
+def test_export_takes_the_models_temperature_or_refuses(tmp_path):
+    """No hidden default: the deck's temperature is the model's training temperature, and a
+    model that records none needs one given."""
+    model = CGModel(["CH3"], [rep()], mapping=ETHANE)
+    with pytest.raises(InputError, match="no training temperature"):
+        export(model, tmp_path / "a")
+    model.provenance["reference_state"] = {"temperature_K": 163.5}
+    deck = export(model, tmp_path / "b")["deck"].read_text()
+    assert "variable temperature index 163.5" in deck
 
 
 def test_run_deck_runs_md_and_writes_a_trajectory(tmp_path):
@@ -184,7 +195,7 @@ def test_triclinic_box_without_bonds_equals_calculator(tmp_path, neural):
     if neural:
         terms.append(neural_term(n_types=2))
     model = CGModel(["A", "B"], terms).double()
-    files = export(model, tmp_path, atoms=atoms)
+    files = export(model, tmp_path, atoms=atoms, temperature=180.0)
     assert "xy xz yz" in files["data"].read_text()
     one_rank = evaluate(files["system"])
     assert_same(one_rank, reference(model, atoms))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -334,3 +336,16 @@ def test_bussi_keeps_the_dynamics(prior_model):
     effective = total - dyn.transferred_energy
     assert abs(total - start) / len(atoms) > 20 * abs(effective - start) / len(atoms)
     assert abs(effective - start) / len(atoms) < 1e-4  # eV per bead, as NVE at 1 fs
+
+
+def test_simulate_defaults_to_the_models_state_point(prior_model, tmp_path):
+    """No temperature or density given: the new box has the model's training density and the
+    start velocities its temperature (200 beads: σ_T ≈ 7 %), not some fixed default."""
+    model = copy.deepcopy(prior_model)
+    model.provenance["reference_state"] = {"temperature_K": 120.0, "density_g_cm3": 0.45}
+    simulate(model, n_molecules=100, output=tmp_path / "run.h5", steps=1, interval=1, seed=4)
+    first = read_h5md(tmp_path / "run.h5", index=0)
+    assert density_of(first) == pytest.approx(0.45, rel=1e-6)  # box stored as float32
+    kinetic = 0.5 * (first.get_masses()[:, None] * first.get_velocities() ** 2).sum()
+    temperature = 2 * kinetic / (3 * len(first) - 3) / units.kB
+    assert temperature == pytest.approx(120.0, rel=0.25)

@@ -8,11 +8,12 @@ import torch
 import yaml
 
 from ase_cg import _keys as K
+from ase_cg.analysis import density
 from ase_cg.cli import main
 from ase_cg.errors import InputError
-from ase_cg.io import H5MDTrajectory
+from ase_cg.io import H5MDTrajectory, read_h5md
 from ase_cg.mapping import CGMapping, map_trajectory
-from ase_cg.model import load_model
+from ase_cg.model import load_model, reference_state
 from ase_cg.pipeline import cg_temperature, train_model
 from ase_cg.potentials import make_batch
 from ase_cg.reference import generate_reference
@@ -61,6 +62,14 @@ def test_train_classical_from_all_atom_file(ethane_files, tmp_path):
     assert model.mapping is not None
     assert model.provenance["data_sha256"]
     assert (tmp_path / "classical" / "potentials.png").stat().st_size > 0
+    # the state point of the data travels with the model: MD and export default to it
+    state = reference_state(model)
+    with H5MDTrajectory(ethane_files["cg"]) as trajectory:
+        temperature = cg_temperature(trajectory, slice(0, 50))
+    assert state["temperature_K"] == pytest.approx(temperature, rel=1e-12)
+    expected_density = density(read_h5md(ethane_files["cg"], slice(0, 50))).mean()
+    assert state["density_g_cm3"] == pytest.approx(expected_density, rel=1e-12)
+    assert 0.4 < state["density_g_cm3"] < 0.7  # liquid ethane, g/cm³
     # the fitted model explains part of the mapped force on the training data
     data = ForceMatchingData(ethane_files["cg"])
     positions, cells, forces = data.read(np.arange(5))

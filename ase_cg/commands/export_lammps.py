@@ -23,7 +23,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--frame", type=int, default=-1, help="frame of --start")
     parser.add_argument("--n-molecules", type=int, default=None, help="molecules in a new box")
-    parser.add_argument("--density", type=float, default=None, help="new box density, g/cm³")
+    parser.add_argument(
+        "--density",
+        type=float,
+        default=None,
+        help="new box density, g/cm³ (default: the model's training density)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed of a new box")
     parser.add_argument("--table-points", type=int, default=2000, help="points per table")
     parser.add_argument(
@@ -36,7 +41,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="precision of the exported many-body term (default: the model's)",
     )
     parser.add_argument("--skin", type=float, default=2.0, help="neighbour skin, Å")
-    parser.add_argument("--temperature", type=float, default=300.0, help="deck temperature, K")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="deck temperature, K (default: the model's training temperature)",
+    )
     parser.add_argument("--time-step", type=float, default=2.0, help="deck time step, fs")
     parser.add_argument("--steps", type=int, default=10000, help="deck MD steps")
     parser.add_argument("--dump-every", type=int, default=100, help="steps between dump frames")

@@ -46,7 +46,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--n-molecules", type=int, default=None, help="molecules in a new box (no --start)"
     )
     parser.add_argument(
-        "--density", type=float, default=None, help="density of a new box, g/cm³ (no --start)"
+        "--density",
+        type=float,
+        default=None,
+        help="density of a new box, g/cm³ (no --start; default: the model's training density)",
     )
     parser.add_argument("-o", "--output", default="cg_md.h5", help="H5MD trajectory written")
     parser.add_argument(
@@ -56,7 +59,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="ASE engine: nvt --thermostat, nve velocity Verlet, npt isotropic MTK (Berendsen with "
         "--constrain-bonds); LAMMPS engine: fix nvt / nve / npt iso (Nosé–Hoover)",
     )
-    parser.add_argument("--temperature", type=float, default=180.0, help="temperature, K")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="temperature, K (default: the model's training temperature)",
+    )
     parser.add_argument("--pressure", type=float, default=1.01325, help="NPT pressure, bar")
     parser.add_argument("--time-step", type=float, default=2.0, help="time step, fs")
     parser.add_argument("--steps", type=int, default=10000, help="MD steps")
