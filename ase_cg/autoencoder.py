@@ -88,6 +88,7 @@ import numpy as np
 import torch
 from ase import Atoms
 from torch import nn
+from tqdm.auto import tqdm
 
 from ase_cg.errors import InputError
 from ase_cg.mapping import CGMapping
@@ -194,6 +195,13 @@ class AutoencoderConfig:
     stride: int = 1
     """Use every ``stride``-th frame before ``max_frames`` is applied."""
 
+    molecules_per_frame: int | None = 64
+    """Molecules of each frame whose reconstruction and mapped forces enter the loss, drawn
+    at random per frame and step (shared among the types in proportion to their counts, at
+    least one each); None: all. Molecules of one type share the encoder, so a fixed sample
+    learns the same mapping at a cost independent of the box size: the CG forces on the
+    sampled beads need only the beads of molecules within the pair cutoff of them."""
+
     def __post_init__(self) -> None:
         checks = {
             "epochs": self.epochs >= 1,
@@ -215,6 +223,8 @@ class AutoencoderConfig:
             "validation_fraction": 0 <= self.validation_fraction < 1,
             "max_frames": self.max_frames is None or self.max_frames >= 2,
             "stride": self.stride >= 1,
+            "molecules_per_frame": self.molecules_per_frame is None
+            or self.molecules_per_frame >= 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -367,8 +377,6 @@ def _select_frames(n_frames: int, config: AutoencoderConfig, source: str) -> np.
 
 
 def _load(trajectory, n_beads, config: AutoencoderConfig, disable) -> _Data:
-    from tqdm.auto import tqdm
-
     traj, owned = _open(trajectory)
     try:
         source = str(getattr(traj, "path", trajectory))
@@ -443,8 +451,6 @@ class CGAutoencoder(nn.Module):
         Template atom masses per type.
     n_beads : list of int
         Beads per type.
-    n_molecules : list of int
-        Molecules of each type in the system (sets the pair list).
     pair_cutoff : float, Å
     n_basis : int
     init_scale : float
@@ -461,7 +467,6 @@ class CGAutoencoder(nn.Module):
         type_names,
         atom_masses,
         n_beads,
-        n_molecules,
         *,
         pair_cutoff: float,
         n_basis: int,
@@ -500,24 +505,8 @@ class CGAutoencoder(nn.Module):
         self.register_buffer("centres", torch.linspace(2.0, pair_cutoff, n_basis, dtype=dtype))
         self.width = (pair_cutoff - 2.0) / max(n_basis - 1, 1)
         self.pair_weights = nn.Parameter(torch.zeros(n_slots, n_slots, n_basis, dtype=dtype))
-        # Bead slots and molecules of the flattened system, and all intermolecular bead pairs.
-        slot, mol = [], []
-        offset_slot, offset_mol = 0, 0
-        for n_b, n_m in zip(self.n_beads, n_molecules, strict=True):
-            slot.append(np.tile(np.arange(n_b) + offset_slot, n_m))
-            mol.append(np.repeat(np.arange(n_m) + offset_mol, n_b))
-            offset_slot += n_b
-            offset_mol += n_m
-        slot, mol = np.concatenate(slot), np.concatenate(mol)
-        i, j = np.triu_indices(len(slot), 1)
-        keep = mol[i] != mol[j]
-        self.register_buffer("pair_i", torch.as_tensor(i[keep]))
-        self.register_buffer("pair_j", torch.as_tensor(j[keep]))
-        pair_class = slot[i[keep]] * n_slots + slot[j[keep]]
-        self.register_buffer(  # (n_pairs, n_slots²) one-hot slot-pair class of each pair
-            "pair_class",
-            nn.functional.one_hot(torch.as_tensor(pair_class), n_slots * n_slots).to(dtype),
-        )
+        # Slot (bead-type position) offset of each molecule type in pair_weights.
+        self.slot_offsets = [int(x) for x in np.cumsum([0, *self.n_beads[:-1]])]
 
     def atom_masses(self, k: int) -> torch.Tensor:
         """(n_atoms_t,) float64 template atom masses of type ``k``, amu."""
@@ -572,32 +561,52 @@ class CGAutoencoder(nn.Module):
         centre = (bead_masses[:, None] * bead_positions).sum(-2, keepdim=True) / bead_masses.sum()
         return centre + torch.einsum("ji,fmic->fmjc", self.decoders[k], bead_positions - centre)
 
-    def energy(self, bead_positions: list, cells: torch.Tensor | None) -> torch.Tensor:
-        """CG potential energy per frame (n_frames,), eV, of the flattened bead system."""
-        energy = 0.0
+    def energy(self, centres: list, neighbours: list, pairs, cell) -> torch.Tensor:
+        """CG potential energy (0-d, eV) of the sampled molecules of one frame.
+
+        Parameters
+        ----------
+        centres, neighbours : list of (n_mol, n_beads_t, 3) tensors, Å
+            Per molecule type, the sampled molecules (their intramolecular springs count) and
+            the other molecules within reach of them.
+        pairs : (i, j, slot_i, slot_j) int64 tensors
+            Intermolecular bead pairs (:meth:`_MoleculeSampler.sample`) as indices into the
+            beads of ``centres`` then ``neighbours``, flattened in that order, and their
+            bead slots (``slot_offsets[k]`` + bead index).
+        cell : (3, 3) tensor, Å, or None (minimum image when given)
+        """
+        z = torch.cat([b.reshape(-1, 3) for b in [*centres, *neighbours]], dim=0)
+        return self.spring_energy(centres) + self.pair_energy(z, pairs, cell)
+
+    def spring_energy(self, bead_positions: list) -> torch.Tensor:
+        """Intramolecular springs of molecules (list per type of (n_mol, n_beads_t, 3)), eV."""
+        energy = torch.zeros((), dtype=self.bond_r0.dtype)
         offset = 0
         k_all = nn.functional.softplus(self.bond_raw_k) * 10.0
         for k, z in enumerate(bead_positions):
             pairs = self.bond_pairs[k]
             n = pairs.shape[1]
-            if n:
-                r = (z[:, :, pairs[1]] - z[:, :, pairs[0]]).norm(dim=-1)  # (F, n_mol, n)
+            if n and z.shape[0]:
+                r = (z[:, pairs[1]] - z[:, pairs[0]]).norm(dim=-1)  # (n_mol, n)
                 spring = k_all[offset : offset + n] * (r - self.bond_r0[offset : offset + n]) ** 2
-                energy = energy + spring.sum(dim=(1, 2))
+                energy = energy + spring.sum()
             offset += n
-        z = torch.cat([b.flatten(1, 2) for b in bead_positions], dim=1)  # (F, n_beads, 3)
-        d = z[:, self.pair_j] - z[:, self.pair_i]
-        if cells is not None:
-            fractional = torch.einsum("fpc,fcd->fpd", d.detach(), torch.linalg.inv(cells))
-            d = d - torch.einsum("fpc,fcd->fpd", torch.round(fractional), cells)
+        return energy
+
+    def pair_energy(self, z: torch.Tensor, pairs, cell: torch.Tensor | None) -> torch.Tensor:
+        """Gaussian-basis pair energy of the bead ``pairs`` of beads ``z`` (n, 3), eV."""
+        i, j, slot_i, slot_j = pairs
+        d = z[j] - z[i]
+        if cell is not None:
+            fractional = d.detach() @ torch.linalg.inv(cell)
+            d = d - torch.round(fractional) @ cell
         r = d.norm(dim=-1)
         inside = r < self.pair_cutoff
         cosine = 0.5 * (torch.cos(math.pi * r.clamp(max=self.pair_cutoff) / self.pair_cutoff) + 1)
         basis = torch.exp(-0.5 * ((r[..., None] - self.centres) / self.width) ** 2)
-        w = (self.pair_weights + self.pair_weights.transpose(0, 1)).flatten(0, 1)
-        w = self.pair_class @ w  # (n_pairs, n_basis)
-        phi = (basis * w).sum(-1) * cosine * inside
-        return energy + phi.sum(-1)
+        w = self.pair_weights + self.pair_weights.transpose(0, 1)
+        phi = (basis * w[slot_i, slot_j]).sum(-1) * cosine * inside
+        return phi.sum()
 
     def groups(self, k: int) -> list[list[int]]:
         """Atom indices of each bead of type ``k`` from the argmax assignment."""
@@ -614,43 +623,166 @@ class CGAutoencoder(nn.Module):
 # Training
 
 
+class _MoleculeSampler:
+    """Per frame, a sample of molecules and the bead pairs their CG forces need.
+
+    Bead positions are mass-weighted means of a molecule's atoms, so a bead lies within
+    ``reach`` (the largest atom distance from its molecule's centre of mass) of that centre:
+    two beads can be closer than the pair cutoff only when their molecules' centres are
+    closer than ``cutoff + 2 reach``.  Only those molecules are encoded besides the sample.
+
+    Parameters
+    ----------
+    data : _Data
+    cutoff : float, Å
+    budget : int or None
+        Molecules sampled per frame (all types together); None: all.
+    """
+
+    def __init__(self, data: _Data, cutoff: float, budget: int | None):
+        masses = [t.template.get_masses() for t in data.types]
+        self.coms = [
+            np.einsum("j,fmjc->fmc", m / m.sum(), p)
+            for m, p in zip(masses, data.positions, strict=True)
+        ]
+        self.reach = max(
+            float(np.linalg.norm(p - c[:, :, None], axis=-1).max())
+            for p, c in zip(data.positions, self.coms, strict=True)
+        )
+        self.range = cutoff + 2.0 * self.reach
+        self.cells = data.cells if data.pbc.any() else None
+        self.pbc = data.pbc
+        self.counts = [c.shape[1] for c in self.coms]
+        self.n_beads = [t.n_beads for t in data.types]
+        self.type_offsets = np.cumsum([0, *self.counts])
+        total = sum(self.counts)
+        if budget is None or budget >= total:
+            self.sizes = list(self.counts)
+        else:
+            self.sizes = [min(n, max(1, round(budget * n / total))) for n in self.counts]
+
+    def sample(self, frame: int, generator: torch.Generator | None):
+        """``(centres, neighbours, pairs)`` of one frame.
+
+        ``centres``/``neighbours``: per type, molecule indices; ``pairs``: (i, j, slot_i,
+        slot_j) int64 tensors over the beads of the centres then the neighbours (each pair
+        once, at least one bead of a centre).  ``generator=None`` draws a fixed sample per
+        frame (validation).
+        """
+        rng = None if generator is not None else np.random.default_rng(frame)
+        centres = []
+        for n, size in zip(self.counts, self.sizes, strict=True):
+            if size >= n:
+                centres.append(np.arange(n))
+            elif rng is None:
+                centres.append(np.sort(torch.randperm(n, generator=generator)[:size].numpy()))
+            else:
+                centres.append(np.sort(rng.choice(n, size, replace=False)))
+        com = np.concatenate([c[frame] for c in self.coms])  # (n_mol_total, 3)
+        starts = self.type_offsets[:-1]
+        chosen = np.concatenate([c + o for c, o in zip(centres, starts, strict=True)])
+        near = self._near(com[chosen], com, frame)  # (n_chosen, n_mol_total)
+        is_centre = np.zeros(len(com), dtype=bool)
+        is_centre[chosen] = True
+        wanted = near.any(0) & ~is_centre
+        neighbours = [
+            np.flatnonzero(wanted[a:b]) for a, b in zip(starts, self.type_offsets[1:], strict=True)
+        ]
+        # the sub-system: centres of every type, then neighbours of every type
+        members = [c + o for c, o in zip(centres, starts, strict=True)]
+        members += [c + o for c, o in zip(neighbours, starts, strict=True)]
+        kind = np.concatenate(
+            [np.full(len(m), k % len(self.counts)) for k, m in enumerate(members)]
+        )
+        order = np.concatenate(members)
+        n_beads = np.asarray(self.n_beads)[kind]
+        start = np.concatenate([[0], np.cumsum(n_beads)[:-1]])
+        position = np.full(len(com), -1)
+        position[order] = np.arange(len(order))
+        a, b = np.nonzero(near)  # centre row a (position a in order), molecule b
+        b = position[b]
+        keep = (b >= 0) & (a != b) & ((b >= len(chosen)) | (a < b))
+        a, b = a[keep], b[keep]
+        most = max(self.n_beads)
+        bead_a = np.arange(most)[None, :, None]
+        bead_b = np.arange(most)[None, None, :]
+        valid = (bead_a < n_beads[a][:, None, None]) & (bead_b < n_beads[b][:, None, None])
+        shape = (len(a), most, most)
+        i = np.broadcast_to(start[a][:, None, None] + bead_a, shape)[valid]
+        j = np.broadcast_to(start[b][:, None, None] + bead_b, shape)[valid]
+        offsets = np.cumsum([0, *self.n_beads[:-1]])
+        slot_i = np.broadcast_to(offsets[kind[a]][:, None, None] + bead_a, shape)[valid]
+        slot_j = np.broadcast_to(offsets[kind[b]][:, None, None] + bead_b, shape)[valid]
+        pairs = tuple(torch.as_tensor(x, dtype=torch.int64) for x in (i, j, slot_i, slot_j))
+        return centres, neighbours, pairs
+
+    def _near(self, points: np.ndarray, com: np.ndarray, frame: int) -> np.ndarray:
+        delta = com[None, :, :] - points[:, None, :]
+        if self.cells is not None:
+            cell = self.cells[frame]
+            fractional = delta @ np.linalg.inv(cell)
+            fractional[..., self.pbc] -= np.rint(fractional[..., self.pbc])
+            delta = fractional @ cell
+        return np.einsum("abc,abc->ab", delta, delta) < self.range**2
+
+
 def _losses(model, data_t, frames, config, *, tau, hard, rho, generator, chemistry=1.0):
     """(total, reconstruction, force, penalty, bond cut, balance) on a batch of frames.
 
-    ``chemistry`` scales the bond-cut and balance weights (their warm-up ramp).
+    Per frame, the loss covers a sample of molecules (``data_t``'s :class:`_MoleculeSampler`,
+    ``config.molecules_per_frame``). ``chemistry`` scales the bond-cut and balance weights
+    (their warm-up ramp).
     """
-    positions, forces, cells, force_scale = data_t
-    cell = None if cells is None else cells[frames]
-    recon_sum, recon_n, bead_z, mapped, penalty, cut, balance = 0.0, 0, [], [], 0.0, 0.0, 0.0
-    for k in range(len(model.type_names)):
+    positions, forces, cells, force_scale, sampler = data_t
+    n_types = len(model.type_names)
+    recon_sum, recon_n, penalty, cut, balance = 0.0, 0, 0.0, 0.0, 0.0
+    residual, n_force = 0.0, 0
+    encoded = []
+    for k in range(n_types):
         A = model.assignment(k, tau, hard, generator)
-        E, masses, z = model.encode(k, A, positions[k][frames])
-        if not z.requires_grad:  # fixed assignment (validation): forces still need ∂V/∂z
-            z.requires_grad_(True)
-        x_hat = model.decode(k, masses, z)
-        error = ((x_hat - positions[k][frames]) ** 2).sum(-1)
-        recon_sum = recon_sum + error.sum()
-        recon_n += error.numel()
-        occupancy = A.sum(0)
-        penalty = penalty + (torch.relu(1.0 - occupancy) ** 2).sum()
-        cut = cut + bond_cut_fraction(A, model.atom_bonds(k)) / len(model.type_names)
-        balance = balance + ((masses / masses.mean() - 1.0) ** 2).mean() / len(model.type_names)
+        weighted = model.atom_masses(k)[:, None] * A
+        masses = weighted.sum(0)
+        E = (weighted / masses.clamp_min(1e-12)).T
+        b = None
         if rho > 0:
             b = (
                 regularised_pseudo_inverse(E)
                 if config.force_map == "pseudo_inverse"
                 else bead_sum_force_map_soft(A)
             )
-            mapped.append(torch.einsum("ij,fmjc->fmic", b, forces[k][frames]))
-        bead_z.append(z)
+        encoded.append((E, masses, b))
+        penalty = penalty + (torch.relu(1.0 - A.sum(0)) ** 2).sum()
+        cut = cut + bond_cut_fraction(A, model.atom_bonds(k)) / n_types
+        balance = balance + ((masses / masses.mean() - 1.0) ** 2).mean() / n_types
+    for frame in np.asarray(frames).tolist():
+        centres, neighbours, pairs = sampler.sample(frame, generator)
+        centre_z, neighbour_z, mapped = [], [], []
+        for k, (E, masses, b) in enumerate(encoded):
+            x = positions[k][frame, centres[k]]  # (n_mol, n_at, 3)
+            z = torch.einsum("ij,mjc->mic", E, x)
+            if rho > 0 and not z.requires_grad:  # fixed assignment: forces still need ∂V/∂z
+                z.requires_grad_(True)
+            x_hat = model.decode(k, masses, z[None])[0]
+            error = ((x_hat - x) ** 2).sum(-1)
+            recon_sum = recon_sum + error.sum()
+            recon_n += error.numel()
+            centre_z.append(z)
+            if rho > 0:
+                mapped.append(torch.einsum("ij,mjc->mic", b, forces[k][frame, centres[k]]))
+                neighbour_z.append(
+                    torch.einsum("ij,mjc->mic", E, positions[k][frame, neighbours[k]])
+                )
+        if rho > 0:
+            cell = None if cells is None else cells[frame]
+            energy = model.energy(centre_z, neighbour_z, pairs, cell)
+            grads = torch.autograd.grad(energy, centre_z, create_graph=True, allow_unused=True)
+            for m, g in zip(mapped, grads, strict=True):
+                residual = residual + ((m if g is None else m + g) ** 2).sum()
+                n_force += m.numel()
     recon = recon_sum / recon_n
     force_term = torch.zeros((), dtype=recon.dtype)
     if rho > 0:
-        energy = model.energy(bead_z, cell)
-        grads = torch.autograd.grad(energy.sum(), bead_z, create_graph=True)
-        residual = sum(((m + g) ** 2).sum() for m, g in zip(mapped, grads, strict=True))
-        n = sum(m.numel() for m in mapped)
-        force_term = residual / n / force_scale
+        force_term = residual / n_force / force_scale
     total = (
         recon
         + rho * force_term
@@ -739,16 +871,14 @@ def bead_sum_force_map_soft(assignment: torch.Tensor) -> torch.Tensor:
     return assignment.T
 
 
-def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff, disable):
-    from tqdm.auto import tqdm
-
+def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff, bar):
+    """Train one restart; ``bar`` (tqdm over all seeds' epochs) advances once per epoch."""
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(int(seed))
     model = CGAutoencoder(
         [t.name for t in data.types],
         [t.template.get_masses() for t in data.types],
         [t.n_beads for t in data.types],
-        [len(t.atom_index) for t in data.types],
         pair_cutoff=cutoff,
         n_basis=config.n_basis,
         init_scale=config.init_scale,
@@ -760,6 +890,7 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
         [torch.as_tensor(f) for f in data.forces],
         torch.as_tensor(data.cells) if data.pbc.any() else None,
         data.force_scale,
+        _MoleculeSampler(data, cutoff, config.molecules_per_frame),
     )
     _init_springs(model, data, split[0])
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
@@ -771,10 +902,7 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
         k: []
         for k in ("epoch", "tau", "recon", "force", "penalty", "bond_cut", "balance", "validation")
     }
-    bar = tqdm(
-        range(config.epochs), desc=f"seed {seed}", disable=disable, leave=False, unit="epoch"
-    )
-    for epoch in bar:
+    for epoch in range(config.epochs):
         tau = config.temperature(epoch)
         hard = epoch >= config.epochs - n_hard
         rho = config.rho if epoch >= warmup else 0.0
@@ -814,7 +942,10 @@ def _train_seed(data: _Data, config: AutoencoderConfig, seed: int, split, cutoff
             strict=True,
         ):
             history[key].append(float(value))
-        bar.set_postfix(recon=f"{sums[0]:.3g}", force=f"{sums[1]:.3g}", val=f"{val['total']:.3g}")
+        bar.set_postfix(
+            seed=seed, recon=f"{sums[0]:.3g}", force=f"{sums[1]:.3g}", val=f"{val['total']:.3g}"
+        )
+        bar.update(1)
     final = _validate(model, tensors, validation, config)
     groups = {t.name: model.groups(k) for k, t in enumerate(data.types)}
     empty = {name: [i for i, g in enumerate(gs) if not g] for name, gs in groups.items()}
@@ -1030,10 +1161,12 @@ def learn_mapping(
                 "the auto-encoder's pair potential; use a larger system"
             )
     runs, models = [], []
-    for seed in seeds:
-        model, run = _train_seed(data, config, seed, split, cutoff, disable)
-        runs.append(run)
-        models.append(model)
+    total = len(seeds) * config.epochs
+    with tqdm(total=total, desc="learn-mapping", unit="epoch", disable=disable) as bar:
+        for seed in seeds:
+            model, run = _train_seed(data, config, seed, split, cutoff, bar)
+            runs.append(run)
+            models.append(model)
     if all(run["failed"] for run in runs):
         raise AutoencoderError(
             f"{data.source}: every seed {seeds} ended with an empty bead "

@@ -47,7 +47,6 @@ def _model(generator_seed=0):
         ["C2H6"],
         [masses],
         [2],
-        [3],
         pair_cutoff=5.0,
         n_basis=4,
         init_scale=0.5,
