@@ -63,7 +63,10 @@ first. After training, a run whose hard
 beads are not all connected subgraphs of the bond graph is flagged (``"connected": false``).
 The CG potential :math:`V_\mathrm{CG}` is trained in the same backward pass:
 harmonic springs between the beads of a molecule plus a Gaussian-basis pair potential between
-beads of different molecules (minimum image, smooth cosine cutoff). Several restarts (seeds)
+beads of different molecules (minimum image, smooth cosine cutoff). Molecules of one type share
+the encoder, so each frame contributes a random sample of ``molecules_per_frame`` molecules
+(all of a small box); their CG forces need only the molecules within the pair cutoff of them,
+which are encoded too. The cost per frame then does not grow with the box. Several restarts (seeds)
 are run; among the connected ones, the one with the lowest validation loss (hard assignment,
 held-out frames at the end of the trajectory) is kept (among all when none is connected). A
 run whose final hard assignment leaves a bead empty counts as failed.
@@ -202,6 +205,12 @@ class AutoencoderConfig:
     learns the same mapping at a cost independent of the box size: the CG forces on the
     sampled beads need only the beads of molecules within the pair cutoff of them."""
 
+    sampled_frames: int = 32
+    """At most this many frames (evenly spread) when molecules are sampled (the box holds more
+    than ``molecules_per_frame``): 32 frames of 64 molecules give as many molecules per epoch
+    as 80 frames of a 27-molecule box, so the cost of a default run stops growing with the box
+    (``max_frames`` still applies when smaller)."""
+
     def __post_init__(self) -> None:
         checks = {
             "epochs": self.epochs >= 1,
@@ -225,6 +234,7 @@ class AutoencoderConfig:
             "stride": self.stride >= 1,
             "molecules_per_frame": self.molecules_per_frame is None
             or self.molecules_per_frame >= 1,
+            "sampled_frames": self.sampled_frames >= 2,
         }
         for name, ok in checks.items():
             if not ok:
@@ -364,10 +374,15 @@ def _resolve_beads(n_beads, found, source: str) -> dict[str, tuple[str, int]]:
     return chosen
 
 
-def _select_frames(n_frames: int, config: AutoencoderConfig, source: str) -> np.ndarray:
+def _select_frames(
+    n_frames: int, config: AutoencoderConfig, source: str, n_molecules: int
+) -> np.ndarray:
     frames = np.arange(0, n_frames, config.stride)
-    if config.max_frames is not None and len(frames) > config.max_frames:
-        frames = frames[np.linspace(0, len(frames) - 1, config.max_frames).round().astype(int)]
+    limit = config.max_frames
+    if config.molecules_per_frame is not None and n_molecules > config.molecules_per_frame:
+        limit = config.sampled_frames if limit is None else min(limit, config.sampled_frames)
+    if limit is not None and len(frames) > limit:
+        frames = frames[np.linspace(0, len(frames) - 1, limit).round().astype(int)]
     if len(frames) < 2:
         raise AutoencoderError(
             f"{source}: {len(frames)} frame(s) selected; learning a mapping needs at least 2 "
@@ -410,7 +425,7 @@ def _load(trajectory, n_beads, config: AutoencoderConfig, disable) -> _Data:
             index = atom_of_row[rows].reshape(-1, len(template))
             name, beads = chosen[formula]
             types.append(_TypeData(name, template, bonds, index, int(beads)))
-        frames = _select_frames(len(traj), config, source)
+        frames = _select_frames(len(traj), config, source, sum(len(t.atom_index) for t in types))
         data = _Data(source=source, types=types, frames=frames, pbc=np.asarray(atoms0.pbc))
         pos_t = [[] for _ in types]
         for_t = [[] for _ in types]
