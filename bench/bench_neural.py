@@ -32,13 +32,9 @@ import torch
 
 from ase_cg import _keys as K
 from ase_cg.potentials import CGModel, SystemTopology, make_batch
-from ase_cg.potentials.neural import (
-    NeuralPotential,
-    evaluate_layers,
-    export_aoti,
-    export_torchscript,
-)
+from ase_cg.potentials.neural import NeuralPotential, evaluate_layers
 from ase_cg.potentials.schnetpack_compat import import_schnetpack
+from lammps_interface.torchscript import export_aoti, write_neural_term
 
 BEAD_DENSITY = 0.0220  # beads/Å³: 2 × 0.5495 g/cm³ / 30.07 g/mol × N_A
 
@@ -119,11 +115,7 @@ def main() -> None:
             )
             inputs = converter(atoms)
             scripted = torch.jit.load(
-                str(
-                    export_torchscript(
-                        term, Path(folder) / f"{name}.pt", {"bead_type_names": ["CH3"]}
-                    )
-                )
+                str(write_neural_term(term, Path(folder) / f"{name}.pt", ["CH3"]))
             )
             shifts = batch[K.PAIR_SHIFTS] @ batch[K.CELL][0]
             pair_i, pair_j, types = batch[K.PAIR_I], batch[K.PAIR_J], batch[K.BEAD_TYPE_INDEX]
@@ -145,9 +137,7 @@ def main() -> None:
             }
             if args.aoti:
                 start = time.perf_counter()
-                package_path = export_aoti(
-                    term, Path(folder) / f"{name}.pt2", {"bead_type_names": ["CH3"]}, dtype=dtype
-                )
+                package_path = export_aoti(term, Path(folder) / f"{name}.pt2", ["CH3"], dtype=dtype)
                 compile_s = time.perf_counter() - start
                 package = torch._inductor.aoti_load_package(str(package_path))
                 vectors = (batch[K.POSITIONS][pair_j] - batch[K.POSITIONS][pair_i] + shifts).to(

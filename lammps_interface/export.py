@@ -1,46 +1,11 @@
-"""Write ase_cg models for LAMMPS.
+"""Write ase_cg models as LAMMPS runs: data file, tables, the plugin's TorchScript, input deck.
 
-TorchScript file for ``pair_style cgtorch`` (:func:`write_torchscript_model`)
------------------------------------------------------------------------------
-A scripted ``torch.nn.Module`` of a message-passing model with ``K`` layers, ``F`` features and
-``M`` message channels per bead, with four methods (``n`` beads, ``p`` pairs):
-
-.. code-block:: text
-
-    embed(bead_types : int64 (n,))                               -> float (n, F)
-        initial features from the model bead-type indices
-    aggregate(layer : int, x : float (n, F), bead_types : int64 (n,),
-              pair_i : int64 (p,), pair_j : int64 (p,), pair_vectors : float (p, 3))
-                                                                  -> float (n, M)
-        the messages of each listed pair (r_j - r_i in Å, each pair once) summed into
-        both of its beads: row i gets j's message, row j gets i's
-    update(layer : int, x : float (m, F), aggregated : float (m, M), bead_types : int64 (m,))
-                                                                  -> float (m, F)
-        the new features of beads whose sums are complete
-    energies(x : float (m, F), bead_types : int64 (m,))          -> float (m,)
-        per-bead energies, eV
-
-and a float attribute ``cutoff`` (Å, pairs closer than this are passed; it must equal the
-metadata's). The plugin calls them layer by layer on each MPI rank: ``aggregate`` over the
-rank's half neighbour list and its local and ghost beads, sums the ghosts' rows into their
-owners, ``update`` on the local beads, and copies the new features to the ghosts, so only
-features cross rank boundaries and the ghost shell is one cutoff (plus skin) for any ``K``.
-Its metadata is in the TorchScript extra file ``cgtorch.json`` (the model knows itself; LAMMPS
-asks the user for nothing but the type names)::
-
-    {"format": "ase_cg.cgtorch", "version": 2,
-     "bead_type_names": ["CH3", ...],     # pair_coeff * * NAME... refers to these
-     "cutoff": 6.0,                       # Å, pairs closer than this are passed
-     "n_interactions": 3,                 # message-passing layers K
-     "dtype": "float64",                  # float32 | float64, the dtype of pair_vectors
-     "units": {"energy": "eV", "length": "Angstrom"}}
+The TorchScript file and its contract are :mod:`lammps_interface.torchscript`'s.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -49,116 +14,11 @@ import torch
 from ase_cg.errors import InputError
 from ase_cg.md import ENSEMBLES
 from ase_cg.model import reference_state
-from ase_cg.potentials.neural import METADATA_FILE, METADATA_FORMAT, METADATA_VERSION
 from lammps_interface.plugin import build_plugin
 from lammps_interface.run import DATA_FILE, DUMP_FILE
 from lammps_interface.tables import write_text_atomic
+from lammps_interface.torchscript import write_neural_term
 from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL
-
-_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
-#: the methods ``pair_style cgtorch`` calls (``torch.jit.export`` them)
-CONTRACT_METHODS = ("embed", "aggregate", "update", "energies")
-
-
-def torchscript_metadata(
-    bead_type_names: list[str], cutoff: float, n_interactions: int, dtype: torch.dtype
-) -> dict:
-    """The ``cgtorch.json`` metadata dictionary, validated.
-
-    Parameters
-    ----------
-    bead_type_names : list of str
-        Bead-type names in the order of the model's type indices.
-    cutoff : float
-        Å, pair cutoff of the many-body term.
-    n_interactions : int
-        Number of message-passing layers K (``layer`` runs over 0 … K − 1).
-    dtype : torch.float32 or torch.float64
-        Floating dtype of the module (``pair_vectors`` are passed in it).
-    """
-    names = [str(name) for name in bead_type_names]
-    if not names or len(set(names)) != len(names) or any(not n or n.split() != [n] for n in names):
-        raise InputError(
-            f"bead_type_names {names!r}: need at least one name, all distinct and without "
-            "whitespace (LAMMPS pair_coeff refers to them)"
-        )
-    if not float(cutoff) > 0.0:
-        raise InputError(f"cutoff={cutoff!r} Å: the many-body cutoff must be positive")
-    if int(n_interactions) < 1:
-        raise InputError(f"n_interactions={n_interactions!r}: need at least one layer")
-    if dtype not in _DTYPES:
-        raise InputError(f"dtype {dtype}: the plugin runs float32 or float64 models")
-    return {
-        "format": METADATA_FORMAT,
-        "version": METADATA_VERSION,
-        "bead_type_names": names,
-        "cutoff": float(cutoff),
-        "n_interactions": int(n_interactions),
-        "dtype": _DTYPES[dtype],
-        "units": {"energy": "eV", "length": "Angstrom"},
-    }
-
-
-def write_torchscript_model(
-    module: torch.nn.Module,
-    path: str | os.PathLike,
-    *,
-    bead_type_names: list[str],
-    cutoff: float,
-    n_interactions: int,
-    dtype: torch.dtype = torch.float64,
-) -> Path:
-    """Script ``module`` (the contract in this module's docstring) and save it for the plugin.
-
-    The module is moved to CPU and ``dtype``, its parameters are frozen
-    (``requires_grad=False``, the plugin differentiates with respect to the pair vectors only),
-    and the file is written atomically with the ``cgtorch.json`` metadata.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        Scriptable module with the four methods of the contract; it is not modified (a copy
-        is scripted).
-    path : path
-        Output file (``.pt``).
-    bead_type_names, cutoff, n_interactions, dtype
-        See :func:`torchscript_metadata`.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    import copy
-
-    metadata = torchscript_metadata(bead_type_names, cutoff, n_interactions, dtype)
-    missing = [name for name in CONTRACT_METHODS if not callable(getattr(module, name, None))]
-    if missing:
-        raise InputError(
-            f"{type(module).__name__} lacks the cgtorch method(s) {missing}: the plugin calls "
-            f"{', '.join(CONTRACT_METHODS)} (see lammps_interface.export)"
-        )
-    if not isinstance(getattr(module, "cutoff", None), float) or module.cutoff != float(cutoff):
-        raise InputError(
-            f"{type(module).__name__}.cutoff is {getattr(module, 'cutoff', None)!r}; the module "
-            f"needs a float attribute cutoff equal to the metadata's cutoff={float(cutoff)!r} Å"
-        )
-    module = copy.deepcopy(module).to(device="cpu", dtype=dtype).eval()
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
-    scripted = torch.jit.script(module)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.jit.save(scripted, temporary, _extra_files={METADATA_FILE: json.dumps(metadata)})
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return path
-
 
 # --- the whole model: data file, tables, TorchScript, input deck ------------------------------
 
@@ -381,7 +241,6 @@ def export(
     import copy
     import math
 
-    from ase_cg.potentials.neural import export_torchscript
     from lammps_interface.tables import ARITY, tabulate_terms, write_table_file
 
     if int(table_points) < 10:
@@ -439,9 +298,7 @@ def export(
     excluded = " ".join(f"{f:.1f}" for f in exclusion)
     if manybody is not None:
         outputs["neural"] = directory / NEURAL_FILE
-        export_torchscript(
-            manybody, outputs["neural"], {"bead_type_names": list(names)}, dtype=neural_dtype
-        )
+        write_neural_term(manybody, outputs["neural"], list(names), dtype=neural_dtype)
         build_plugin()  # cached; `lmp -in in.cg` finds it through the entry point
     if terms["pair"] and manybody is not None:
         # A global special factor of exactly 0 drops the pair from the neighbour list (the

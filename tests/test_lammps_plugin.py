@@ -23,10 +23,14 @@ import torch
 import vesin
 
 from ase_cg.errors import InputError
-from ase_cg.potentials.neural import METADATA_FILE, evaluate_layers
-from lammps_interface.export import torchscript_metadata, write_torchscript_model
+from ase_cg.potentials.neural import evaluate_layers
 from lammps_interface.plugin import PLUGIN_FILE, build_plugin, plugin_directory
 from lammps_interface.run import LammpsRunError, evaluate, run_deck
+from lammps_interface.torchscript import (
+    METADATA_FILE,
+    torchscript_metadata,
+    write_torchscript_model,
+)
 from lammps_interface.units import EV_TO_KCAL_PER_MOL
 
 CUTOFF = 6.0  # Å

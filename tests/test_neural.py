@@ -9,15 +9,11 @@ import pytest
 import torch
 
 from ase_cg import _keys as K
+from ase_cg.errors import InputError
 from ase_cg.model import load_model, save_model
 from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion, SystemTopology, make_batch
-from ase_cg.potentials.neural import (
-    METADATA_FILE,
-    NeuralPotential,
-    NeuralPotentialError,
-    evaluate_layers,
-    export_torchscript,
-)
+from ase_cg.potentials.neural import NeuralPotential, NeuralPotentialError, evaluate_layers
+from lammps_interface.torchscript import METADATA_FILE, write_neural_term
 
 CUTOFF = 5.0
 
@@ -249,9 +245,7 @@ def test_torchscript_export_equals_eager(rng, tmp_path, dtype):
     positions, cell, topology = dimer_liquid(rng)
     model = neural_model(dtype, with_prior=False)
     term = model.terms[0]
-    path = export_torchscript(
-        term, tmp_path / "schnet.pt", {"bead_type_names": ["A", "B"], "note": "test"}
-    )
+    path = write_neural_term(term, tmp_path / "schnet.pt", ["A", "B"])
     extra = {METADATA_FILE: ""}
     scripted = torch.jit.load(str(path), _extra_files=extra)
     metadata = json.loads(extra[METADATA_FILE])
@@ -263,7 +257,6 @@ def test_torchscript_export_equals_eager(rng, tmp_path, dtype):
         "n_interactions": 2,
         "dtype": str(dtype).removeprefix("torch."),
         "units": {"energy": "eV", "length": "Angstrom"},
-        "note": "test",
     }
     reference = evaluate(model, positions, cell, topology)
     batch, shifts = pair_inputs(model, positions, cell, topology)
@@ -287,10 +280,10 @@ def test_torchscript_export_equals_eager(rng, tmp_path, dtype):
 
 def test_export_checks_metadata(tmp_path):
     term = NeuralPotential(2, cutoff=CUTOFF)
-    with pytest.raises(NeuralPotentialError, match="bead_type_names"):
-        export_torchscript(term, tmp_path / "a.pt", {"bead_type_names": ["A"]})
-    with pytest.raises(NeuralPotentialError, match="cutoff"):
-        export_torchscript(term, tmp_path / "a.pt", {"bead_type_names": ["A", "B"], "cutoff": 9})
+    with pytest.raises(InputError, match="the term has 2 bead types"):
+        write_neural_term(term, tmp_path / "a.pt", ["A"])
+    with pytest.raises(InputError, match="all distinct"):
+        write_neural_term(term, tmp_path / "a.pt", ["A", "A"])
     assert not list(tmp_path.iterdir())
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from ase_cg.neighbors import neighbor_pairs
-from ase_cg.potentials.neural import METADATA_FILE, NeuralPotential, export_aoti
+from ase_cg.potentials.neural import NeuralPotential
+from lammps_interface.torchscript import METADATA_FILE, export_aoti
 
 
 def randomise(module: torch.nn.Module, seed: int = 11, scale: float = 0.3) -> None:
@@ -25,7 +26,7 @@ def test_aoti_package_equals_eager(rng, tmp_path):
     term = NeuralPotential(2, n_atom_basis=8, n_filters=8, n_interactions=2, n_rbf=6, cutoff=4.0)
     term = term.double()
     randomise(term)
-    path = export_aoti(term, tmp_path / "schnet.pt2", {"bead_type_names": ["A", "B"]})
+    path = export_aoti(term, tmp_path / "schnet.pt2", ["A", "B"])
     package = torch._inductor.aoti_load_package(str(path))
     metadata = json.loads(package.get_metadata()[METADATA_FILE])
     assert metadata["cutoff"] == 4.0 and metadata["n_interactions"] == 2

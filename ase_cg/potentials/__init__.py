@@ -11,7 +11,7 @@ from ase_cg.potentials.base import (
 )
 from ase_cg.potentials.build import NeuralConfig, build_neural_model
 from ase_cg.potentials.classical import AngleSpline, BondSpline, DihedralSpline, PairSpline
-from ase_cg.potentials.neural import NeuralPotential, export_aoti, export_torchscript
+from ase_cg.potentials.neural import NeuralPotential
 from ase_cg.potentials.prior import HarmonicAngles, HarmonicBonds, Repulsion
 
 __all__ = [
@@ -30,8 +30,6 @@ __all__ = [
     "Repulsion",
     "SystemTopology",
     "build_neural_model",
-    "export_aoti",
-    "export_torchscript",
     "make_batch",
     "register_term",
 ]

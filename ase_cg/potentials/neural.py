@@ -25,10 +25,9 @@ periodic images keep both directions at half weight), which halves the dominant
 than schnetpack's SchNet for energy + forces with the same weights. The forward has no
 data-dependent Python numbers, so it scripts (TorchScript) and exports (``torch.export``).
 
-Exports for the LAMMPS plugin (``pair_style cgtorch``): :func:`export_torchscript` writes the
-network with the plugin's layer-by-layer methods (:meth:`NeuralPotential.lammps_module`);
-:func:`export_aoti` compiles energies and pair-vector gradients of a whole configuration ahead
-of time with AOTInductor (for Python use; the plugin loads TorchScript).
+For the LAMMPS plugin (``pair_style cgtorch``), :meth:`NeuralPotential.lammps_module` gives the
+network with the plugin's layer-by-layer methods; :mod:`lammps_interface.torchscript` writes it
+(and :func:`lammps_interface.torchscript.export_aoti` compiles it ahead of time).
 
 Bead-type embeddings: schnetpack embeds by atomic number (a 100-row table); here the table has
 one row per bead type. :meth:`NeuralPotential.from_schnetpack` copies row ``type_map[t]`` of
@@ -37,12 +36,8 @@ schnetpack's table into row ``t`` of ours.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -51,11 +46,6 @@ from torch import Tensor, nn
 from ase_cg.errors import InputError
 from ase_cg.potentials.base import CGGraph, EnergyTerm, register_term
 
-#: name of the TorchScript extra file holding the export metadata (read by the LAMMPS plugin)
-METADATA_FILE = "cgtorch.json"
-#: ``format`` and ``version`` of that metadata
-METADATA_FORMAT = "ase_cg.cgtorch"
-METADATA_VERSION = 2
 _ACTIVATIONS = ("silu", "shifted_softplus")
 _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 
@@ -495,164 +485,3 @@ class NeuralPotential(EnergyTerm):
         from ase_cg.potentials.schnetpack_compat import load_schnetpack_weights
 
         return load_schnetpack_weights(cls, representation, head, type_map)
-
-
-def export_torchscript(
-    term: NeuralPotential,
-    path: str | os.PathLike,
-    metadata: dict,
-    *,
-    dtype: torch.dtype | None = None,
-) -> Path:
-    """Write ``term`` as a TorchScript file for the LAMMPS plugin (``pair_style cgtorch``).
-
-    The file holds the scripted :meth:`NeuralPotential.lammps_module` and, as the extra file
-    ``cgtorch.json``, the metadata the plugin reads::
-
-        {"format": "ase_cg.cgtorch", "version": 2,
-         "bead_type_names": [...], "cutoff": <Å>, "n_interactions": K,
-         "dtype": "float32" | "float64", "units": {"energy": "eV", "length": "Angstrom"},
-         ...any further keys of ``metadata``}
-
-    Parameters
-    ----------
-    term : NeuralPotential
-    path : path of the ``.pt`` file, written atomically
-    metadata : dict
-        Must hold ``bead_type_names`` (one name per bead type, in index order); other keys are
-        stored too. ``cutoff``, ``n_interactions``, ``dtype`` and ``units`` come from the term and
-        must not contradict it.
-    dtype : torch.dtype, optional
-        Weights' dtype in the file; default the term's.
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    module = term.lammps_module()
-    dtype = dtype or module.network.rbf_offsets.dtype
-    info = _export_metadata(term, metadata, dtype)
-    module = module.to(dtype)
-    scripted = torch.jit.script(module)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.jit.save(scripted, tmp, _extra_files={METADATA_FILE: json.dumps(info)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _export_metadata(term: NeuralPotential, metadata: dict, dtype: torch.dtype) -> dict:
-    """The plugin metadata: the caller's keys plus what the term knows (checked not to clash)."""
-    if dtype not in _DTYPE_NAMES:
-        raise NeuralPotentialError(f"export dtype {dtype}; use torch.float32 or torch.float64")
-    names = metadata.get("bead_type_names")
-    if names is None or len(names) != term.n_types:
-        raise NeuralPotentialError(
-            f"export metadata needs 'bead_type_names' with one name per bead type ({term.n_types}"
-            f" types), got {names!r}; pass the CGModel's bead_type_names"
-        )
-    derived = {
-        "format": METADATA_FORMAT,
-        "version": METADATA_VERSION,
-        "bead_type_names": [str(name) for name in names],
-        "cutoff": term.cutoff,
-        "n_interactions": term.n_interactions,
-        "dtype": _DTYPE_NAMES[dtype],
-        "units": {"energy": "eV", "length": "Angstrom"},
-    }
-    for key, value in metadata.items():
-        if key in derived and key != "bead_type_names" and value != derived[key]:
-            raise NeuralPotentialError(
-                f"export metadata {key}={value!r} contradicts the model ({derived[key]!r}); "
-                "leave it out, the model knows it"
-            )
-    return {**metadata, **derived}
-
-
-def _example_inputs(term: NeuralPotential, dtype: torch.dtype) -> tuple[Tensor, ...]:
-    """A small random periodic bead configuration with its pair list, for tracing."""
-    import numpy as np
-
-    from ase_cg.neighbors import neighbor_pairs
-
-    rng = np.random.default_rng(0)
-    box = 2.5 * term.cutoff
-    n_beads = 40
-    positions = rng.uniform(0.0, box, (n_beads, 3))
-    cell = np.eye(3) * box
-    pair_i, pair_j, shifts = neighbor_pairs(positions, cell, True, term.cutoff)
-    vectors = positions[pair_j] - positions[pair_i] + shifts @ cell
-    return (
-        torch.as_tensor(rng.integers(0, term.n_types, n_beads), dtype=torch.int64),
-        torch.as_tensor(pair_i),
-        torch.as_tensor(pair_j),
-        torch.as_tensor(vectors, dtype=dtype),
-    )
-
-
-def export_aoti(
-    term: NeuralPotential,
-    path: str | os.PathLike,
-    metadata: dict,
-    *,
-    dtype: torch.dtype | None = None,
-) -> Path:
-    """Compile ``term`` ahead of time (``torch.export`` + AOTInductor) into a ``.pt2`` package.
-
-    The package runs :class:`EnergyAndPairGradient`: energies and their pair-vector gradient in
-    one call, with no autograd or Python at run time, and fused kernels (on this machine's CPU
-    2–3× faster than the eager or TorchScript module). Pair and bead counts are dynamic. Load it
-    with ``torch._inductor.aoti_load_package(path)`` (Python) or
-    ``torch::inductor::AOTIModelPackageLoader`` (C++); the metadata of
-    :func:`export_torchscript` is in ``get_metadata()["cgtorch.json"]``.
-
-    Compiling takes minutes and the package is specific to the host's CPU/GPU, compiler and torch
-    version: compile it where it will run.
-
-    Parameters
-    ----------
-    term : NeuralPotential
-    path : path of the ``.pt2`` package, written atomically
-    metadata : dict
-        As for :func:`export_torchscript` (``bead_type_names`` required).
-    dtype : torch.dtype, optional
-        Default the term's.
-    """
-    import torch._inductor
-    from torch.fx.experimental.proxy_tensor import make_fx
-
-    network = term.lammps_module().network
-    dtype = dtype or network.rbf_offsets.dtype
-    info = _export_metadata(term, metadata, dtype)
-    module = EnergyAndPairGradient(network.to(dtype)).eval()
-    example = _example_inputs(term, dtype)
-    # autograd inside the function: trace the forward and backward into one graph first
-    traced = make_fx(module, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
-    n_all = torch.export.Dim("n_all", min=2)
-    n_pairs = torch.export.Dim("n_pairs", min=2)
-    program = torch.export.export(
-        traced,
-        example,
-        dynamic_shapes=({0: n_all}, {0: n_pairs}, {0: n_pairs}, {0: n_pairs}),
-    )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pt2", dir=path.parent)
-    os.close(handle)
-    try:
-        torch._inductor.aoti_compile_and_package(
-            program,
-            package_path=tmp,
-            inductor_configs={"aot_inductor.metadata": {METADATA_FILE: json.dumps(info)}},
-        )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
