@@ -23,7 +23,7 @@ from ase.calculators.calculator import (
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from ase_cg import _keys as K
-from ase_cg.errors import InputError
+from ase_cg.errors import ASECGError, InputError
 from ase_cg.potentials import CGModel, NeuralPotential, make_batch
 
 _TOPOLOGY_ARRAYS = (K.BEAD_TYPE, K.MOL_ID)
@@ -36,6 +36,21 @@ class CGAtomsError(InputError, CalculatorSetupError):
 
     Both a :class:`ValueError` and ASE's :class:`~ase.calculators.calculator.CalculatorSetupError`.
     """
+
+
+class NonFiniteResultError(ASECGError, ArithmeticError):
+    """The model gave a non-finite energy, force or stress (usually overlapping beads).
+
+    Attributes
+    ----------
+    bead : int
+        The first bead of the closest pair when two beads are closer than 1 Å, else the first
+        bead with a non-finite force (0 if the forces are finite).
+    """
+
+    def __init__(self, message: str, bead: int):
+        super().__init__(message)
+        self.bead = bead
 
 
 class CGCalculator(Calculator):
@@ -216,6 +231,42 @@ class CGCalculator(Calculator):
         }
         if periodic:
             self.results["stress"] = full_3x3_to_voigt_6_stress(_numpy(output[K.STRESS][0]))
+        self._check_finite(positions, cell, periodic)
+
+    def _check_finite(self, positions: np.ndarray, cell: np.ndarray, periodic: bool) -> None:
+        """Raise :class:`NonFiniteResultError` naming the beads if a result is not finite."""
+        forces = self.results["forces"]
+        bad_forces = ~np.isfinite(forces).all(axis=1)
+        what = [
+            name
+            for name, bad in (
+                ("energy", not np.isfinite(self.results["energy"])),
+                (f"force on bead {int(np.argmax(bad_forces))}", bad_forces.any()),
+                (
+                    "stress",
+                    "stress" in self.results and not np.isfinite(self.results["stress"]).all(),
+                ),
+            )
+            if bad
+        ]
+        if not what:
+            return
+        from ase_cg.md import _closest_pair
+
+        self.results = {}
+        pair = _closest_pair(positions, cell, periodic, 1.0)
+        if pair is not None:
+            i, j, distance = pair
+            raise NonFiniteResultError(
+                f"the model gave a non-finite {' and '.join(what)}: beads {i} and {j} overlap "
+                f"(distance {distance:.3g} Å); move them apart (or relax the structure)",
+                bead=i,
+            )
+        raise NonFiniteResultError(
+            f"the model gave a non-finite {' and '.join(what)}; no two beads are closer than "
+            "1 Å, so check the model's parameters and the bead positions",
+            bead=int(np.argmax(bad_forces)),
+        )
 
     def _needs_new_list(self, positions: np.ndarray, cell: np.ndarray) -> bool:
         """Whether the neighbour list must be rebuilt for ``positions`` in ``cell``."""

@@ -1,23 +1,54 @@
-"""The ``ase-cg`` command line: a thin layer over the library's public functions."""
+"""The ``ase-cg`` command line: a thin layer over the library's public functions.
+
+Errors: bad input (any :class:`~ase_cg.errors.ASECGError`, a missing or unwritable file, a
+refused argument) prints one line ``ase-cg CMD: error: <what and how to fix it>`` and exits
+with status 1 (2 for a refused argument); an unexpected exception prints one line and a hint
+to rerun with ``--debug``, which shows the traceback. SIGTERM and SIGINT stop a command
+cleanly (files being written are closed or removed) with status 128 + signal number.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import pkgutil
+import signal
 import sys
 
 from ase_cg import __version__, commands
+from ase_cg.errors import ASECGError, Interrupted
+
+#: Exceptions that report bad input (exit status 1, one line, no traceback).
+USER_ERRORS = (
+    ASECGError,
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``PROG: error: MESSAGE (see --help)``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Parser with one sub-parser per module in :mod:`ase_cg.commands`."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ase-cg",
         description="Machine-learned coarse-graining of molecular liquids (ASE + LAMMPS).",
     )
     parser.add_argument("--version", action="version", version=f"ase-cg {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error instead of one line"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
@@ -26,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
             help=module.HELP,
             description=module.HELP,
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        sub_parser.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
         module.register(sub_parser)
     return parser
@@ -42,6 +76,29 @@ def _show_notes() -> None:
         logger.setLevel(logging.INFO)
 
 
+@contextlib.contextmanager
+def _stop_signals_raise():
+    """SIGTERM and SIGINT raise :class:`~ase_cg.errors.Interrupted` (once: a second signal
+    during the clean-up is ignored); the previous handlers are restored on exit."""
+    stop = (signal.SIGTERM, signal.SIGINT)
+
+    def handler(signum, frame):
+        for number in stop:
+            signal.signal(number, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    try:
+        previous = {number: signal.signal(number, handler) for number in stop}
+    except ValueError:  # not the main thread: leave the signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ase-cg``; returns the process exit code."""
     parser = build_parser()
@@ -50,11 +107,36 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _show_notes()
+    prog = f"ase-cg {args.command}"
     try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
-        print(f"ase-cg {args.command}: error: {error}", file=sys.stderr)
+        with _stop_signals_raise():
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as error:
+        signum = getattr(error, "signum", signal.SIGINT)
+        if args.debug:
+            raise
+        print(f"{prog}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
         return 1
+    except Exception as error:
+        if args.debug:
+            raise
+        print(
+            f"{prog}: internal error: {type(error).__name__}: {_one_line(error)} "
+            "(rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line (line breaks become "; ")."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return "; ".join(lines) or type(error).__name__
 
 
 if __name__ == "__main__":

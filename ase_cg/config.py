@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import types
+import typing
 from pathlib import Path
 
 from ase_cg.errors import InputError
@@ -37,8 +40,50 @@ def read_config_file(path: str | os.PathLike) -> dict:
     return values
 
 
+def _type_problem(value, hint) -> str | None:
+    """Why ``value`` does not fit the type annotation ``hint`` (None if it fits).
+
+    Understands what the config dataclasses use: ``int``, ``float`` (an int is fine, NaN and
+    infinities are not), ``str``, ``bool``, ``None``, unions, ``list[X]`` and ``tuple[X, ...]``
+    / ``tuple[X, Y]`` (a list is fine for a tuple: YAML has no tuples).
+    """
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        problems = [_type_problem(value, option) for option in typing.get_args(hint)]
+        return None if None in problems else " or ".join(p for p in problems if p)
+    if hint is type(None):
+        return None if value is None else "null"
+    if hint is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "an integer"
+    if hint is float:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if number and math.isfinite(value) else "a finite number"
+    if hint is str:
+        return None if isinstance(value, str) else "a string"
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return "a list"
+        args = typing.get_args(hint)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                return f"a list of {len(args)} values"
+            pairs = zip(value, args, strict=True)
+        else:
+            pairs = ((item, args[0]) for item in value) if args else ()
+        for item, item_hint in pairs:
+            problem = _type_problem(item, item_hint)
+            if problem:
+                return f"a list of {problem.removeprefix('a ').removeprefix('an ')}s"
+        return None
+    return None  # an annotation this check does not know: the dataclass checks it
+
+
 def config_from_dict(values: dict, cls, *, source: str = "config", error=InputError):
-    """``cls(**values)`` for a dataclass ``cls``; unknown keys raise ``error`` naming them."""
+    """``cls(**values)`` for a dataclass ``cls``; unknown keys and values of the wrong type
+    (``epochs: "many"``) raise ``error`` naming the key."""
     if not isinstance(values, dict):
         raise error(f"{source}: expected a mapping of {cls.__name__} keys, got {values!r}")
     known = {field.name for field in dataclasses.fields(cls)}
@@ -47,7 +92,15 @@ def config_from_dict(values: dict, cls, *, source: str = "config", error=InputEr
         raise error(
             f"{source}: unknown keys {unknown} for {cls.__name__}; known keys: {sorted(known)}"
         )
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        problem = _type_problem(value, hints[key])
+        if problem:
+            raise error(f"{source}: {key} = {value!r}; expected {problem} ({cls.__name__}.{key})")
     try:
         return cls(**values)
-    except TypeError as problem:
-        raise error(f"{source}: invalid {cls.__name__}: {problem}") from None
+    except (TypeError, ValueError) as problem:
+        if str(source) in str(problem):
+            raise
+        text = str(problem).removeprefix(f"invalid {cls.__name__}: ")
+        raise error(f"{source}: invalid {cls.__name__}: {text}") from None

@@ -19,3 +19,20 @@ class InputError(ASECGError, ValueError):
     The message names what is at fault (file path and dataset / field), what was
     expected, what was found, and how to fix it.
     """
+
+
+class Interrupted(KeyboardInterrupt):
+    """The process got a stop signal (SIGTERM, SIGINT): raised by the ``ase-cg`` command line so
+    that writers close their files cleanly on the way out.
+
+    Attributes
+    ----------
+    signum : int
+        The signal number; the command exits with status 128 + signum.
+    """
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum

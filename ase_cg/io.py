@@ -2,7 +2,9 @@
 
 Files follow H5MD 1.1 (https://www.nongnu.org/h5md/h5md.html).  What ``ase_cg`` writes::
 
-    file.h5
+    file.h5                               attrs: complete = True once the writer closed
+    │                                     normally (False while a run writes, or after it
+    │                                     was stopped: the frames so far are valid)
     ├── h5md                              attrs: version = [1, 1]
     │   ├── author                        attrs: name
     │   └── creator                       attrs: name = "ase_cg", version
@@ -65,10 +67,14 @@ unit attribute named (:mod:`ase_cg.chemistry`).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import os
 import secrets
+import signal
+import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -136,6 +142,27 @@ def _open_h5(path: Path) -> h5py.File:
             f"{path}: cannot open as HDF5 ({error}); the file is truncated or corrupted. "
             "Rewrite it (an interrupted write leaves a *.partial file, not this one)."
         ) from error
+
+
+#: Largest |coordinate| accepted, Å: beyond it a position is a unit or file error (1e6 Å = 0.1 mm).
+MAX_COORDINATE = 1e6
+
+
+def _check_coordinates(positions: np.ndarray, where: str, frame_of) -> None:
+    """Refuse positions (n, n_atoms, 3), Å, with a coordinate beyond ±:data:`MAX_COORDINATE`;
+    the message names the frame (``frame_of(i)`` of the i-th of the n) and the atom."""
+    bad = np.abs(positions) > MAX_COORDINATE
+    if bad.any():
+        i, atom, axis = (int(k) for k in np.argwhere(bad)[0])
+        raise InputError(
+            f"{where} {frame_of(i)}: atom {atom} is at {'xyz'[axis]} = "
+            f"{positions[i, atom, axis]:.6g} Å, beyond ±{MAX_COORDINATE:g} Å; check the "
+            "length unit of the file (or wrap the atoms into the box)."
+        )
+
+
+class IncompleteTrajectoryWarning(UserWarning):
+    """An H5MD file whose writer has not finished (root attribute ``complete`` = False)."""
 
 
 def _read_attr_str(obj, name: str) -> str | None:
@@ -210,6 +237,7 @@ class H5MDTrajectory:
         self._file = _open_h5(self.path)
         try:
             self._setup()
+            complete = bool(self._file.attrs.get("complete", True))
         except InputError:
             self._file.close()
             raise
@@ -219,6 +247,13 @@ class H5MDTrajectory:
                 f"{self.path}: malformed H5MD file ({type(error).__name__}: {error}). "
                 "Check it with `h5ls -r` against the layout in ase_cg.io's docstring."
             ) from error
+        if not complete:
+            warnings.warn(
+                f"{self.path}: incomplete trajectory (the run writing it was stopped or is "
+                "still running); it holds the frames written so far",
+                IncompleteTrajectoryWarning,
+                stacklevel=2,
+            )
 
     # -- setup and validation ----------------------------------------------------------
     def _where(self, name: str) -> str:
@@ -442,6 +477,14 @@ class H5MDTrajectory:
         cells = edges * self._edges_factor
         if cells.ndim == 2:
             diagonal = cells
+            bad = np.argwhere((diagonal < 0) & self.pbc)
+            if bad.size:
+                frame = self._frame_number(frames, int(bad[0, 0]))
+                raise InputError(
+                    f"{self._where(full)}: frame {frame} has a negative box edge "
+                    f"{float(diagonal[tuple(bad[0])]):g} Å along direction {int(bad[0, 1])}; "
+                    "box edges are lengths (> 0)."
+                )
             cells = np.zeros((len(diagonal), 3, 3))
             cells[:, [0, 1, 2], [0, 1, 2]] = diagonal
         self._check_finite(cells, full, frames)
@@ -816,6 +859,12 @@ class H5MDTrajectory:
         data = self._read_slab(self._value[name], selection, full).astype(np.float64)
         data = data * self._factor[_VECTORS[name]]
         self._check_finite(data, full, selection)
+        if name == "position":
+            _check_coordinates(
+                data.reshape(-1, self.n_atoms, 3),
+                f"{self._where(full)}: frame",
+                lambda i: self._frame_number(selection, i),
+            )
         if reorder is not None:
             data = data[reorder]
         return data[0] if squeeze else data
@@ -1068,14 +1117,45 @@ H5MD_IO_FORMAT = ExternalIOFormat(
 # --------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGTERM and SIGINT until the block ends, so that a stop signal never lands
+    between the writes of one frame: their Python handlers are swapped for a recorder, and a
+    signal that came is raised again once the previous handlers are back. (Blocking the
+    signal mask would not do: the signal then goes to another thread, e.g. torch's, and the
+    Python handler still runs in the middle of the block.)"""
+    held = (signal.SIGTERM, signal.SIGINT)
+    previous = {number: signal.getsignal(number) for number in held}
+    if threading.current_thread() is not threading.main_thread() or None in previous.values():
+        yield  # handlers can only be swapped in the main thread, and only Python's
+        return
+    received: list[int] = []
+    for number in held:
+        signal.signal(number, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if received:
+            signal.raise_signal(received[0])
+
+
 class H5MDWriter:
-    """Stream frames into an H5MD file, atomically.
+    """Stream frames into an H5MD file, atomically or incrementally.
 
     Frames are buffered one chunk at a time and appended to resizable, chunked, compressed
-    datasets, so memory does not grow with the number of frames.  Everything goes to a
-    temporary ``.<name>.<random>.partial`` file in the same folder, renamed over ``path``
-    when the writer closes without an exception; an exception deletes the temporary file
-    and leaves any old ``path`` untouched.
+    datasets, so memory does not grow with the number of frames.  By default everything
+    goes to a temporary ``.<name>.<random>.partial`` file in the same folder, renamed over
+    ``path`` when the writer closes without an exception; an exception deletes the temporary
+    file and leaves any old ``path`` untouched.
+
+    With ``incremental=True`` (simulations) frames go straight into ``path`` and each is
+    flushed to disk as it is appended, under held SIGTERM/SIGINT; the root attribute
+    ``complete`` stays False until :meth:`close`.  A run stopped by a signal (or killed) so
+    leaves a readable file with every frame appended before; :meth:`resume` appends to it.
+    (Files use HDF5's default, oldest-compatible format: newer superblocks mark a file that
+    was never closed as "open for writing" and refuse to open it after a kill.)
 
     Parameters
     ----------
@@ -1109,6 +1189,8 @@ class H5MDWriter:
         Run parameters, ``{name: {key: value}}``, stored as attributes of
         ``parameters/<name>`` (H5MD's free-form group) when the file is closed; the
         :attr:`parameters` attribute may be filled until then.
+    incremental : bool
+        Write into ``path`` directly, one flushed frame at a time (see above).
     """
 
     def __init__(
@@ -1127,8 +1209,10 @@ class H5MDWriter:
         pbc=(True, True, True),
         triclinic: bool | None = None,
         parameters: dict[str, dict] | None = None,
+        incremental: bool = False,
     ):
         self.path = Path(path)
+        self.incremental = incremental
         if self.path.is_dir():
             raise InputError(f"{self.path}: is a directory; give a file name ending in .h5.")
         if not self.path.parent.is_dir():
@@ -1159,8 +1243,6 @@ class H5MDWriter:
             self.bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
             if self.bonds.size and (self.bonds.min() < 0 or self.bonds.max() >= self.n_atoms):
                 raise InputError(f"bonds refer to particle indices outside 0..{self.n_atoms - 1}")
-        self._tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial")
-        self._file = h5py.File(self._tmp, "x")
         self._n_frames = 0
         self._buffers: dict[str, list] = {}
         self._datasets: dict[str, h5py.Dataset] = {}
@@ -1169,7 +1251,18 @@ class H5MDWriter:
         #: Run parameters written to ``parameters/<name>`` (attributes) on close:
         #: ``{name: {key: str | number | array}}``; fill it any time before closing.
         self.parameters: dict[str, dict] = {} if parameters is None else dict(parameters)
-        self._write_static()
+        if incremental:
+            self._tmp = self.path
+            self._file = h5py.File(self.path, "w")
+        else:
+            self._tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial")
+            self._file = h5py.File(self._tmp, "x")
+        try:
+            self._file.attrs["complete"] = False
+            self._write_static()
+        except BaseException:  # a stop signal too: no file is left behind
+            self.abort()
+            raise
 
     def _per_atom(self, values, name: str, dtype) -> np.ndarray:
         array = np.asarray(values).astype(dtype)
@@ -1324,7 +1417,7 @@ class H5MDWriter:
             element["step"] = step
             if has_time:
                 element["time"] = self._datasets["time"]
-        self._chunk = k
+        self._chunk = 1 if self.incremental else k
         self._buffers = {name: [] for name in self._datasets}
 
     def append(
@@ -1364,6 +1457,14 @@ class H5MDWriter:
         """
         if self._file is None:
             raise ValueError(f"{self.path}: writer is closed")
+        frame = (positions, cell, forces, velocities, step, time, energy, observables)
+        if not self.incremental:
+            self._append(*frame)
+            return
+        with _signals_deferred():
+            self._append(*frame)
+
+    def _append(self, positions, cell, forces, velocities, step, time, energy, observables):
         frame = self._n_frames
         positions = self._vector(positions, "positions", frame)
         forces = None if forces is None else self._vector(forces, "forces", frame)
@@ -1421,9 +1522,7 @@ class H5MDWriter:
                 f"{self.path}: frame {frame} has step {step} after step {self._last_step}; "
                 "steps must increase."
             )
-        self._last_step = step
-        buffers = self._buffers
-        buffers["step"].append(step)
+        values = {"step": step, "position": positions / _TO_ASE["length"]}
         if layout["time"]:
             if time is None:
                 if self.time_step is None:
@@ -1432,23 +1531,26 @@ class H5MDWriter:
                         "give every frame a time or give the writer a time_step."
                     )
                 time = step * self.time_step
-            buffers["time"].append(float(time))
-        buffers["position"].append(positions / _TO_ASE["length"])
+            values["time"] = float(time)
         if layout["force"]:
-            buffers["force"].append(forces / _TO_ASE["force"])
+            values["force"] = forces / _TO_ASE["force"]
         if layout["velocity"]:
-            buffers["velocity"].append(velocities / _TO_ASE["velocity"])
+            values["velocity"] = velocities / _TO_ASE["velocity"]
         if layout["box"]:
             edges = cell if self.triclinic else self._diagonal(cell, frame)
-            buffers["box"].append(edges / _TO_ASE["length"])
+            values["box"] = edges / _TO_ASE["length"]
         if layout["energy"]:
             if not np.isfinite(energy):
                 raise InputError(f"{self.path}: frame {frame} has a non-finite energy")
-            buffers["energy"].append(float(energy) / _TO_ASE["energy"])
+            values["energy"] = float(energy) / _TO_ASE["energy"]
         for name, value in observables.items():
-            buffers[name].append(value / _TO_ASE[OBSERVABLE_QUANTITIES[name]])
+            values[name] = value / _TO_ASE[OBSERVABLE_QUANTITIES[name]]
+        # every check passed: the frame goes into all buffers, or (above) into none
+        self._last_step = step
+        for name, value in values.items():
+            self._buffers[name].append(value)
         self._n_frames += 1
-        if len(buffers["position"]) >= self._chunk:
+        if len(self._buffers["position"]) >= self._chunk:
             self._flush()
 
     def _diagonal(self, cell: np.ndarray, frame: int) -> np.ndarray:
@@ -1457,7 +1559,13 @@ class H5MDWriter:
                 f"{self.path}: frame {frame} has a triclinic cell but the file stores an "
                 "orthorhombic box (decided by the first frame); pass triclinic=True."
             )
-        return np.diag(cell)
+        edges = np.diag(cell)
+        if np.any((edges <= 0) & self.pbc):
+            raise InputError(
+                f"{self.path}: frame {frame} has box edges {edges.tolist()} Å; periodic box "
+                "edges must be > 0."
+            )
+        return edges
 
     def _vector(self, values, name: str, frame: int) -> np.ndarray:
         array = np.asarray(values, dtype=np.float64)
@@ -1469,6 +1577,8 @@ class H5MDWriter:
         if not np.all(np.isfinite(array)):
             atom = int(np.argwhere(~np.isfinite(array))[0, 0])
             raise InputError(f"{self.path}: frame {frame}: {name} of atom {atom} are not finite.")
+        if name == "positions":
+            _check_coordinates(array[None], f"{self.path}: frame", lambda _: frame)
         return array
 
     def append_atoms(self, atoms) -> None:
@@ -1515,34 +1625,142 @@ class H5MDWriter:
             dataset.resize(start + n, axis=0)
             dataset[start:] = np.asarray(buffer)
             buffer.clear()
+        if self.incremental:
+            self._file.flush()
 
     @property
     def n_frames(self) -> int:
         """Number of frames appended so far."""
         return self._n_frames
 
-    def close(self) -> None:
-        """Flush, close and move the file into place (idempotent)."""
+    @property
+    def last_step(self) -> int | None:
+        """MD step of the last frame appended (None before the first)."""
+        return self._last_step
+
+    def close(self, complete: bool = True) -> None:
+        """Flush, close and move the file into place (idempotent).
+
+        Parameters
+        ----------
+        complete : bool
+            Value of the root attribute ``complete``: False for an incremental file whose
+            run was stopped before its end (the frames so far stay readable and
+            :meth:`resume` can continue it).
+        """
         if self._file is None:
             return
         try:
             if self._n_frames == 0:
                 raise InputError(f"{self.path}: no frames were appended; nothing written.")
-            self._flush()
-            self._write_parameters()
-            self._file.close()
-            self._file = None
-            os.replace(self._tmp, self.path)
+            with _signals_deferred():
+                self._flush()
+                self._write_parameters()
+                self._file.attrs["complete"] = bool(complete)
+                self._file.close()
+                self._file = None
+            if not self.incremental:
+                os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()
             raise
 
     def abort(self) -> None:
-        """Discard everything written; ``path`` is left as it was."""
+        """Discard everything written: an atomic writer leaves ``path`` as it was, an
+        incremental one removes it."""
         if self._file is not None:
             self._file.close()
             self._file = None
         self._tmp.unlink(missing_ok=True)
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike, group: str | None = None) -> H5MDWriter:
+        """Reopen an incremental file written by this class to append frames to it.
+
+        The root attribute ``complete`` is set to False until :meth:`close`.  Per-frame
+        datasets cut at different lengths (a kill inside a frame's write) are cut back to the
+        frames complete in all of them.
+
+        Raises
+        ------
+        InputError
+            If ``path`` is not an H5MD file of this writer with at least one frame.
+        """
+        path = Path(path)
+        _open_h5(path).close()  # the reader's clear errors for missing / damaged files
+        writer = cls.__new__(cls)
+        writer.path = writer._tmp = path
+        writer.incremental = True
+        try:
+            writer._file = h5py.File(path, "r+")
+            writer._reopen(group)
+        except InputError:
+            writer._file.close()
+            raise
+        except (KeyError, OSError, TypeError, ValueError) as error:
+            writer._file.close()
+            raise InputError(
+                f"{path}: cannot continue this file ({type(error).__name__}: {error}); it was "
+                "not written by ase-cg simulate"
+            ) from error
+        return writer
+
+    def _reopen(self, group: str | None) -> None:
+        """The state of an existing file (:meth:`resume`)."""
+        f = self._file
+        groups = list(f["particles"])
+        if group is None and len(groups) != 1:
+            raise InputError(f"{self.path}: particle groups {groups}; say which to continue")
+        self.group = group or groups[0]
+        g = f[f"particles/{self.group}"]
+        self.masses = g["mass"][()]
+        self.n_atoms = self.masses.size
+        position = g["position"]
+        self._datasets = {"step": position["step"], "position": position["value"]}
+        if "time" in position:
+            self._datasets["time"] = position["time"]
+        for name in ("force", "velocity"):
+            if name in g:
+                self._datasets[name] = g[name]["value"]
+        if "edges" in g["box"]:
+            self._datasets["box"] = g["box/edges/value"]
+        if "observables/potential_energy" in f:
+            self._datasets["energy"] = f["observables/potential_energy/value"]
+        observables = sorted(
+            name
+            for name in f.get("observables", {})
+            if name != "potential_energy" and name in OBSERVABLE_QUANTITIES
+        )
+        for name in observables:
+            self._datasets[name] = f[f"observables/{name}/value"]
+        n = min(dataset.shape[0] for dataset in self._datasets.values())
+        if n == 0:
+            raise InputError(f"{self.path}: has no frames to continue from")
+        for dataset in self._datasets.values():
+            if dataset.shape[0] != n:
+                dataset.resize(n, axis=0)
+        time_step = position["time"].attrs.get("time_step") if "time" in position else None
+        self.time_step = None if time_step is None else float(time_step)
+        self.dtype = position["value"].dtype
+        self.pbc = np.array([b == "periodic" for b in g["box"].attrs["boundary"]], dtype=bool)
+        self.triclinic = "box" in self._datasets and self._datasets["box"].ndim == 3
+        self._layout = {
+            "box": "box" in self._datasets,
+            "force": "force" in self._datasets,
+            "velocity": "velocity" in self._datasets,
+            "time": "time" in self._datasets,
+            "energy": "energy" in self._datasets,
+            "observables": observables,
+        }
+        self._chunk = 1
+        self._buffers = {name: [] for name in self._datasets}
+        self._n_frames = n
+        self._last_step = int(self._datasets["step"][n - 1])
+        self.species = self.bead_types = self.mol_ids = self.bonds = None
+        self.compression = position["value"].compression
+        self.parameters = {}
+        f.attrs["complete"] = False
+        f.flush()
 
     def __enter__(self) -> H5MDWriter:
         return self
@@ -1900,10 +2118,20 @@ def convert(
     """
     from tqdm import tqdm
 
+    from ase_cg._paths import check_output_not_input
+
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
     if not paths:
         raise InputError("convert: no input files given")
     output = Path(output)
+    check_output_not_input(output, paths, option="output")
+    for path in paths:
+        if path.is_file() and h5py.is_hdf5(path):
+            raise InputError(
+                f"{path}: is already an HDF5 (H5MD) file; convert reads text and ASE "
+                "trajectories (extxyz, .traj, LAMMPS dumps). Use it as it is (ase-cg info shows "
+                "what it holds)."
+            )
 
     def frames_with_forces():
         for path in paths:

@@ -993,6 +993,11 @@ def _concat_topology(parts: dict) -> dict[str, np.ndarray]:
     }
 
 
+#: Keys of a mapping file and of each of its molecule types (CGMapping.to_dict).
+_MAPPING_KEYS = ("format", "version", "units", "weighting", "molecule_types")
+_MOLECULE_KEYS = ("name", "species", "positions", "masses", "bonds", "groups", "bead_names")
+
+
 def _parse_mapping_dict(data, source: str) -> list[_MoleculeType]:
     def fail(key, message):
         raise MappingFileError(f"{source}: key '{key}': {message}")
@@ -1006,8 +1011,17 @@ def _parse_mapping_dict(data, source: str) -> list[_MoleculeType]:
             fail(full, f"expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
         return value
 
+    def no_unknown_keys(mapping, known, where):
+        unknown = sorted((str(key) for key in mapping if key not in known), key=str)
+        if unknown:
+            fail(
+                f"{where}.{unknown[0]}" if where else unknown[0],
+                f"unknown key (a typo?); the keys here are {sorted(known)}",
+            )
+
     if not isinstance(data, dict):
         raise MappingFileError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    no_unknown_keys(data, _MAPPING_KEYS, "")
     fmt = need(data, "format", str, "")
     if fmt != MAPPING_FORMAT:
         fail("format", f"is {fmt!r}, expected {MAPPING_FORMAT!r} (not a mapping file?)")
@@ -1028,6 +1042,7 @@ def _parse_mapping_dict(data, source: str) -> list[_MoleculeType]:
         where = f"molecule_types[{k}]"
         if not isinstance(entry, dict):
             fail(where, f"expected an object, got {type(entry).__name__}")
+        no_unknown_keys(entry, _MOLECULE_KEYS, where)
         name = need(entry, "name", str, where)
         species = need(entry, "species", list, where)
         unknown = [s for s in species if s not in atomic_numbers]
@@ -1646,11 +1661,14 @@ def map_trajectory(
     """
     from tqdm import tqdm
 
+    from ase_cg._paths import check_output_not_input
     from ase_cg.io import H5MDWriter
     from ase_cg.trajectory import MappedTrajectory, open_trajectory
 
     if chunk_size < 1:
         raise MappingError(f"chunk_size must be ≥ 1 frame, got {chunk_size}")
+    if isinstance(input_h5, (str, os.PathLike)):
+        check_output_not_input(output_h5, [input_h5], option="output")
     trajectory = open_trajectory(input_h5, topology=topology, **read_options)
     try:
         if trajectory.bead_types is not None:

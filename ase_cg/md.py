@@ -377,7 +377,7 @@ class FixedBondLengths(FixBondLengths):
         raise self._fail(x, group, "velocity")
 
 
-class ConstraintError(RuntimeError):
+class ConstraintError(ASECGError, RuntimeError):
     """Bond constraints that could not be satisfied (the run is blowing up)."""
 
     bead: int = 0
@@ -515,7 +515,7 @@ class _Monitor:
         self.periodic = bool(np.all(atoms.pbc))
         self.first_total = None
         self.last_total = None
-        self.steps_done = 0
+        self.first_step = self.steps_done = dyn.nsteps
 
     def _fail(self, why: str, bead: int) -> None:
         step = self.dyn.nsteps
@@ -628,6 +628,7 @@ def run_md(
     min_distance: float = 0.5,
     max_energy_jump: float = 0.1,
     progress: bool | None = None,
+    first_step: int = 0,
 ) -> MDSummary:
     """Run CG molecular dynamics with ASE on ``atoms`` (changed in place).
 
@@ -659,7 +660,11 @@ def run_md(
         Langevin friction (``thermostat="langevin"`` only).
     trajectory : path, optional
         H5MD file to write every ``interval`` steps (positions, velocities, forces, box,
-        potential energy); the frames written before an error stay in a valid file.
+        potential energy), frame by frame, each flushed to disk
+        (:class:`~ase_cg.io.H5MDWriter` with ``incremental=True``): its root attribute
+        ``complete`` is True once the run has ended (finished or stopped by an
+        :class:`MDBlowUpError`), False if it was interrupted (signal, kill); the frames
+        written before any of these stay in a valid file.
     interval : int
         Steps between frames and between samples of the averages.
     constrain_bonds : bool
@@ -673,6 +678,10 @@ def run_md(
         A change of the total energy larger than this in one step stops the run.
     progress : bool, optional
         Show a tqdm bar (default: only on a terminal).
+    first_step : int
+        Step number of the start state. > 0 continues an interrupted run: ``trajectory``
+        must then be its incomplete file, whose last frame (step ``first_step``) is the start
+        state; ``steps`` more steps are appended to it.
 
     Returns
     -------
@@ -687,6 +696,8 @@ def run_md(
     """
     from ase.md.velocitydistribution import Stationary, thermalize_momenta
     from tqdm.auto import tqdm
+
+    from ase_cg.calculator import NonFiniteResultError
 
     ensemble = ensemble.lower()
     if ensemble not in ENSEMBLES:
@@ -729,8 +740,13 @@ def run_md(
         rng,
         constrain_bonds,
     )
+    dyn.nsteps = int(first_step)  # > 0: ASE neither samples nor logs the start state again
     writer = None
-    if trajectory is not None:
+    if trajectory is not None and first_step > 0:
+        from ase_cg.io import H5MDWriter
+
+        writer = H5MDWriter.resume(trajectory)
+    elif trajectory is not None:
         from ase_cg.io import H5MDWriter
 
         topology = calculator.model.topology(atoms)
@@ -743,6 +759,7 @@ def run_md(
             time_step=time_step_fs,
             pbc=atoms.pbc,
             triclinic=True if ensemble == "npt" else None,
+            incremental=True,
         )
     show = _is_terminal() if progress is None else bool(progress)
     bar = tqdm(total=steps, unit="step", desc=f"CG MD {ensemble.upper()}", disable=not show)
@@ -750,10 +767,20 @@ def run_md(
     dyn.attach(monitor, interval=1)
     start = time.perf_counter()
     failure = None
+    ended = False  # finished or stopped by a blow-up; not interrupted
     try:
         dyn.run(steps)
+        ended = True
     except MDBlowUpError as error:
-        failure = error
+        failure, ended = error, True
+    except NonFiniteResultError as error:
+        failure = MDBlowUpError(
+            f"CG MD blew up at step {dyn.nsteps + 1}: {error}. Lower the time step (now "
+            f"{time_step_fs:g} fs), relax the start structure, or check the model",
+            step=dyn.nsteps + 1,
+            bead=error.bead,
+        )
+        ended = True
     except ConstraintError as error:
         failure = MDBlowUpError(
             f"CG MD blew up at step {dyn.nsteps + 1}: {error}. Lower the time step (now "
@@ -761,11 +788,12 @@ def run_md(
             step=dyn.nsteps + 1,
             bead=error.bead,
         )
+        ended = True
     finally:
         bar.close()
         if writer is not None:
             if writer.n_frames:
-                writer.close()
+                writer.close(complete=ended)
             else:
                 writer.abort()
     wall = time.perf_counter() - start
@@ -793,7 +821,7 @@ def _summarise(
     def mean(values):
         return float(np.mean(values)) if values else float("nan")
 
-    steps = monitor.steps_done
+    steps = monitor.steps_done - monitor.first_step
     simulated_ps = steps * time_step_fs / 1000.0
     drift = float("nan")
     if monitor.first_total is not None and len(s["total"]) > 1:
@@ -822,14 +850,28 @@ def _read_start(path: Path, frame: int, model) -> Atoms:
     """One frame of ``path`` as CG atoms (all-atom frames are mapped with the model's mapping)."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such start structure")
+    out_of_range = InputError(f"{path}: has no frame {frame} (out of range; -1 is the last)")
     if path.suffix.lower() in (".h5", ".h5md", ".hdf5"):
         from ase_cg.io import read_h5md
 
-        atoms = read_h5md(path, index=frame)
+        try:
+            atoms = read_h5md(path, index=frame)
+        except IndexError:
+            raise out_of_range from None
     else:
         import ase.io
 
-        atoms = ase.io.read(path, index=frame)
+        try:
+            atoms = ase.io.read(path, index=frame)
+        except (IndexError, StopIteration):
+            raise out_of_range from None
+        except Exception as error:  # ASE's readers raise many types for a file they cannot read
+            raise InputError(
+                f"{path}: cannot read a structure from it ({type(error).__name__}: {error})"
+            ) from None
+    from ase_cg.io import _check_coordinates
+
+    _check_coordinates(atoms.positions[None], f"{path}: frame", lambda _: frame)
     if K.BEAD_TYPE in atoms.arrays:
         return atoms
     if model.mapping is None:
@@ -940,6 +982,7 @@ def simulate(
     progress: bool | None = None,
     ranks: int = 1,
     repeat: tuple[int, int, int] = (1, 1, 1),
+    resume: bool = False,
 ) -> MDSummary:
     """CG MD of a model from a start structure or a new box (what ``ase-cg simulate`` runs).
 
@@ -967,7 +1010,8 @@ def simulate(
         Density of the new box; default the density of the model's training data
         (:func:`ase_cg.model.reference_state`).
     output : path
-        H5MD trajectory written.
+        H5MD trajectory written frame by frame (root attribute ``complete`` False until the
+        run ends); never one of the inputs.
     ensemble, temperature, pressure, time_step_fs, steps, thermostat, friction, interval,
     constrain_bonds,
     seed, progress
@@ -981,22 +1025,41 @@ def simulate(
         Replicate the start structure (or the new box) this many times along each cell vector,
         each copy's molecules with new ids (:func:`repeat_molecules`): a larger system for
         better statistics, started from the same equilibrated frame.
+    resume : bool
+        Continue the interrupted run whose incomplete file is ``output``, from its last frame
+        (positions, velocities, box, step), up to step ``steps`` in all; its frames are kept
+        and the new ones appended. Thermostat and barostat variables and the random stream
+        restart (Langevin noise is re-seeded from ``seed`` and the step). Both engines: the
+        LAMMPS engine starts a new deck from that frame, with its velocities.
 
     Returns
     -------
     MDSummary
     """
+    from ase_cg._paths import check_output_not_input
     from ase_cg.calculator import CGCalculator
 
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
+    model_file = model if isinstance(model, (str, os.PathLike)) else None
+    check_output_not_input(output, [model_file, start], option="output")
     calculator = CGCalculator(model, device=device, dtype=dtype, compile=compile)
     state = reference_state(calculator.model)
     if temperature is None:
         if "temperature_K" not in state:
             raise InputError("the model file records no training temperature: give temperature")
         temperature = state["temperature_K"]
-    if start is None:
+    first_step = 0
+    if resume:
+        if start is not None or n_molecules is not None or density is not None:
+            raise InputError(
+                "resume continues from the last frame of the output; do not give a start "
+                "structure, n_molecules or density"
+            )
+        atoms, first_step = _resume_state(Path(output), steps)
+        if seed is not None:
+            seed = int(np.random.SeedSequence([seed, first_step]).generate_state(1)[0])
+    elif start is None:
         if density is None:
             density = state.get("density_g_cm3")
         if n_molecules is None or density is None:
@@ -1013,6 +1076,8 @@ def simulate(
             )
         atoms = _read_start(Path(start), frame, calculator.model)
     if tuple(repeat) != (1, 1, 1):
+        if resume:
+            raise InputError("resume continues the run as it was; do not give repeat")
         atoms = repeat_molecules(atoms, repeat, calculator.model.topology(atoms).bonds)
     if engine == "lammps":
         return _simulate_lammps(
@@ -1028,6 +1093,7 @@ def simulate(
             interval=interval,
             seed=seed,
             ranks=ranks,
+            first_step=first_step,
         )
     return run_md(
         atoms,
@@ -1036,7 +1102,6 @@ def simulate(
         temperature=temperature,
         pressure=pressure,
         time_step_fs=time_step_fs,
-        steps=steps,
         thermostat=thermostat,
         friction=friction,
         trajectory=output,
@@ -1044,7 +1109,48 @@ def simulate(
         constrain_bonds=constrain_bonds,
         seed=seed,
         progress=progress,
+        steps=steps - first_step,
+        first_step=first_step,
     )
+
+
+def _resume_state(output: Path, steps: int) -> tuple[Atoms, int]:
+    """The last frame of the incomplete run ``output`` and its step.
+
+    Raises
+    ------
+    InputError
+        If there is no such file, it is complete, has no velocities, or already reaches
+        ``steps``.
+    """
+    import warnings
+
+    import h5py
+
+    from ase_cg.io import H5MDTrajectory, IncompleteTrajectoryWarning
+
+    if not output.is_file():
+        raise InputError(f"{output}: no such trajectory to resume; run without --resume first")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteTrajectoryWarning)
+        with H5MDTrajectory(output) as trajectory:
+            if not trajectory.has_velocities:
+                raise InputError(f"{output}: has no velocities to continue the run from")
+            atoms = trajectory[-1]
+    with h5py.File(output, "r") as f:
+        complete = bool(f.attrs.get("complete", True))
+    step = int(atoms.info["step"])
+    if complete:
+        raise InputError(
+            f"{output}: the run that wrote it ended (attribute complete = True, last step "
+            f"{step}); there is nothing to resume. Start a new run from it with --start"
+        )
+    if step >= steps:
+        raise InputError(
+            f"{output}: already at step {step} of the {steps} asked for; give more --steps"
+        )
+    atoms.calc = None
+    return atoms, step
 
 
 #: columns of the thermo output of the exported deck → (summary key, factor to our units)
@@ -1082,28 +1188,22 @@ def _read_thermo(log: Path) -> dict[str, np.ndarray]:
     }
 
 
-def _lammps_blow_up(error, directory: Path, output: Path, time_step_fs: float) -> MDBlowUpError:
+def _lammps_blow_up(error, directory: Path, output: Path) -> MDBlowUpError:
     """The :class:`MDBlowUpError` for a LAMMPS run that stopped with an error.
 
-    The frames dumped before the failure are converted to ``output`` (so the trajectory so far
-    stays readable); ``step`` is the last dumped step and ``bead`` the bead with the largest
-    force in that frame (−1 when nothing was dumped); ``step`` is the first step after the last
-    one LAMMPS reported (thermo or dump), the earliest at which it can have failed.
+    The frames dumped before the failure are already in ``output`` (written as LAMMPS dumped
+    them); ``bead`` is the bead with the largest force in the last of them (−1 when nothing
+    was dumped); ``step`` is the first step after the last one LAMMPS reported (thermo or
+    dump), the earliest at which it can have failed.
     """
     from ase_cg.io import H5MDTrajectory
-    from lammps_interface.run import DUMP_FILE, dump_to_h5md
 
     step, bead, kept = -1, -1, "no frame was dumped before it"
-    try:
-        n_frames = dump_to_h5md(
-            directory / DUMP_FILE, output, directory / "data.cg", time_step=time_step_fs
-        )
-        with H5MDTrajectory(output) as trajectory:
-            step = int(trajectory.steps[-1])
-            bead = int(np.argmax(np.linalg.norm(trajectory.forces(-1), axis=1)))
-        kept = f"the {n_frames} frames dumped up to then are in {output}"
-    except (InputError, OSError, ValueError):
-        pass  # no complete, finite frame to keep: say so below
+    if output.is_file():
+        with contextlib.suppress(InputError, OSError, ValueError), H5MDTrajectory(output) as t:
+            step = int(t.steps[-1])
+            bead = int(np.argmax(np.linalg.norm(t.forces(-1), axis=1)))
+            kept = f"the {t.n_frames} frames dumped up to then are in {output}"
     # the thermo output may have reached a later step than the last dump
     with contextlib.suppress(InputError, OSError, KeyError):
         step = max(step, int(_read_thermo(directory / "log.lammps")["step"][-1]))
@@ -1130,10 +1230,20 @@ def _simulate_lammps(
     interval,
     seed,
     ranks,
+    first_step=0,
 ) -> MDSummary:
-    """Export ``model`` with ``atoms`` to a LAMMPS run, run it, convert the dump to ``output``."""
+    """Export ``model`` with ``atoms`` to a LAMMPS run and run it, appending each frame LAMMPS
+    dumps to ``output`` as soon as it is complete (``first_step`` > 0: continue the
+    incomplete ``output``, from ``atoms`` with their velocities, to step ``steps``)."""
+    from ase_cg.io import H5MDTrajectory, H5MDWriter
     from lammps_interface import export
-    from lammps_interface.run import LammpsRunError, run_deck
+    from lammps_interface.run import (
+        DATA_FILE,
+        LammpsRunError,
+        _read_data_file,
+        run_deck,
+    )
+    from lammps_interface.units import EV_TO_KCAL_PER_MOL, FS_TO_ASE_TIME
 
     directory = output.with_name(f"{output.stem}_lammps")
     export(
@@ -1142,34 +1252,72 @@ def _simulate_lammps(
         atoms=atoms,
         temperature=temperature,
         timestep=time_step_fs,
-        steps=steps,
+        steps=steps - first_step,
         dump_every=interval,
         constrain_bonds=constrain_bonds,
         ensemble=ensemble,
         pressure=pressure,
+        velocities=first_step > 0,
+        first_step=first_step,
     )
+    names, masses, mol_ids, bonds = _read_data_file(directory / DATA_FILE)
+    if first_step > 0:
+        writer = H5MDWriter.resume(output)
+    else:
+        writer = None  # made from the first frame dumped
+        output.unlink(missing_ok=True)  # never leave an old run's file as this one's
+
+    def append(frame) -> None:
+        nonlocal writer
+        step, cell, types, positions, velocities, forces = frame
+        if writer is not None and step <= writer.last_step:
+            return  # the start frame of a resumed run, or a frame handed over twice
+        if writer is None:
+            writer = H5MDWriter(
+                output,
+                bead_types=[names[t] for t in types],
+                masses=[masses[t] for t in types],
+                mol_ids=mol_ids,
+                bonds=bonds,
+                time_step=time_step_fs,
+                dtype=np.float64,
+                incremental=True,
+            )
+        writer.append(
+            positions,
+            cell,
+            forces=forces / EV_TO_KCAL_PER_MOL,
+            velocities=velocities / FS_TO_ASE_TIME,
+            step=step,
+        )
+
     variables = {} if seed is None else {"seed": str(int(seed) % 900_000_000 + 1)}
     start = time.perf_counter()
+    failure, ended = None, False  # ended: finished or stopped by LAMMPS, not interrupted
     try:
-        outputs = run_deck(directory, ranks=ranks, variables=variables)
+        outputs = run_deck(directory, ranks=ranks, variables=variables, h5md=None, on_frame=append)
+        ended = True
     except LammpsRunError as error:
-        raise _lammps_blow_up(error, directory, output, time_step_fs) from error
+        failure, ended = error, True
+    finally:
+        if writer is not None:
+            writer.close(complete=ended)
+    if failure is not None:
+        raise _lammps_blow_up(failure, directory, output) from failure
     wall = time.perf_counter() - start
-    os.replace(outputs["h5md"], output)
     thermo = _read_thermo(outputs["log"])
-    from ase_cg.io import H5MDTrajectory
-
     with H5MDTrajectory(output) as trajectory:
         n_frames = trajectory.n_frames
-    simulated_ps = steps * time_step_fs / 1000.0
+    run_steps = steps - first_step
+    simulated_ps = run_steps * time_step_fs / 1000.0
     total = thermo.get("total", np.array([np.nan]))
     return MDSummary(
         ensemble=ensemble,
-        steps=int(steps),
+        steps=int(run_steps),
         time_step_fs=float(time_step_fs),
         simulated_ps=simulated_ps,
         wall_s=wall,
-        steps_per_s=steps / wall,
+        steps_per_s=run_steps / wall,
         ns_per_day=simulated_ps * 1e-3 / wall * 86400,
         n_beads=len(atoms),
         temperature_K=float(np.mean(thermo["temperature"])),

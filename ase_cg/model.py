@@ -138,6 +138,13 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tens
             raise ModelFileError(f"{path}: model config lacks the field {key!r}")
     if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
         raise ModelFileError(f"{path}: 'state_dict' must map names to tensors")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            count = int((~torch.isfinite(tensor)).sum())
+            raise ModelFileError(
+                f"{path}: tensor {name!r} holds {count} non-finite value(s) (NaN or inf) of "
+                f"{tensor.numel()}; the model file is damaged or came from a diverged fit"
+            )
     return config, state
 
 

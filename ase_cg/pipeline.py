@@ -126,10 +126,35 @@ def train_model(
 
     if kind not in MODEL_KINDS:
         raise InputError(f"model kind {kind!r}; choose one of {MODEL_KINDS}")
+    from ase_cg.fitting import ClassicalConfig
+    from ase_cg.potentials.build import NeuralConfig
+    from ase_cg.training import TrainConfig
+
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     sections = _config_sections(config_path)
-    mapping = CGMapping.load(mapping_path) if mapping_path is not None else None
+    # every setting is checked before anything is written
+    neural = NeuralConfig.from_dict(sections.get("neural", {}), source=str(config_path))
+    train_values = dict(sections.get("train", {}))
+    train_values.update({k: v for k, v in (train_overrides or {}).items() if v is not None})
+    train_config = config_from_dict(
+        train_values, TrainConfig, source=f"{config_path or 'config'} [train]"
+    )
+    classical = {**sections.get("classical", {}), **(classical_overrides or {})}
+    overrides = train_overrides or {}
+    # --frame-stride and --max-frames select the frames of a classical fit too
+    if overrides.get("frame_stride") is not None:
+        classical["stride"] = overrides["frame_stride"]
+    if overrides.get("max_frames") is not None:
+        stride = classical.get("stride", 1)
+        classical["stop"] = classical.get("start", 0) + overrides["max_frames"] * stride
+    ClassicalConfig.from_dict(classical)
+    if mapping_path is None:
+        raise InputError(
+            f"a {kind} model needs the mapping (--mapping FILE): for its "
+            f"{'topology' if kind == 'classical' else 'prior'}"
+        )
+    mapping = CGMapping.load(mapping_path)
+    output_dir.mkdir(parents=True, exist_ok=True)
     cg_path = ensure_cg_trajectory(data_path, output_dir, mapping)
     provenance = {"data": str(data_path), "data_sha256": file_checksum(data_path), "kind": kind}
     with H5MDTrajectory(cg_path) as trajectory:
@@ -145,35 +170,18 @@ def train_model(
     provenance[REFERENCE_STATE] = {"temperature_K": float(temperature), "density_g_cm3": density}
     model_path = output_dir / "model.pt"
     if kind == "classical":
-        from ase_cg.fitting import ClassicalConfig, fit_classical, plot_classical
+        from ase_cg.fitting import fit_classical, plot_classical
 
-        classical = {
-            "temperature": temperature,
-            **sections.get("classical", {}),
-            **(classical_overrides or {}),
-        }
-        config = ClassicalConfig.from_dict(classical)
-        if mapping is None:
-            raise InputError("a classical fit needs the mapping (--mapping FILE) for the topology")
+        config = ClassicalConfig.from_dict({"temperature": temperature, **classical})
         model, report = fit_classical(cg_path, mapping, config=config)
         model.provenance.update(provenance, fit_report=report)
         save_model(model, model_path)
         plot_classical(model, output_dir / "potentials.png")
         return model_path
 
-    from ase_cg.potentials.build import NeuralConfig, build_neural_model
+    from ase_cg.potentials.build import build_neural_model
     from ase_cg.training import ForceMatchingData, train, train_distributed
 
-    if mapping is None:
-        raise InputError("a neural model needs the mapping (--mapping FILE) for its prior")
-    neural = NeuralConfig.from_dict(sections.get("neural", {}), source=str(config_path))
-    train_values = dict(sections.get("train", {}))
-    train_values.update({k: v for k, v in (train_overrides or {}).items() if v is not None})
-    from ase_cg.training import TrainConfig
-
-    train_config = config_from_dict(
-        train_values, TrainConfig, source=f"{config_path or 'config'} [train]"
-    )
     with H5MDTrajectory(cg_path) as trajectory:
         n_prior = min(len(trajectory), 100)
     prior_frames = read_h5md(cg_path, slice(0, n_prior))

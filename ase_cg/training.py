@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from ase_cg import _keys as K
 from ase_cg.config import config_from_dict, read_config_file
-from ase_cg.errors import InputError
+from ase_cg.errors import ASECGError, InputError
 from ase_cg.model import atomic_torch_save, load_model, save_model
 from ase_cg.potentials import CGModel, SystemTopology, make_batch
 from ase_cg.trajectory import cg_trajectory, open_trajectory
@@ -85,6 +85,25 @@ class TrainConfig:
     progress: bool = True
     """Show a progress bar with loss and frames/s."""
 
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} = {getattr(self, name)!r} must be >= 1"
+            for name in ("batch_frames", "frame_stride", "checkpoint_every")
+            if not getattr(self, name) >= 1
+        ]
+        if not self.epochs >= 0:  # 0: build and save the initial model only
+            problems.append(f"epochs = {self.epochs!r} must be >= 0")
+        if self.max_frames is not None and not self.max_frames >= 1:
+            problems.append(f"max_frames = {self.max_frames!r} must be >= 1 (or None: all)")
+        if not self.learning_rate > 0:
+            problems.append(f"learning_rate = {self.learning_rate!r} must be > 0")
+        if not 0 <= self.validation_fraction < 1:
+            problems.append(f"validation_fraction = {self.validation_fraction!r} must be in [0, 1)")
+        if self.dtype not in ("float32", "float64"):
+            problems.append(f"dtype = {self.dtype!r} must be 'float32' or 'float64'")
+        if problems:
+            raise InputError("invalid TrainConfig: " + "; ".join(problems))
+
 
 def load_config(path: str | os.PathLike | None, cls=TrainConfig, overrides: dict | None = None):
     """Read a dataclass config from a YAML or TOML file; unknown keys are errors.
@@ -102,7 +121,7 @@ def load_config(path: str | os.PathLike | None, cls=TrainConfig, overrides: dict
     return config_from_dict(values, cls, source=str(path or "config"))
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(ASECGError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
@@ -342,12 +361,20 @@ def train(
     if resume:
         if not checkpoint_path.exists():
             raise InputError(f"{checkpoint_path}: no checkpoint to resume from")
-        saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
-        state["rows"] = [dict(row) for row in state["rows"]]
+        try:
+            saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            state = saved["state"]
+            state["rows"] = [dict(row) for row in state["rows"]]
+        except (RuntimeError, KeyError, TypeError, ValueError, EOFError, OSError) as error:
+            problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise InputError(
+                f"{checkpoint_path}: not a loadable checkpoint of this run ({problem}); it is "
+                "truncated, corrupted or from another model. Delete it and train without "
+                "--resume"
+            ) from error
 
     def save_checkpoint() -> None:
         if rank == 0:

@@ -85,8 +85,12 @@ def _masses(model, atoms, type_index: np.ndarray) -> list[float]:
     return masses
 
 
-def write_data_file(path: str | os.PathLike, model, atoms) -> dict[str, list[tuple[int, ...]]]:
+def write_data_file(
+    path: str | os.PathLike, model, atoms, *, velocities: bool = False
+) -> dict[str, list[tuple[int, ...]]]:
     """LAMMPS data file (``atom_style molecular``, ``units real``) of CG ``atoms``.
+
+    With ``velocities`` the atoms' velocities go into a ``Velocities`` section (Å/fs).
 
     LAMMPS atom type ``k + 1`` is the model's bead type ``k``; bond/angle/dihedral types number
     the canonical bead-type tuples present, in sorted order. Positions are wrapped into the cell
@@ -146,6 +150,14 @@ def write_data_file(path: str | os.PathLike, model, atoms) -> dict[str, list[tup
             key = _canonical(tuple(int(t) for t in type_index[row]))
             beads = " ".join(str(int(b) + 1) for b in row)
             lines.append(f"{n + 1} {number[key]} {beads}")
+    if velocities:
+        from lammps_interface.units import FS_TO_ASE_TIME
+
+        v = prism.vector_to_lammps(atoms.get_velocities() * FS_TO_ASE_TIME)
+        lines += ["", "Velocities", ""]
+        lines += [
+            f"{n + 1} {float(a)!r} {float(b)!r} {float(c)!r}" for n, (a, b, c) in enumerate(v)
+        ]
     write_text_atomic(Path(path), "\n".join(lines) + "\n")
     return types
 
@@ -167,6 +179,8 @@ def export(
     constrain_bonds: bool = False,
     ensemble: str = "nvt",
     pressure: float = 1.01325,
+    velocities: bool = False,
+    first_step: int = 0,
 ) -> dict[str, Path]:
     """Write a :class:`~ase_cg.potentials.CGModel` as a LAMMPS run in ``directory``.
 
@@ -225,6 +239,12 @@ def export(
     pressure : float, default 1.01325
         bar, default of the NPT deck's ``pressure`` variable (written in atm, LAMMPS's real
         unit).
+    velocities : bool, default False
+        Start from the velocities of ``atoms`` (written to the data file) instead of drawing
+        them at ``temperature``: to continue a run.
+    first_step : int, default 0
+        Step number of the start configuration (``reset_timestep``): to continue a run, whose
+        dump then carries on its step numbers.
 
     Returns
     -------
@@ -245,6 +265,11 @@ def export(
 
     if int(table_points) < 10:
         raise InputError(f"table_points={table_points}: use at least 10 (default 2000)")
+    for name, value in (("table_inner", table_inner), ("timestep", timestep)):
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f"{name}={value!r}: it must be a positive number (Å, fs)")
+    if velocities and (atoms is None or not atoms.has("momenta")):
+        raise InputError("velocities=True needs atoms that carry velocities")
     if ensemble not in ENSEMBLES:
         raise InputError(f"ensemble={ensemble!r}: the LAMMPS deck runs one of {list(ENSEMBLES)}")
     if neural_device not in NEURAL_DEVICES:
@@ -276,7 +301,7 @@ def export(
 
     if atoms is not None:
         outputs["data"] = directory / DATA_FILE
-        bonded = write_data_file(outputs["data"], model, atoms)
+        bonded = write_data_file(outputs["data"], model, atoms, velocities=velocities)
     else:
         bonded = _template_bonded_types(model)
 
@@ -407,7 +432,12 @@ def export(
         f"variable steps index {int(steps)}",
         f"variable dump_every index {int(dump_every)}",
         "variable seed index 4928459",
-        "velocity all create ${temperature} ${seed} mom yes rot yes dist gaussian",
+        *(
+            []
+            if velocities
+            else ["velocity all create ${temperature} ${seed} mom yes rot yes dist gaussian"]
+        ),
+        *([f"reset_timestep {int(first_step)}"] if first_step else []),
         integrate,
         *constraint,
         "timestep ${timestep}",

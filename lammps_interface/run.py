@@ -9,11 +9,15 @@ oversubscribe the machine.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,8 +178,12 @@ def run_deck(
     variables: dict[str, str] | None = None,
     timeout: float | None = None,
     h5md: str | None = "trajectory.h5",
+    on_frame: Callable[[tuple], None] | None = None,
 ) -> dict[str, Path]:
     """Run a LAMMPS deck with ``lmp`` (``mpiexec -n ranks lmp`` for ranks > 1) in its folder.
+
+    The dump and H5MD files of an earlier run in ``directory`` are removed first, so a failed
+    run never leaves an old trajectory beside its own dump.
 
     Parameters
     ----------
@@ -193,6 +201,11 @@ def run_deck(
     h5md : str or None, default "trajectory.h5"
         File name (in ``directory``) of the H5MD copy of the trajectory dump (ASE units, bead
         types, masses, molecule ids and bonds from ``data.cg``); None: no conversion.
+    on_frame : callable, optional
+        Called with each dump frame ``(step, cell, types, positions, velocities, forces)``
+        (units real, as in the dump) as soon as LAMMPS has written it completely, while
+        LAMMPS runs; also for the complete frames of a run that fails or is interrupted
+        (LAMMPS is then stopped first).
 
     Returns
     -------
@@ -218,17 +231,23 @@ def run_deck(
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise InputError(f"LAMMPS variable name {name!r} is not a valid identifier")
         command += ["-var", name, str(value)]
-    result = subprocess.run(
-        command,
-        cwd=directory,
-        env=_environment(ranks, directory),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    dump = directory / DUMP_FILE
+    dump.unlink(missing_ok=True)
+    if h5md is not None:
+        (directory / h5md).unlink(missing_ok=True)
+    if on_frame is None:
+        result = subprocess.run(
+            command,
+            cwd=directory,
+            env=_environment(ranks, directory),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    else:
+        result = _run_following(command, directory, ranks, timeout, DumpFollower(dump), on_frame)
     _raise_for_lammps(result, str(directory / deck))
     outputs = {"log": directory / "log.lammps"}
-    dump = directory / DUMP_FILE
     if dump.exists():
         outputs["dump"] = dump
         if h5md is not None and (directory / DATA_FILE).exists():
@@ -236,6 +255,75 @@ def run_deck(
             outputs["h5md"] = directory / h5md
             dump_to_h5md(dump, outputs["h5md"], directory / DATA_FILE, time_step=time_step)
     return outputs
+
+
+def _run_following(command, directory, ranks, timeout, follower, on_frame):
+    """``subprocess.run`` of LAMMPS that hands each complete dump frame to ``on_frame`` while
+    LAMMPS runs; on any exception (a timeout, a stop signal) LAMMPS is stopped, the frames
+    it completed are handed over, and the exception goes on."""
+    import time
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        # a session of its own: stopping it reaches the lmp binary behind the lmp launcher
+        # script (and mpiexec's ranks), not only the launcher
+        process = subprocess.Popen(
+            command, cwd=directory, env=_environment(ranks, directory), stdout=out, stderr=err,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while process.poll() is None:
+                follower.follow(on_frame)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(command, timeout)
+                time.sleep(0.2)
+        except BaseException:
+            # every dumped frame is complete on disk (LAMMPS flushes each): nothing to wait for
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            follower.follow(on_frame)
+            raise
+        follower.follow(on_frame)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(command, process.returncode, out.read(), err.read())
+
+
+class DumpFollower:
+    """Reads the frames a running LAMMPS appends to a text dump, each once it is complete.
+
+    Parameters
+    ----------
+    path : path
+        The dump (``id mol type xu yu zu vx vy vz fx fy fz``, units real); it may not exist
+        yet.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.offset = 0  # bytes of complete frames already handed out
+
+    def follow(self, on_frame: Callable[[tuple], None]) -> None:
+        """Hand each frame completed since the last call to ``on_frame`` (a frame as
+        :func:`_dump_frames` yields it); a frame counts as read only once ``on_frame`` has
+        returned, so an exception (a stop signal) in it loses no frame."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as stream:
+            stream.seek(self.offset)
+            text = stream.read()
+        lines = text.split(b"\n")[:-1]  # the piece after the last newline is unfinished
+        at = 0
+        while at + 9 <= len(lines):
+            end = at + 9 + int(lines[at + 3])  # 9 header lines and one line per atom
+            if end > len(lines):
+                break
+            chunk = b"\n".join(lines[at:end]).decode() + "\n"
+            for frame in _dump_frames_from(io.StringIO(chunk), self.path):
+                on_frame(frame)
+            self.offset += sum(len(line) + 1 for line in lines[at:end])
+            at = end
 
 
 def _deck_variable(deck: Path, name: str = "timestep") -> str:
@@ -275,42 +363,47 @@ def _dump_frames(path: Path):
     sorted by id: ``(step, cell (3, 3) Å, types, positions Å, velocities Å/fs, forces
     kcal/mol/Å)``."""
     with open(path) as stream:
-        while True:
-            line = stream.readline()
-            if not line:
-                return
-            if not line.startswith("ITEM: TIMESTEP"):
-                raise InputError(f"{path}: not a LAMMPS text dump (expected 'ITEM: TIMESTEP')")
-            step = int(stream.readline())
-            stream.readline()
-            n = int(stream.readline())
-            header = stream.readline().split()
-            bounds = np.array([stream.readline().split() for _ in range(3)], dtype=float)
-            columns = stream.readline().split()[2:]
-            table = np.loadtxt(stream, max_rows=n, ndmin=2)
-            if "xy" in header:  # triclinic: bounding box → box edges and tilts
-                xy, xz, yz = bounds[:, 2]
-                xlo = bounds[0, 0] - min(0.0, xy, xz, xy + xz)
-                xhi = bounds[0, 1] - max(0.0, xy, xz, xy + xz)
-                ylo, yhi = bounds[1, 0] - min(0.0, yz), bounds[1, 1] - max(0.0, yz)
-                cell = [
-                    [xhi - xlo, 0, 0],
-                    [xy, yhi - ylo, 0],
-                    [xz, yz, bounds[2, 1] - bounds[2, 0]],
-                ]
-            else:
-                cell = np.diag(bounds[:, 1] - bounds[:, 0])
-            table = table[np.argsort(table[:, columns.index("id")])]
+        yield from _dump_frames_from(stream, path)
 
-            index = {name: columns.index(name) for name in columns}
-            yield (
-                step,
-                np.asarray(cell, dtype=float),
-                table[:, index["type"]].astype(int),
-                table[:, [index["xu"], index["yu"], index["zu"]]],
-                table[:, [index["vx"], index["vy"], index["vz"]]],
-                table[:, [index["fx"], index["fy"], index["fz"]]],
-            )
+
+def _dump_frames_from(stream, path: Path):
+    """The frames of :func:`_dump_frames` read from an open text ``stream`` of ``path``."""
+    while True:
+        line = stream.readline()
+        if not line:
+            return
+        if not line.startswith("ITEM: TIMESTEP"):
+            raise InputError(f"{path}: not a LAMMPS text dump (expected 'ITEM: TIMESTEP')")
+        step = int(stream.readline())
+        stream.readline()
+        n = int(stream.readline())
+        header = stream.readline().split()
+        bounds = np.array([stream.readline().split() for _ in range(3)], dtype=float)
+        columns = stream.readline().split()[2:]
+        table = np.loadtxt(stream, max_rows=n, ndmin=2)
+        if "xy" in header:  # triclinic: bounding box → box edges and tilts
+            xy, xz, yz = bounds[:, 2]
+            xlo = bounds[0, 0] - min(0.0, xy, xz, xy + xz)
+            xhi = bounds[0, 1] - max(0.0, xy, xz, xy + xz)
+            ylo, yhi = bounds[1, 0] - min(0.0, yz), bounds[1, 1] - max(0.0, yz)
+            cell = [
+                [xhi - xlo, 0, 0],
+                [xy, yhi - ylo, 0],
+                [xz, yz, bounds[2, 1] - bounds[2, 0]],
+            ]
+        else:
+            cell = np.diag(bounds[:, 1] - bounds[:, 0])
+        table = table[np.argsort(table[:, columns.index("id")])]
+
+        index = {name: columns.index(name) for name in columns}
+        yield (
+            step,
+            np.asarray(cell, dtype=float),
+            table[:, index["type"]].astype(int),
+            table[:, [index["xu"], index["yu"], index["zu"]]],
+            table[:, [index["vx"], index["vy"], index["vz"]]],
+            table[:, [index["fx"], index["fy"], index["fz"]]],
+        )
 
 
 def dump_to_h5md(

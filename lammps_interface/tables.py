@@ -202,6 +202,13 @@ def write_table_file(path: str | os.PathLike, tables: list[Table], bead_type_nam
         key = table_key(table, bead_type_names)
         keys[table.types] = key
         x, energy, force = _columns(table)
+        bad = ~(np.isfinite(energy) & np.isfinite(force))
+        if bad.any():
+            raise InputError(
+                f"{path}: table {key} has a non-finite energy or force at x = "
+                f"{x[np.argmax(bad)]!r} ({int(bad.sum())} of {len(x)} points); the model is "
+                "not finite there (check its parameters, or raise the table's inner end)"
+            )
         lines += [key, _header(table), ""]
         lines += [
             f"{i + 1} {xi!r} {ei!r} {fi!r}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg import _args
 from ase_cg.commands import add_trajectory_options, trajectory_options
 
 NAME = "compare"
@@ -31,30 +32,39 @@ def register(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output-dir",
         default="report",
+        type=_args.output_folder,
         help="report folder: index.md, metrics.json and PNG figures (created; files replaced)",
     )
     parser.add_argument(
         "--r-max",
-        type=float,
+        type=_args.positive_float,
         default=None,
         help="largest RDF distance, Å; None: min(15 Å, 98 %% of half the shortest box width)",
     )
-    parser.add_argument("--n-bins", type=int, default=None, help="RDF bins; None: one per 0.1 Å")
     parser.add_argument(
-        "--bond-bins", type=int, default=80, help="bins of the bond-length distributions"
+        "--n-bins", type=_args.positive_int, default=None, help="RDF bins; None: one per 0.1 Å"
     )
     parser.add_argument(
-        "--angle-bins", type=int, default=90, help="bins of the bond-angle distributions"
+        "--bond-bins",
+        type=_args.positive_int,
+        default=80,
+        help="bins of the bond-length distributions",
+    )
+    parser.add_argument(
+        "--angle-bins",
+        type=_args.positive_int,
+        default=90,
+        help="bins of the bond-angle distributions",
     )
     parser.add_argument(
         "--dihedral-bins",
-        type=int,
+        type=_args.positive_int,
         default=72,
         help="bins of the dihedral distributions (−180°..180°)",
     )
     parser.add_argument(
         "--fit-range",
-        type=float,
+        type=_args.nonnegative_float,
         nargs=2,
         metavar=("T0", "T1"),
         default=None,
@@ -67,9 +77,16 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Call :func:`ase_cg.analysis.compare` and print the headline numbers."""
+    from ase_cg._paths import check_output_folder
     from ase_cg.analysis import compare
     from ase_cg.trajectory import opened
 
+    check_output_folder(
+        args.output_dir,
+        [args.reference, args.cg, args.mapping],
+        ["index.md", "metrics.json"],
+        option="--output-dir",
+    )
     with opened(args.reference, **trajectory_options(args)) as reference:
         metrics = compare(
             reference,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg import _args
+
 NAME = "convert"
 HELP = (
     "Convert trajectories into H5MD: with forces from extxyz, ASE .traj, LAMMPS text dumps; "
@@ -17,7 +19,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs", nargs="+", metavar="IN", help="input trajectories, concatenated in order"
     )
-    parser.add_argument("output", metavar="OUT.h5", help="H5MD file to write (atomically)")
+    parser.add_argument(
+        "output", metavar="OUT.h5", type=_args.output_file, help="H5MD file to write (atomically)"
+    )
     parser.add_argument(
         "--format",
         default=None,
@@ -39,14 +43,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--time-step",
-        type=float,
+        type=_args.positive_float,
         default=None,
         help="MD time step, fs; frame time = step × time step (%(default)s = no times "
         "stored unless the input has them; MDAnalysis needs times)",
     )
     parser.add_argument(
         "--atoms-per-molecule",
-        type=int,
+        type=_args.positive_int,
         default=None,
         help="consecutive blocks of N atoms are molecules (%(default)s = molecule ids from "
         "the input's mol-id array or the dump's 'mol' column, else none)",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg import _args
+
 NAME = "correct-structure"
 HELP = (
     "Add a pair correction ΔV = α k_B T ln(g_CG / g_ref) (one IBI step) to a model, from its CG "
@@ -18,24 +20,30 @@ def register(parser: argparse.ArgumentParser) -> None:
         "reference", help="reference H5MD: all-atom (mapped with the model's mapping) or CG"
     )
     parser.add_argument("cg", help="CG H5MD run of the model (ase-cg simulate output)")
-    parser.add_argument("-o", "--output", required=True, help="corrected model file written")
-    parser.add_argument("--temperature", type=float, default=180.0, help="temperature, K")
+    parser.add_argument(
+        "-o", "--output", required=True, type=_args.output_file, help="corrected model file written"
+    )
+    parser.add_argument(
+        "--temperature", type=_args.positive_float, default=180.0, help="temperature, K"
+    )
     parser.add_argument(
         "--cutoff",
-        type=float,
+        type=_args.positive_float,
         default=None,
         help="range of the correction, Å (default: the model's pair cutoff, at least 8)",
     )
-    parser.add_argument("--r-max", type=float, default=13.0, help="RDF range, Å")
-    parser.add_argument("--damping", type=float, default=1.0, help="α of the update")
+    parser.add_argument("--r-max", type=_args.positive_float, default=13.0, help="RDF range, Å")
+    parser.add_argument("--damping", type=_args.positive_float, default=1.0, help="α of the update")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Call :func:`ase_cg.fitting.structural_correction` and save the model."""
+    from ase_cg._paths import check_output_not_input
     from ase_cg.fitting import structural_correction
     from ase_cg.model import load_model, save_model
 
+    check_output_not_input(args.output, [args.model, args.reference, args.cg], option="-o")
     model = structural_correction(
         load_model(args.model),
         args.reference,

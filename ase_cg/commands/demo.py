@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg import _args
+
 NAME = "demo"
 HELP = (
     "Run the whole pipeline on liquid ethane (map, fit a classical and train a neural CG "
@@ -15,7 +17,7 @@ HELP = (
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``ase-cg demo``."""
     parser.add_argument(
-        "-o", "--output-dir", default="demo-report",
+        "-o", "--output-dir", default="demo-report", type=_args.output_folder,
         help="report folder: index.md, metrics.json, PNG figures, work/ (created; files replaced)",
     )  # fmt: skip
     parser.add_argument(
@@ -28,27 +30,34 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="CGMapping JSON; default data/ethane_mapping.json (CH3|CH3)",
     )  # fmt: skip
     parser.add_argument(
-        "--frames", type=int, default=None,
+        "--frames", type=_args.positive_int, default=None,
         help="reference frames to fit and train on, spread over the file (default 200; 10 with "
         "--quick)",
     )  # fmt: skip
     parser.add_argument(
-        "--steps", type=int, default=None,
+        "--steps", type=_args.positive_int, default=None,
         help="CG MD steps of 2 fs per run (default 5000; 40 with --quick); the neural LAMMPS run "
         "does a tenth",
     )  # fmt: skip
     parser.add_argument(
-        "--device", default="cpu", help="neural training and ASE MD: cpu, cuda or cuda:N"
+        "--device",
+        default="cpu",
+        type=_args.torch_device,
+        help="neural training and ASE MD: cpu, cuda or cuda:N",
     )
     parser.add_argument(
         "--quick", action="store_true",
         help="tiny sizes everywhere (a smoke test of the pipeline, about a minute)",
     )  # fmt: skip
-    parser.add_argument("--ranks", type=int, default=1, help="MPI ranks of the LAMMPS runs")
+    parser.add_argument(
+        "--ranks", type=_args.positive_int, default=1, help="MPI ranks of the LAMMPS runs"
+    )
     parser.add_argument(
         "--no-lammps", dest="lammps", action="store_false", help="skip the LAMMPS runs"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of training and MD noise")
+    parser.add_argument(
+        "--seed", type=_args.nonnegative_int, default=0, help="seed of training and MD noise"
+    )
     parser.set_defaults(func=run)
 
 

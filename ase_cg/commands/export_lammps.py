@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg import _args
+
 NAME = "export-lammps"
 HELP = (
     "Export a model for LAMMPS: data file, pair/bond/angle/dihedral tables, the many-body term "
@@ -14,7 +16,11 @@ HELP = (
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``ase-cg export-lammps``."""
     parser.add_argument("model", help="model file (ase-cg train output, or data/ethane_*.pt)")
-    parser.add_argument("directory", help="output folder (created; its files are replaced)")
+    parser.add_argument(
+        "directory",
+        type=_args.output_folder,
+        help="output folder (created; its files are replaced)",
+    )
     parser.add_argument(
         "--start",
         default=None,
@@ -22,17 +28,26 @@ def register(parser: argparse.ArgumentParser) -> None:
         "the model's mapping); default: build a box (--n-molecules, --density)",
     )
     parser.add_argument("--frame", type=int, default=-1, help="frame of --start")
-    parser.add_argument("--n-molecules", type=int, default=None, help="molecules in a new box")
+    parser.add_argument(
+        "--n-molecules", type=_args.positive_int, default=None, help="molecules in a new box"
+    )
     parser.add_argument(
         "--density",
-        type=float,
+        type=_args.positive_float,
         default=None,
         help="new box density, g/cm³ (default: the model's training density)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="random seed of a new box")
-    parser.add_argument("--table-points", type=int, default=2000, help="points per table")
     parser.add_argument(
-        "--table-inner", type=float, default=0.5, help="inner end of the pair table, Å"
+        "--seed", type=_args.nonnegative_int, default=None, help="random seed of a new box"
+    )
+    parser.add_argument(
+        "--table-points", type=_args.positive_int, default=2000, help="points per table"
+    )
+    parser.add_argument(
+        "--table-inner",
+        type=_args.positive_float,
+        default=0.5,
+        help="inner end of the pair table, Å",
     )
     parser.add_argument(
         "--neural-dtype",
@@ -40,16 +55,22 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="precision of the exported many-body term (default: the model's)",
     )
-    parser.add_argument("--skin", type=float, default=2.0, help="neighbour skin, Å")
+    parser.add_argument(
+        "--skin", type=_args.nonnegative_float, default=2.0, help="neighbour skin, Å"
+    )
     parser.add_argument(
         "--temperature",
-        type=float,
+        type=_args.positive_float,
         default=None,
         help="deck temperature, K (default: the model's training temperature)",
     )
-    parser.add_argument("--time-step", type=float, default=2.0, help="deck time step, fs")
-    parser.add_argument("--steps", type=int, default=10000, help="deck MD steps")
-    parser.add_argument("--dump-every", type=int, default=100, help="steps between dump frames")
+    parser.add_argument(
+        "--time-step", type=_args.positive_float, default=2.0, help="deck time step, fs"
+    )
+    parser.add_argument("--steps", type=_args.positive_int, default=10000, help="deck MD steps")
+    parser.add_argument(
+        "--dump-every", type=_args.positive_int, default=100, help="steps between dump frames"
+    )
     parser.add_argument(
         "--constrain-bonds",
         action="store_true",
@@ -63,7 +84,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="deck integrator: fix nvt, fix nve or fix npt iso (Nosé–Hoover)",
     )
     parser.add_argument(
-        "--pressure", type=float, default=1.01325, help="NPT deck pressure, bar (written in atm)"
+        "--pressure",
+        type=_args.finite_float,
+        default=1.01325,
+        help="NPT deck pressure, bar (written in atm)",
     )
     parser.set_defaults(func=run)
 
@@ -72,8 +96,18 @@ def run(args: argparse.Namespace) -> int:
     """Call :func:`lammps_interface.export.export_lammps` and list the files written."""
     import torch
 
-    from lammps_interface.export import export_lammps
+    from ase_cg._paths import check_output_folder
+    from lammps_interface.export import (
+        DECK_FILE,
+        NEURAL_FILE,
+        SYSTEM_FILE,
+        TABLE_FILES,
+        export_lammps,
+    )
+    from lammps_interface.run import DATA_FILE
 
+    names = [DECK_FILE, NEURAL_FILE, SYSTEM_FILE, DATA_FILE, *TABLE_FILES.values()]
+    check_output_folder(args.directory, [args.model, args.start], names, option="directory")
     files = export_lammps(
         args.model,
         args.directory,

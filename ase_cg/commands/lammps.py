@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg import _args
+
 NAME = "lammps"
 HELP = (
     "LAMMPS tools: 'build-plugin' compiles pair_style cgtorch (cgtorchplugin.so) against the "
@@ -18,7 +20,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "directory", nargs="?", default=None, help="run: folder written by export-lammps"
     )
     parser.add_argument("--force", action="store_true", help="build-plugin: rebuild if cached")
-    parser.add_argument("--ranks", type=int, default=1, help="run: MPI ranks (mpiexec -n)")
+    parser.add_argument(
+        "--ranks", type=_args.positive_int, default=1, help="run: MPI ranks (mpiexec -n)"
+    )
     parser.add_argument(
         "--var",
         nargs=2,
@@ -39,10 +43,11 @@ def run(args: argparse.Namespace) -> int:
 
         print(build_plugin(force=args.force))
         return 0
+    from ase_cg.errors import InputError
     from lammps_interface.run import run_deck
 
     if args.directory is None:
-        raise ValueError("ase-cg lammps run needs the export folder: ase-cg lammps run DIR")
+        raise InputError("ase-cg lammps run needs the export folder: ase-cg lammps run DIR")
     outputs = run_deck(args.directory, args.ranks, variables=dict(args.var))
     for name, path in outputs.items():
         print(f"{name:>5}: {path}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ase_cg import _args
 from ase_cg.commands import add_trajectory_options, trajectory_options
 
 NAME = "learn-mapping"
@@ -54,28 +55,31 @@ def register(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         required=True,
+        type=_args.output_folder,
         help="report folder: mapping.json, report.json, index.md, PNG figures",
     )
     parser.add_argument(
-        "--seeds", type=int, default=5, help="restarts with seeds 0..N-1 (default 5)"
+        "--seeds", type=_args.positive_int, default=5, help="restarts with seeds 0..N-1 (default 5)"
     )
-    parser.add_argument("--epochs", type=int, default=60, help="epochs per seed (default 60)")
+    parser.add_argument(
+        "--epochs", type=_args.positive_int, default=60, help="epochs per seed (default 60)"
+    )
     parser.add_argument(
         "--rho",
-        type=float,
+        type=_args.nonnegative_float,
         default=None,
         help="weight of the force-matching term (relative to mean atom |f|²; default: "
         "AutoencoderConfig.rho)",
     )
     parser.add_argument(
         "--learning-rate",
-        type=float,
+        type=_args.positive_float,
         default=None,
         help="Adam step size (default: AutoencoderConfig.learning_rate)",
     )
     parser.add_argument(
         "--bond-weight",
-        type=float,
+        type=_args.nonnegative_float,
         default=None,
         help="weight of the bond-cut term (expected fraction of covalent bonds between "
         "different beads, dimensionless; 0 switches it off; default: "
@@ -83,14 +87,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--balance-weight",
-        type=float,
+        type=_args.nonnegative_float,
         default=None,
         help="weight of the bead-mass balance term (spread of bead masses around their mean, "
         "dimensionless; 0 switches it off; default: AutoencoderConfig.balance_weight)",
     )
     parser.add_argument(
         "--max-frames",
-        type=int,
+        type=_args.positive_int,
         default=200,
         help="use at most this many frames, evenly spread (default 200)",
     )
@@ -108,9 +112,16 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Call :func:`ase_cg.autoencoder.learn_mapping` and print the learned groups."""
+    from ase_cg._paths import check_output_folder
     from ase_cg.autoencoder import AutoencoderConfig, learn_mapping
     from ase_cg.trajectory import opened
 
+    check_output_folder(
+        args.output,
+        [args.trajectory],
+        ["mapping.json", "report.json", "index.md"],
+        option="-o",
+    )
     settings = {"epochs": args.epochs, "max_frames": args.max_frames, "force_map": args.force_map}
     if args.rho is not None:
         settings["rho"] = args.rho

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg import _args
 from ase_cg.commands import add_trajectory_options, trajectory_options
 
 NAME = "map"
@@ -23,10 +24,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "input", help="all-atom trajectory: H5MD (.h5), or .trr/.xtc/dump with --topology"
     )
-    parser.add_argument("output", help="CG H5MD trajectory to write (.h5; replaced atomically)")
+    parser.add_argument(
+        "output",
+        type=_args.output_file,
+        help="CG H5MD trajectory to write (.h5; replaced atomically)",
+    )
     parser.add_argument(
         "--chunk-size",
-        type=int,
+        type=_args.positive_int,
         default=256,
         help="frames read, mapped and written at a time (bounds memory)",
     )
@@ -62,8 +67,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Call :func:`ase_cg.mapping.map_trajectory` and print a one-line summary."""
+    from ase_cg._paths import check_output_not_input
     from ase_cg.mapping import CGMapping, map_trajectory
 
+    check_output_not_input(args.output, [args.input, args.mapping], option="output")
     mapping = CGMapping.load(args.mapping)
     system = map_trajectory(
         args.input,

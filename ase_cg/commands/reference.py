@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg import _args
+
 NAME = "reference"
 HELP = "Simulate an all-atom OPLS-AA liquid (e.g. ethane) with LAMMPS; write H5MD."
 
@@ -13,7 +15,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "molecule", nargs="?", default="ethane", help="molecule template name (ethane, propane)"
     )
-    parser.add_argument("-o", "--output", default=None, help="H5MD file to write")
+    parser.add_argument(
+        "-o", "--output", default=None, type=_args.output_file, help="H5MD file to write"
+    )
     parser.add_argument(
         "--add-pressure",
         metavar="H5MD",
@@ -23,18 +27,21 @@ def register(parser: argparse.ArgumentParser) -> None:
         "it in its observables/pressure and observables/pressure_tensor (bar)",
     )
     parser.add_argument(
-        "--molecules", type=int, default=216, help="number of molecules in the cubic box"
+        "--molecules",
+        type=_args.positive_int,
+        default=216,
+        help="number of molecules in the cubic box",
     )
     parser.add_argument(
         "--temperature",
-        type=float,
+        type=_args.positive_float,
         default=None,
         help="temperature, K; None: the template's liquid state point (ethane 180 K, "
         "propane 231 K)",
     )
     parser.add_argument(
         "--density",
-        type=float,
+        type=_args.positive_float,
         default=None,
         help="packing and NVT density, g/cm³; None: the template's (ethane 0.5495, "
         "propane 0.58 g/cm³)",
@@ -44,31 +51,43 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add an NPT equilibration and run production at its mean volume",
     )
-    parser.add_argument("--pressure", type=float, default=1.0, help="NPT pressure, atm")
     parser.add_argument(
-        "--equilibration-ps", type=float, default=20.0, help="NVT (and NPT) equilibration, ps"
+        "--pressure", type=_args.finite_float, default=1.0, help="NPT pressure, atm"
+    )
+    parser.add_argument(
+        "--equilibration-ps",
+        type=_args.nonnegative_float,
+        default=20.0,
+        help="NVT (and NPT) equilibration, ps",
     )
     length = parser.add_mutually_exclusive_group()
     length.add_argument(
         "--production-ps",
-        type=float,
+        type=_args.positive_float,
         default=None,
         help="production time, ps; None: 20 ps unless --frames is given",
     )
     length.add_argument(
         "--frames",
-        type=int,
+        type=_args.positive_int,
         default=None,
         help="frames to store instead of --production-ps (production = frames x stride x "
         "time step)",
     )
-    parser.add_argument("--stride", type=int, default=100, help="time steps between frames")
-    parser.add_argument("--time-step", type=float, default=1.0, help="time step, fs")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
-        "--ranks", type=int, default=1, help="MPI ranks (> 1 runs LAMMPS under mpiexec)"
+        "--stride", type=_args.positive_int, default=100, help="time steps between frames"
     )
-    parser.add_argument("--lammps-log", default=None, help="LAMMPS log file; None: no log")
+    parser.add_argument("--time-step", type=_args.positive_float, default=1.0, help="time step, fs")
+    parser.add_argument("--seed", type=_args.nonnegative_int, default=0, help="random seed")
+    parser.add_argument(
+        "--ranks",
+        type=_args.positive_int,
+        default=1,
+        help="MPI ranks (> 1 runs LAMMPS under mpiexec)",
+    )
+    parser.add_argument(
+        "--lammps-log", default=None, type=_args.output_file, help="LAMMPS log file; None: no log"
+    )
     parser.set_defaults(func=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg import _args
+
 NAME = "refine"
 HELP = (
     "Refine a model against its reference: CG MD, compare RDFs and pressure, add IBI and "
@@ -20,36 +22,57 @@ def register(parser: argparse.ArgumentParser) -> None:
         "starts every run; its observables/pressure is the target pressure",
     )
     parser.add_argument(
-        "-o", "--output-dir", required=True, help="folder of the iterations (reuse it to resume)"
+        "-o",
+        "--output-dir",
+        required=True,
+        type=_args.output_folder,
+        help="folder of the iterations (reuse it to resume)",
     )
-    parser.add_argument("--max-iterations", type=int, default=8, help="CG runs at most")
     parser.add_argument(
-        "--temperature", type=float, default=None, help="K; default: the reference's"
+        "--max-iterations", type=_args.positive_int, default=8, help="CG runs at most"
+    )
+    parser.add_argument(
+        "--temperature", type=_args.positive_float, default=None, help="K; default: the reference's"
     )
     parser.add_argument(
         "--pressure",
-        type=float,
+        type=_args.finite_float,
         default=None,
         help="reference pressure, bar; default: the mean of the reference's observables/pressure",
     )
-    parser.add_argument("--rdf-tolerance", type=float, default=0.03, help="max |Δg| to reach")
     parser.add_argument(
-        "--pressure-tolerance", type=float, default=25.0, help="|P − P_ref| to reach, bar"
+        "--rdf-tolerance", type=_args.positive_float, default=0.03, help="max |Δg| to reach"
+    )
+    parser.add_argument(
+        "--pressure-tolerance",
+        type=_args.positive_float,
+        default=25.0,
+        help="|P − P_ref| to reach, bar",
     )
     parser.add_argument("--engine", choices=("lammps", "ase"), default="lammps", help="MD engine")
-    parser.add_argument("--steps", type=int, default=10000, help="MD steps per iteration")
-    parser.add_argument("--time-step", type=float, default=2.0, help="MD time step, fs")
-    parser.add_argument("--interval", type=int, default=50, help="steps between frames")
+    parser.add_argument(
+        "--steps", type=_args.positive_int, default=10000, help="MD steps per iteration"
+    )
+    parser.add_argument(
+        "--time-step", type=_args.positive_float, default=2.0, help="MD time step, fs"
+    )
+    parser.add_argument(
+        "--interval", type=_args.positive_int, default=50, help="steps between frames"
+    )
     parser.add_argument(
         "--repeat",
-        type=int,
+        type=_args.positive_int,
         nargs=3,
         default=(1, 1, 1),
         metavar=("NX", "NY", "NZ"),
         help="replicate the start frame (more beads, less pressure noise)",
     )
-    parser.add_argument("--ranks", type=int, default=1, help="MPI ranks (LAMMPS engine)")
-    parser.add_argument("--seed", type=int, default=1, help="velocity seed of iteration 0")
+    parser.add_argument(
+        "--ranks", type=_args.positive_int, default=1, help="MPI ranks (LAMMPS engine)"
+    )
+    parser.add_argument(
+        "--seed", type=_args.nonnegative_int, default=1, help="velocity seed of iteration 0"
+    )
     parser.set_defaults(func=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ase_cg import _args
+
 NAME = "train"
 HELP = "Fit a classical or train a neural CG potential by force matching on an H5MD trajectory."
 
@@ -13,7 +15,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         "data",
         help="H5MD trajectory with forces: CG (from `ase-cg map`) or all-atom (needs --mapping)",
     )
-    parser.add_argument("-o", "--output", required=True, help="output folder (model.pt, metrics)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=_args.output_folder,
+        help="output folder (model.pt, metrics)",
+    )
     parser.add_argument(
         "--kind", choices=("classical", "neural"), default="neural", help="kind of CG potential"
     )
@@ -22,35 +30,84 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--config",
         help="YAML/TOML file with sections 'train', 'neural', 'classical' (see README)",
     )
-    parser.add_argument("--temperature", type=float, help="K; default: from mapped velocities")
+    parser.add_argument(
+        "--temperature", type=_args.positive_float, help="K; default: from mapped velocities"
+    )
     parser.add_argument(
         "--pressure-weight",
-        type=float,
+        type=_args.nonnegative_float,
         help="classical: weight of the pressure-matching rows, (eV/Å)² per bar² "
         "(ClassicalConfig.pressure_weight; e.g. 1e-4); needs a reference pressure",
     )
     parser.add_argument(
         "--pressure",
-        type=float,
+        type=_args.finite_float,
         help="classical: reference pressure, bar, for data without observables/pressure",
     )
-    parser.add_argument("--epochs", type=int, help="neural: passes over the training frames")
-    parser.add_argument("--batch-frames", type=int, help="neural: frames per optimiser step")
-    parser.add_argument("--learning-rate", type=float, help="neural: initial Adam step")
-    parser.add_argument("--frame-stride", type=int, help="use every n-th frame")
-    parser.add_argument("--max-frames", type=int, help="use at most this many frames")
+    parser.add_argument(
+        "--epochs", type=_args.positive_int, help="neural: passes over the training frames"
+    )
+    parser.add_argument(
+        "--batch-frames", type=_args.positive_int, help="neural: frames per optimiser step"
+    )
+    parser.add_argument(
+        "--learning-rate", type=_args.positive_float, help="neural: initial Adam step"
+    )
+    parser.add_argument("--frame-stride", type=_args.positive_int, help="use every n-th frame")
+    parser.add_argument(
+        "--max-frames", type=_args.positive_int, help="use at most this many frames"
+    )
     parser.add_argument("--dtype", choices=("float32", "float64"), help="neural training dtype")
-    parser.add_argument("--device", help="neural: cpu, cuda or cuda:N")
-    parser.add_argument("--seed", type=int, help="neural: seed of the frame order")
-    parser.add_argument("--ranks", type=int, default=1, help="neural: data-parallel processes")
+    parser.add_argument("--device", type=_args.torch_device, help="neural: cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--seed", type=_args.nonnegative_int, help="neural: seed of the frame order"
+    )
+    parser.add_argument(
+        "--ranks", type=_args.positive_int, default=1, help="neural: data-parallel processes"
+    )
     parser.add_argument(
         "--resume", action="store_true", help="neural: continue from OUTPUT/checkpoint.pt"
     )
     parser.set_defaults(func=run)
 
 
+#: Options that only neural training uses (a classical fit is refused when one is given).
+NEURAL_ONLY = ("epochs", "batch_frames", "learning_rate", "dtype", "device", "seed", "resume")
+
+#: Files ``train`` writes into its output folder.
+OUTPUT_NAMES = (
+    "model.pt",
+    "initial.pt",
+    "checkpoint.pt",
+    "metrics.csv",
+    "loss.png",
+    "mapped.h5",
+    "potentials.png",
+)
+
+
 def run(args: argparse.Namespace) -> int:
+    """Call :func:`ase_cg.pipeline.train_model` and say where the model is."""
+    from pathlib import Path
+
+    from ase_cg._paths import check_output_folder
+    from ase_cg.errors import InputError
     from ase_cg.pipeline import train_model
+
+    if args.kind == "classical":
+        given = [
+            f"--{n.replace('_', '-')}" for n in NEURAL_ONLY if getattr(args, n) not in (None, False)
+        ]
+        if args.ranks != 1:
+            given.append("--ranks")
+        if given:
+            raise InputError(
+                f"{', '.join(given)}: neural-training options; a classical fit (--kind "
+                "classical) does not use them"
+            )
+    check_output_folder(
+        args.output, [args.data, args.mapping, args.config], OUTPUT_NAMES, option="-o"
+    )
 
     overrides = {
         "epochs": args.epochs,
@@ -81,5 +138,7 @@ def run(args: argparse.Namespace) -> int:
         ranks=args.ranks,
         resume=args.resume,
     )
+    if not Path(path).is_file():
+        raise InputError(f"training ended without writing a model to {path}")
     print(f"model written to {path}")
     return 0

@@ -1,0 +1,90 @@
+"""The ``ase-cg`` command line on faults that are not bad arguments: options that must act,
+a LAMMPS run that fails, and an unexpected internal error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ase_cg.cli import main
+from ase_cg.commands import info
+from ase_cg.io import read_h5md, write_h5md
+from ase_cg.md import build_cg_box
+from ase_cg.model import load_model
+from lammps_interface import export
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def test_classical_train_uses_max_frames_and_frame_stride(tmp_path, capsys):
+    write_h5md(tmp_path / "aa.h5", read_h5md(DATA / "ethane_aa.h5", slice(0, 8)), time_step=1.0)
+    mapping = str(DATA / "ethane_mapping.json")
+    argv = ["train", str(tmp_path / "aa.h5"), "-o", str(tmp_path / "fit"), "--kind", "classical"]
+    argv += ["--mapping", mapping, "--max-frames", "3", "--frame-stride", "2"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "model written to" in capsys.readouterr().out
+    provenance = load_model(tmp_path / "fit" / "model.pt").provenance
+    # frames 0, 2, 4 of the 8: 0 and 2 fitted, 4 held out
+    report = provenance["fit_report"]
+    assert (report["n_train_frames"], report["n_validation_frames"]) == (2, 1)
+    assert provenance["train_frames"] == [0, 2, 2]
+
+
+def test_failed_lammps_run_is_one_line_and_leaves_no_old_trajectory(prior_model, tmp_path, capsys):
+    atoms = build_cg_box(prior_model, 8, 0.3, seed=1)
+    atoms.positions[7] = atoms.positions[12] + [0.1, 0.0, 0.0]  # beads of different molecules
+    deck = tmp_path / "deck"
+    export(prior_model, deck, atoms=atoms, steps=10, dump_every=1, temperature=180.0)
+    shutil.copy(DATA / "ethane_aa.h5", deck / "trajectory.h5")  # an earlier run's trajectory
+    assert main(["lammps", "run", str(deck)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ase-cg lammps: error: LAMMPS failed")
+    assert "ERROR on proc 0: Pair distance < table inner cutoff" in lines[0]
+    assert not (deck / "trajectory.h5").exists()
+
+
+def test_unexpected_error_is_one_line_with_a_hint_and_debug_shows_it(monkeypatch, capsys):
+    def broken(args):
+        raise RuntimeError("an internal fault")
+
+    monkeypatch.setattr(info, "run", broken)
+    assert main(["info", "x.h5"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "ase-cg info: internal error: RuntimeError: an internal fault "
+        "(rerun with --debug for the traceback)"
+    ]
+    for argv in (["--debug", "info", "x.h5"], ["info", "x.h5", "--debug"]):
+        with pytest.raises(RuntimeError, match="an internal fault"):
+            main(argv)
+
+
+def test_map_stopped_by_sigterm_leaves_no_partial_file(tmp_path):
+    command = [sys.executable, "-m", "ase_cg.cli", "map", "--mapping"]
+    command += [str(DATA / "ethane_mapping.json"), str(DATA / "ethane_aa.h5"), "cg.h5"]
+    command += ["--chunk-size", "1", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(DATA.parent), "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".cg.h5.*.partial")):
+            assert child.poll() is None, child.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().endswith("ase-cg map: stopped by SIGTERM")
+    assert list(tmp_path.iterdir()) == []
