@@ -235,17 +235,8 @@ def run_deck(
     dump.unlink(missing_ok=True)
     if h5md is not None:
         (directory / h5md).unlink(missing_ok=True)
-    if on_frame is None:
-        result = subprocess.run(
-            command,
-            cwd=directory,
-            env=_environment(ranks, directory),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    else:
-        result = _run_following(command, directory, ranks, timeout, DumpFollower(dump), on_frame)
+    follower = None if on_frame is None else DumpFollower(dump)
+    result = _run_stoppable(command, directory, ranks, timeout, follower, on_frame)
     _raise_for_lammps(result, str(directory / deck))
     outputs = {"log": directory / "log.lammps"}
     if dump.exists():
@@ -257,10 +248,12 @@ def run_deck(
     return outputs
 
 
-def _run_following(command, directory, ranks, timeout, follower, on_frame):
-    """``subprocess.run`` of LAMMPS that hands each complete dump frame to ``on_frame`` while
-    LAMMPS runs; on any exception (a timeout, a stop signal) LAMMPS is stopped, the frames
-    it completed are handed over, and the exception goes on."""
+def _run_stoppable(command, directory, ranks, timeout, follower=None, on_frame=None):
+    """``subprocess.run`` of LAMMPS in a session of its own, so that any exception here (a
+    timeout, a stop signal) stops every process of the run, not only the ``lmp`` launcher
+    script or ``mpiexec``. With a :class:`DumpFollower`, each complete dump frame goes to
+    ``on_frame`` while LAMMPS runs, and the frames completed before a stop are handed over
+    before the exception goes on."""
     import time
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -272,19 +265,24 @@ def _run_following(command, directory, ranks, timeout, follower, on_frame):
         )  # fmt: skip
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while process.poll() is None:
-                follower.follow(on_frame)
+            while True:
+                if follower is not None:
+                    follower.follow(on_frame)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=0.2)  # returns as soon as LAMMPS ends
+                    break
                 if deadline is not None and time.monotonic() > deadline:
                     raise subprocess.TimeoutExpired(command, timeout)
-                time.sleep(0.2)
         except BaseException:
             # every dumped frame is complete on disk (LAMMPS flushes each): nothing to wait for
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            follower.follow(on_frame)
+            if follower is not None:
+                follower.follow(on_frame)
             raise
-        follower.follow(on_frame)
+        if follower is not None:
+            follower.follow(on_frame)
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(command, process.returncode, out.read(), err.read())

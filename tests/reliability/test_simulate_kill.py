@@ -9,6 +9,7 @@ continues from the last frame to the requested step count, and the file ends ``c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -130,9 +131,20 @@ def test_sigkill_keeps_the_flushed_frames_and_resume_finishes_the_run(model_file
     resume_and_check(model_file, output, "ase", capsys)
 
 
+def processes_in(folder: Path) -> list[int]:
+    """Ids of the processes whose working folder is ``folder`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / "cwd").resolve() == folder.resolve():
+                found.append(int(entry.name))
+    return found
+
+
 def test_lammps_engine_stopped_by_sigterm_resumes(model_file, tmp_path, capsys):
     output = tmp_path / "run.h5"
     code, err, seen = start_and_signal(model_file, output, signal.SIGTERM, "lammps", at_least=3)
     assert code == 128 + signal.SIGTERM, err
+    assert processes_in(tmp_path / "run_lammps") == []  # lmp stopped too, not only its launcher
     check_stopped_run(output, seen)
     resume_and_check(model_file, output, "lammps", capsys)
