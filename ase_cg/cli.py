@@ -16,6 +16,7 @@ import logging
 import pkgutil
 import signal
 import sys
+import warnings
 
 from ase_cg import __version__, commands
 from ase_cg.errors import ASECGError, Interrupted
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     _show_notes()
     prog = f"ase-cg {args.command}"
     try:
-        with _stop_signals_raise():
+        with _stop_signals_raise(), warnings.catch_warnings():
+            warnings.showwarning = _warning_line(prog)
             return int(args.func(args) or 0)
     except KeyboardInterrupt as error:
         signum = getattr(error, "signum", signal.SIGINT)
@@ -131,6 +133,16 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _warning_line(prog: str):
+    """A ``warnings.showwarning`` that prints ``PROG: warning: <message>`` on one line."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"{prog}: warning: {text}", file=sys.stderr if file is None else file)
+
+    return show
 
 
 def _one_line(error: BaseException) -> str:

@@ -286,7 +286,9 @@ def _simulate_mpi(
     command += ["ase_cg.reference._driver", str(job)]
     result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=None, text=True)
     if result.returncode != 0:
-        raise RuntimeError(
+        from lammps_interface.run import LammpsRunError
+
+        raise LammpsRunError(
             f"LAMMPS under {' '.join(command[:3])} failed with exit code {result.returncode}:\n"
             f"{result.stdout[-4000:]}"
         )

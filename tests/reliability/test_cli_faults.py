@@ -11,11 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ase_cg.cli import main
 from ase_cg.commands import info
-from ase_cg.io import read_h5md, write_h5md
+from ase_cg.io import (
+    H5MDTrajectory,
+    H5MDWriter,
+    IncompleteTrajectoryWarning,
+    read_h5md,
+    write_h5md,
+)
 from ase_cg.md import build_cg_box
 from ase_cg.model import load_model
 from lammps_interface import export
@@ -88,3 +95,17 @@ def test_map_stopped_by_sigterm_leaves_no_partial_file(tmp_path):
     assert child.returncode == 128 + signal.SIGTERM, err
     assert err.strip().endswith("ase-cg map: stopped by SIGTERM")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_an_incomplete_trajectory_warns_in_one_line(tmp_path, capsys):
+    path = tmp_path / "stopped.h5"
+    writer = H5MDWriter(path, bead_types=["B"] * 2, masses=[15.0, 15.0], incremental=True)
+    for step in range(3):
+        writer.append(np.eye(2, 3) * (1 + step), np.eye(3) * 10.0, step=step)
+    writer.close(complete=False)
+    assert main(["info", str(path)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("ase-cg info: warning: "), err
+    assert "incomplete trajectory" in err[0] and str(path) in err[0]
+    with pytest.warns(IncompleteTrajectoryWarning), H5MDTrajectory(path) as trajectory:
+        assert trajectory.n_frames == 3
