@@ -13,16 +13,17 @@ Builds CG ethane boxes (two CH3 beads per molecule, 0.5495 g/cm³, 180 K) and ex
 
 Each case runs NVT (2 fs) under ``mpiexec -n ranks``: 3 warm-up steps (TorchScript optimises
 its first calls), then the timed run, whose LAMMPS ``Loop time`` gives bead-steps/s.
-The per-simulated-ns speed-up over all-atom ethane (8 atoms per molecule, 1 fs) is
+The per-simulated-ns speed-up over all-atom ethane (8 atoms per molecule, time step Δt_AA) is
 
-    speed-up = (bead-steps/s / 2 beads × 2 fs) / (atom-steps/s / 8 atoms × 1 fs)
+    speed-up = (bead-steps/s / 2 beads × Δt_CG) / (atom-steps/s / 8 atoms × Δt_AA)
 
-with the all-atom atom-steps/s of ``bench/bench_allatom.py`` for the same number of molecules
-(``bench/results/allatom_<N>.json``) if measured, else of its 216-molecule baseline
-(``bench/results/allatom.json``), on the same number of cores: all-atom LAMMPS and the tables
-use one core per MPI rank, the plugin ranks × ``threads_per_rank`` (LibTorch threads; on 2
-cores, 1 rank runs 2 threads). Prints a table, appends the run to ``bench/results/lammps.json``
-(``{"runs": [...]}``) and rows to the "LAMMPS CG" section of ``BENCHMARKS.md``.
+with the fastest all-atom run of ``bench/bench_allatom.py`` (``bench/results/allatom.json``) on
+the same number of cores, its atom-steps/s taken as independent of the box size: all-atom and
+the tables use one core per MPI rank, the plugin ranks × ``threads_per_rank`` (LibTorch
+threads; on 2 cores, 1 rank runs 2 threads). This benchmark uses a hand-made model at large
+box sizes (scaling); ``bench/bench_speedup.py`` measures the shipped models against all-atom
+side by side. Prints a table and appends the run to ``bench/results/lammps.json``
+(``{"runs": [...]}``).
 
 Usage: ``.venv/bin/python bench/bench_lammps.py [--beads 10000 100000] [--ranks 1 2]
 [--cases tables plugin-f32 plugin-f64]``.
@@ -51,10 +52,8 @@ from lammps_interface.run import run_deck, threads_per_rank
 from lammps_interface.tables import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 RESULTS = ROOT / "bench" / "results" / "lammps.json"
 ALLATOM = ROOT / "bench" / "results" / "allatom.json"
-SECTION = "## LAMMPS CG"
 #: CG time step of each case, fs: the stiff CH3–CH3 bond (σ ≈ 0.03 Å) limits free bonds to
 #: ~2 fs; with the bond constrained ("tables-shake") the soft non-bonded forces of 15-amu beads
 #: allow 5 fs (LJ time σ·sqrt(m/ε) ≈ 1.6 ps for CG ethane).
@@ -65,7 +64,6 @@ CASE_TIME_STEP_FS = {
     "plugin-f64": 2.0,
     "plugin-f32-shake": 5.0,
 }
-ALLATOM_TIME_STEP_FS = 1.0
 WARMUP_STEPS = 3
 _LOOP = re.compile(r"Loop time of ([\d.eE+-]+) on (\d+) procs for (\d+) steps with (\d+) atoms")
 
@@ -164,66 +162,18 @@ def run_case(case: str, n_beads: int, ranks: int, steps: int, device: str = "aut
     }
 
 
-def allatom_rate(cores: int, molecules: int) -> tuple[float | None, int | None]:
-    """All-atom atom-steps/s on ``cores`` (= MPI ranks) and the molecules it was measured with.
+def allatom_rate(cores: int) -> tuple[float | None, float | None]:
+    """Fastest all-atom run of ``bench/bench_allatom.py`` on ``cores``: its atom-steps/s and fs.
 
-    ``bench_allatom.py --molecules N`` results for the same number of molecules as the CG box
-    (``allatom_<N>.json``) when present, else the 216-molecule baseline (``allatom.json``,
-    atom-steps/s taken as size-independent).
+    Atom-steps/s is taken as independent of the box size (the CG box here is larger).
     """
-    for path in (ALLATOM.with_name(f"allatom_{molecules}.json"), ALLATOM):
-        if path.exists():
-            report = json.loads(path.read_text())
-            rows = [r for r in report["results"] if r["ranks"] == cores]
-            if rows:
-                n_molecules = report["system"]["n_atoms"] // 8
-                return max(r["atom_steps_per_s"] for r in rows), n_molecules
-    return None, None
-
-
-def append_markdown(report: dict) -> None:
-    """Add this run's rows to the "LAMMPS CG" table of BENCHMARKS.md."""
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    if SECTION not in text:
-        text = (
-            text.rstrip("\n")
-            + "\n\n"
-            + "\n".join(
-                [
-                    SECTION,
-                    "",
-                    "CG ethane (2 CH3 beads per molecule, 0.5495 g/cm³, 180 K, NVT, 2 fs; "
-                    "5 fs with the bond constrained for tables-shake) exported "
-                    "with `lammps_interface.export`, measured by `bench/bench_lammps.py` (also in "
-                    "`bench/results/lammps.json`). `tables`: pair + bond tables only; `plugin`: "
-                    "the same tables overlaid with a SchNet term (2 interactions, 32 features, 6 Å "
-                    "cutoff) in the cgtorch plugin. Speed-up per simulated ns over all-atom ethane "
-                    "(8 atoms/molecule, 1 fs, `## All-atom baseline`) on the same number of "
-                    "cores. "
-                    "`load` is the 1-minute load average at the start: the machine is shared, so "
-                    "with load above the core count the numbers are lower bounds.",
-                    "",
-                    "| date (UTC) | load | case | beads | MPI ranks | cores | steps | "
-                    "bead-steps/s | speed-up vs all-atom per ns |",
-                    "|---|---|---|---|---|---|---|---|---|",
-                ]
-            )
-            + "\n"
-        )
-    rows = []
-    for r in report["results"]:
-        speedup = "n/a" if r["speedup_vs_allatom"] is None else f"{r['speedup_vs_allatom']:.3g}"
-        rows.append(
-            f"| {report['date']} | {report['load_average_1min']} | {r['case']} | {r['beads']} "
-            f"| {r['ranks']} | {r['cores']} | {r['steps']} | {r['bead_steps_per_s']:.3g} "
-            f"| {speedup} |"
-        )
-    start = text.index(SECTION)
-    end = text.find("\n## ", start + len(SECTION))
-    end = len(text) if end < 0 else end + 1
-    section = text[start:end].rstrip("\n") + "\n" + "\n".join(rows) + "\n"
-    text = text[:start] + section + ("\n" + text[end:] if end < len(text) else "")
-    write_text_atomic(BENCHMARKS, text)
+    if not ALLATOM.exists():
+        return None, None
+    rows = [r for r in json.loads(ALLATOM.read_text())["results"] if r["cores"] == cores]
+    if not rows:
+        return None, None
+    best = max(rows, key=lambda r: r["ns_per_day"])
+    return best["atom_steps_per_s"], best["time_step_fs"]
 
 
 def main() -> None:
@@ -238,7 +188,6 @@ def main() -> None:
     )
     parser.add_argument("--table-steps", type=int, default=200, help="steps of table runs")
     parser.add_argument("--plugin-steps", type=int, default=10, help="steps of plugin runs")
-    parser.add_argument("--no-markdown", action="store_true", help="do not touch BENCHMARKS.md")
     args = parser.parse_args()
     report = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
@@ -255,12 +204,12 @@ def main() -> None:
             for ranks in args.ranks:
                 steps = args.table_steps if case.startswith("tables") else args.plugin_steps
                 result = run_case(case, n_beads, ranks, steps)
-                aa, result["allatom_molecules"] = allatom_rate(result["cores"], n_beads // 2)
+                aa, aa_time_step = allatom_rate(result["cores"])
                 result["speedup_vs_allatom"] = (
                     None
                     if aa is None
                     else (result["bead_steps_per_s"] / 2 * result["time_step_fs"])
-                    / (aa / 8 * ALLATOM_TIME_STEP_FS)
+                    / (aa / 8 * aa_time_step)
                 )
                 report["results"].append(result)
                 speed = result["speedup_vs_allatom"]
@@ -274,9 +223,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     runs = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
     write_text_atomic(RESULTS, json.dumps({"runs": [*runs, report]}, indent=2) + "\n")
-    if not args.no_markdown:
-        append_markdown(report)
-    print(f"wrote {RESULTS}" + ("" if args.no_markdown else f" and {BENCHMARKS}"))
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ from lammps_interface.tables import write_text_atomic
 from lammps_interface.torchscript import write_neural_term
 from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL
 
+#: eV/Å, default force below which ``export(pair_cutoff="auto")`` takes the pair force as zero
+PAIR_FORCE_TOLERANCE = 2.0e-3
+
 # --- the whole model: data file, tables, TorchScript, input deck ------------------------------
 
 #: File names inside an export directory.
@@ -172,6 +175,11 @@ def export(
     neural_dtype: torch.dtype | None = None,
     neural_device: str = "auto",
     skin: float = 2.0,
+    pair_cutoff: float | str | None = None,
+    pair_force_tolerance: float = PAIR_FORCE_TOLERANCE,
+    pair_table_style: str = "spline",
+    neighbor_every: int = 1,
+    neighbor_delay: int = 0,
     temperature: float | None = None,
     timestep: float = 2.0,
     steps: int = 10000,
@@ -218,6 +226,21 @@ def export(
         (ranks on a node share its GPUs round-robin), else the CPU.
     skin : float, default 2.0
         Å, neighbour skin (``neighbor`` command); the ghost shell is the cutoff + skin.
+    pair_cutoff : float or "auto", optional
+        Å, where the pair table ends (pairs farther apart feel no pair force). Default: the
+        pair terms' own cutoff. ``"auto"``: the smallest distance beyond which the summed pair
+        force of every bead-type pair stays below ``pair_force_tolerance``
+        (:func:`lammps_interface.tables.pair_force_range`). A shorter range is faster (fewer
+        neighbours) but drops the force tail, which moves the pressure.
+    pair_force_tolerance : float, default PAIR_FORCE_TOLERANCE
+        eV/Å, force taken as zero by ``pair_cutoff="auto"``.
+    pair_table_style : {"spline", "linear"}, default "spline"
+        How LAMMPS interpolates the pair table between its ``table_points`` points (``linear``
+        is cheaper per pair; with 2000 points both follow the model closely).
+    neighbor_every, neighbor_delay : int, default 1, 0
+        ``neigh_modify every N delay D check yes``: look every N steps (and not before D steps
+        after the last build) whether an atom moved half the skin; LAMMPS counts the builds
+        that came too late as "dangerous builds" in its log.
     temperature : float, optional
         K, default of the deck's ``temperature`` variable (override with ``-var temperature``);
         default the model's training temperature (:func:`ase_cg.model.reference_state`).
@@ -272,6 +295,15 @@ def export(
         raise InputError("velocities=True needs atoms that carry velocities")
     if ensemble not in ENSEMBLES:
         raise InputError(f"ensemble={ensemble!r}: the LAMMPS deck runs one of {list(ENSEMBLES)}")
+    if pair_table_style not in ("spline", "linear"):
+        raise InputError(
+            f"pair_table_style={pair_table_style!r}: LAMMPS tables here are 'spline' or 'linear'"
+        )
+    if int(neighbor_every) < 1 or int(neighbor_delay) < 0:
+        raise InputError(
+            f"neighbor_every={neighbor_every}, neighbor_delay={neighbor_delay}: need every >= 1 "
+            "and delay >= 0 (steps)"
+        )
     if neural_device not in NEURAL_DEVICES:
         raise InputError(
             f"neural_device={neural_device!r}: the cgtorch plugin runs on one of {NEURAL_DEVICES}"
@@ -311,7 +343,9 @@ def export(
     style_lines: list[str] = []
 
     # pair tables and pair styles
-    pair_cutoff = max((t.cutoff for t in terms["pair"]), default=0.0)
+    pair_cutoff = _pair_cutoff(
+        pair_cutoff, terms["pair"], n_types, float(table_inner), float(pair_force_tolerance)
+    )
     manybody = by_kind["manybody"][0] if by_kind["manybody"] else None
     combinations = [(a, b) for a in range(n_types) for b in range(a, n_types)]
     if terms["pair"]:
@@ -332,7 +366,7 @@ def export(
         glob = " ".join("0.5" if f == 0.0 else "1.0" for f in exclusion)
         style_lines += [
             f"special_bonds lj/coul {glob}",
-            f"pair_style hybrid/overlay table spline {n} cgtorch {NEURAL_FILE} "
+            f"pair_style hybrid/overlay table {pair_table_style} {n} cgtorch {NEURAL_FILE} "
             f"device {neural_device}",
         ]
         style_lines += [
@@ -345,7 +379,10 @@ def export(
             "pair_modify pair cgtorch special lj 1.0 1.0 1.0",
         ]
     elif terms["pair"]:
-        style_lines += [f"special_bonds lj/coul {excluded}", f"pair_style table spline {n}"]
+        style_lines += [
+            f"special_bonds lj/coul {excluded}",
+            f"pair_style table {pair_table_style} {n}",
+        ]
         style_lines += [
             f"pair_coeff {a + 1} {b + 1} {TABLE_FILES['pair']} {keys[(a, b)]} {pair_cutoff!r}"
             for a, b in combinations
@@ -390,6 +427,7 @@ def export(
         f"# bead types (LAMMPS atom types 1..{n_types}): {' '.join(names)}",
         "# energies kcal/mol, lengths Angstrom (model: eV, Angstrom; 1 eV = "
         f"{EV_TO_KCAL_PER_MOL!r} kcal/mol)",
+        f"# pair table cutoff {pair_cutoff!r} Angstrom",
         "units real",
         "atom_style molecular",
         "boundary p p p",
@@ -397,7 +435,7 @@ def export(
         f"read_data {DATA_FILE}",
         *style_lines,
         f"neighbor {float(skin)!r} bin",
-        "neigh_modify delay 0 every 1 check yes",
+        f"neigh_modify delay {int(neighbor_delay)} every {int(neighbor_every)} check yes",
         "",
     ]
     outputs["system"] = directory / SYSTEM_FILE
@@ -452,6 +490,27 @@ def export(
     outputs["deck"] = directory / DECK_FILE
     write_text_atomic(outputs["deck"], "\n".join(deck))
     return outputs
+
+
+def _pair_cutoff(
+    requested: float | str | None, terms, n_types: int, inner: float, tolerance: float
+) -> float:
+    """Å, end of the pair table: the terms' cutoff, a given value, or where the force vanishes."""
+    from lammps_interface.tables import pair_force_range
+
+    own = max((t.cutoff for t in terms), default=0.0)
+    if requested is None or not terms:
+        return own
+    if requested == "auto":
+        return pair_force_range(terms, n_types, tolerance, inner, own)
+    if isinstance(requested, str):
+        raise InputError(f"pair_cutoff={requested!r}: give a distance in Å or 'auto'")
+    if not inner < float(requested) <= own:
+        raise InputError(
+            f"pair_cutoff={requested!r} Å: it must lie above table_inner={inner} Å and at or "
+            f"below the pair terms' cutoff {own} Å"
+        )
+    return float(requested)
 
 
 def _template_bonded_types(model) -> dict[str, list[tuple[int, ...]]]:

@@ -151,6 +151,65 @@ def tabulate_terms(terms, kind: str, types: tuple[int, ...], x: np.ndarray) -> T
     )
 
 
+def force_range(table: Table, tolerance: float) -> float:
+    """Smallest grid point of ``table`` beyond which ``|F| < tolerance`` everywhere.
+
+    Parameters
+    ----------
+    table : Table
+        A pair table (grid ascending, Å).
+    tolerance : float, eV/Å
+        Force magnitude taken as zero; must be positive.
+
+    Returns
+    -------
+    float, Å
+        The grid point after the last one where ``|F| >= tolerance`` (the table's first point
+        if there is none, its last if the force is not small at the end).
+    """
+    if not tolerance > 0.0:
+        raise InputError(f"force tolerance {tolerance!r} eV/Å: it must be positive")
+    above = np.flatnonzero(np.abs(table.force) >= tolerance)
+    if above.size == 0:
+        return float(table.x[0])
+    return float(table.x[min(int(above[-1]) + 1, len(table.x) - 1)])
+
+
+def pair_force_range(
+    terms, n_types: int, tolerance: float, start: float, stop: float, spacing: float = 0.01
+) -> float:
+    """Smallest r beyond which the summed pair force of every bead-type pair stays below tolerance.
+
+    The pair terms are evaluated as the model evaluates them (:func:`tabulate_terms`) on a grid
+    of ``spacing`` from ``start`` to ``stop``; the result is the largest :func:`force_range` of
+    the bead-type combinations, so cutting the pair interaction there drops only forces smaller
+    than ``tolerance``.
+
+    Parameters
+    ----------
+    terms : list of EnergyTerm
+        Pair terms (kind ``"pair"``), float64.
+    n_types : int
+        Number of bead types.
+    tolerance : float, eV/Å
+    start, stop : float, Å
+        Range searched (``stop`` is normally the terms' cutoff).
+    spacing : float, default 0.01
+        Å, grid spacing (the resolution of the answer).
+
+    Returns
+    -------
+    float, Å
+    """
+    if not stop > start or not spacing > 0.0:
+        raise InputError(
+            f"pair force range: need stop > start and spacing > 0, got {start}, {stop}, {spacing}"
+        )
+    grid = np.linspace(start, stop, int(math.ceil((stop - start) / spacing)) + 1)
+    combinations = [(a, b) for a in range(n_types) for b in range(a, n_types)]
+    return max(force_range(tabulate_terms(terms, "pair", c, grid), tolerance) for c in combinations)
+
+
 def table_key(table: Table, bead_type_names: list[str]) -> str:
     """Section keyword of ``table`` in its file, e.g. ``CH3_CH3``."""
     return "_".join(bead_type_names[t] for t in table.types)

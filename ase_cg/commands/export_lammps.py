@@ -59,6 +59,32 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--skin", type=_args.nonnegative_float, default=2.0, help="neighbour skin, Å"
     )
     parser.add_argument(
+        "--pair-cutoff",
+        type=_pair_cutoff,
+        default=None,
+        help="end of the pair table, Å, or 'auto': where the summed pair force stays below "
+        "--pair-force-tolerance (faster; drops the force tail, which moves the pressure); "
+        "default: the pair terms' own cutoff",
+    )
+    parser.add_argument(
+        "--pair-force-tolerance",
+        type=_args.positive_float,
+        default=2.0e-3,
+        help="force taken as zero by --pair-cutoff auto, eV/Å",
+    )
+    parser.add_argument(
+        "--pair-table-style",
+        choices=["spline", "linear"],
+        default="spline",
+        help="LAMMPS interpolation of the pair table (linear is cheaper per pair)",
+    )
+    parser.add_argument(
+        "--neighbor-every", type=_args.positive_int, default=1, help="neigh_modify every N steps"
+    )
+    parser.add_argument(
+        "--neighbor-delay", type=_args.nonnegative_int, default=0, help="neigh_modify delay D steps"
+    )
+    parser.add_argument(
         "--temperature",
         type=_args.positive_float,
         default=None,
@@ -92,6 +118,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
+def _pair_cutoff(text: str) -> float | str:
+    """``--pair-cutoff``: ``auto`` or a positive distance in Å."""
+    return text if text == "auto" else _args.positive_float(text)
+
+
 def run(args: argparse.Namespace) -> int:
     """Call :func:`lammps_interface.export.export_lammps` and list the files written."""
     import torch
@@ -120,6 +151,11 @@ def run(args: argparse.Namespace) -> int:
         table_inner=args.table_inner,
         neural_dtype=None if args.neural_dtype is None else getattr(torch, args.neural_dtype),
         skin=args.skin,
+        pair_cutoff=args.pair_cutoff,
+        pair_force_tolerance=args.pair_force_tolerance,
+        pair_table_style=args.pair_table_style,
+        neighbor_every=args.neighbor_every,
+        neighbor_delay=args.neighbor_delay,
         temperature=args.temperature,
         timestep=args.time_step,
         steps=args.steps,

@@ -1,0 +1,148 @@
+"""CG against the best all-atom run, side by side in one run: ns/day and the ratio per case.
+
+For ``--molecules`` ethane molecules on ``--cores`` cores, measured one after the other:
+
+* all-atom OPLS-AA with bonds to H constrained at 2 fs: LAMMPS (SHAKE, PPPM) and GROMACS (LINCS,
+  PME; when ``gmx`` is on the PATH), :mod:`ase_cg.reference.speed`;
+* CG (2 beads per molecule, the same molecules, :mod:`_cg_runs`), the shipped models:
+
+  - ``tables 2 fs``: ``data/ethane_classical.pt`` exported with the export's defaults (pair
+    table to the model's 10 Å cutoff, 2 Å skin, spline interpolation), bonds free;
+  - ``tables 2 fs, tuned``: the same with :data:`TUNED` (pair cutoff where the fitted force
+    vanishes, linear table, ``table/omp``);
+  - ``tables SHAKE``: tuned, bond constrained, at the largest stable time step
+    (``bench/bench_timestep.py``);
+  - ``plugin 2 fs``: ``data/ethane_neural.pt`` (SchNet 2 interactions × 32 features, 7 Å, plus a
+    repulsion table and a bond) in the cgtorch plugin, float32, one rank with ``--cores``
+    LibTorch threads;
+  - ``plugin SHAKE``: the same, bond constrained, at its largest stable time step.
+
+Each case runs ``--repeat`` times (best kept). ns/day is per simulated time; the ratio is against
+the fastest all-atom run of this same invocation. Prints a markdown table and writes
+``bench/results/speedup.json`` (machine, date, command, load average of each run).
+
+Usage: ``python bench/bench_speedup.py --molecules 400 --cores 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+from _cg_runs import CLASSICAL, NEURAL, Case, machine, run, start_box, write_json
+from bench_allatom import measure
+
+RESULTS = Path(__file__).resolve().parent / "results" / "speedup.json"
+#: Export and run settings of the tuned table cases (each measured in BENCHMARKS.md).
+TUNED = {"pair_cutoff": "auto", "pair_table_style": "linear"}
+TUNED_SUFFIX = "omp"
+#: Largest stable constrained time steps, fs (bench/bench_timestep.py).
+TABLES_SHAKE_FS = 15.0
+PLUGIN_SHAKE_FS = 10.0
+
+
+def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple[Case, int]]:
+    """The CG cases and their timed steps."""
+    neural = {"neural_dtype": torch.float32}
+    return [
+        (Case("CG tables, 2 fs", str(CLASSICAL), 2.0), 10000),
+        (
+            Case(
+                "CG tables, 2 fs, tuned",
+                str(CLASSICAL),
+                2.0,
+                suffix=TUNED_SUFFIX,
+                export_options=TUNED,
+            ),
+            20000,
+        ),
+        (
+            Case(
+                f"CG tables, SHAKE, {tables_shake:g} fs, tuned",
+                str(CLASSICAL),
+                tables_shake,
+                constrain=True,
+                suffix=TUNED_SUFFIX,
+                export_options=TUNED,
+            ),
+            20000,
+        ),
+        (
+            Case(
+                "CG SchNet plugin 2×32, 2 fs",
+                str(NEURAL),
+                2.0,
+                threads=cores,
+                export_options=neural,
+            ),  # fmt: skip
+            200,
+        ),
+        (
+            Case(
+                f"CG SchNet plugin 2×32, SHAKE, {plugin_shake:g} fs",
+                str(NEURAL),
+                plugin_shake,
+                constrain=True,
+                threads=cores,
+                export_options=neural,
+            ),
+            200,
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--molecules", type=int, default=400)
+    parser.add_argument("--cores", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per case, best kept")
+    parser.add_argument("--tables-shake-fs", type=float, default=TABLES_SHAKE_FS)
+    parser.add_argument("--plugin-shake-fs", type=float, default=PLUGIN_SHAKE_FS)
+    parser.add_argument("--no-plugin", action="store_true", help="skip the plugin cases")
+    args = parser.parse_args()
+    report = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "n_molecules": args.molecules,
+        "cores": args.cores,
+    }
+    allatom = measure(args.molecules, args.cores, args.repeat, 1000, 4000)
+    atoms = start_box(args.molecules)
+    cg = []
+    for case, steps in cg_cases(args.cores, args.tables_shake_fs, args.plugin_shake_fs):
+        if args.no_plugin and "plugin" in case.name:
+            continue
+        runs = []
+        for _ in range(args.repeat):
+            load = round(os.getloadavg()[0], 2)
+            result = run(case, atoms, steps, warmup=10)
+            if "failed" in result:
+                raise SystemExit(f"{case.name} failed: {result['failed']}")
+            result["load_average_1min"] = load
+            runs.append(result)
+            print(f"{case.name}: {result['ns_per_day']:.1f} ns/day (load {load})", flush=True)
+        cg.append(max(runs, key=lambda r: r["ns_per_day"]))
+    fastest = max(allatom, key=lambda r: r["ns_per_day"])
+    report["allatom"], report["cg"] = allatom, cg
+    report["baseline"] = fastest["label"]
+    print(
+        f"\n{args.molecules} ethane molecules, {args.cores} core(s); baseline: {fastest['label']}"
+    )
+    print("| run | particles | ns/day | vs best all-atom |")
+    print("|---|---:|---:|---:|")
+    for name, key, rows in (("label", "n_atoms", allatom), ("case", "beads", cg)):
+        for r in rows:
+            r["vs_best_allatom"] = r["ns_per_day"] / fastest["ns_per_day"]
+            print(f"| {r[name]} | {r[key]} | {r['ns_per_day']:.1f} | {r['vs_best_allatom']:.2f} |")
+    write_json(RESULTS, json.dumps(report, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
