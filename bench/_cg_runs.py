@@ -111,7 +111,7 @@ def start_box(n_molecules: int, seed: int = 1):
         return read_h5md(run_deck(tmp, variables={"seed": str(seed)})["h5md"])[-1]
 
 
-def _deck(case: Case, constraint: str, steps: int, warmup: int, thermo: int) -> str:
+def _deck(case: Case, constraint: str, steps: int, warmup: int, thermo: int, settle: int) -> str:
     nvt = f"fix integrate all nvt temp {TEMPERATURE} {TEMPERATURE} {100 * case.time_step}"
     lines = [
         "include system.in",
@@ -121,7 +121,7 @@ def _deck(case: Case, constraint: str, steps: int, warmup: int, thermo: int) -> 
         "timestep 2.0",
         "thermo_style custom step temp pe ke etotal press",
         "thermo 1000",
-        f"run {SETTLE_STEPS}",
+        f"run {settle}",
         "unfix integrate",
     ]
     if constraint:
@@ -145,9 +145,19 @@ def _deck(case: Case, constraint: str, steps: int, warmup: int, thermo: int) -> 
 
 
 def run(
-    case: Case, atoms, steps: int, *, warmup: int = 10, thermo: int = 0, keep: Path | None = None
+    case: Case,
+    atoms,
+    steps: int,
+    *,
+    warmup: int = 10,
+    thermo: int = 0,
+    settle: int = SETTLE_STEPS,
+    keep: Path | None = None,
 ) -> dict:
     """Export ``case`` with the start box ``atoms``, run it, return its numbers.
+
+    ``settle`` steps of 2 fs NVT come first, then ``warmup`` and the timed ``steps`` at the
+    case's time step (thermo every ``thermo`` steps if given).
 
     Returns
     -------
@@ -179,7 +189,9 @@ def run(
             "",
         )
         cutoff = re.search(r"# pair table cutoff (\S+)", (folder / "system.in").read_text())
-        (folder / "in.bench").write_text(_deck(case, constraint, steps, warmup, thermo or steps))
+        (folder / "in.bench").write_text(
+            _deck(case, constraint, steps, warmup, thermo or steps, settle)
+        )
         env = lammps_plugin_env() if "cgtorch" in (folder / "system.in").read_text() else None
         env = dict(env or _lammps_env())
         env["OMP_NUM_THREADS"] = str(case.threads)

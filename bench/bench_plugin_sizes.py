@@ -85,7 +85,7 @@ def main() -> None:
             export_options={"neural_dtype": torch.float32},
         )
         load_average = round(os.getloadavg()[0], 2)
-        result = run(case, atoms, args.steps, warmup=5)
+        result = run(case, atoms, args.steps, warmup=5, settle=20)
         if "failed" in result:
             raise SystemExit(f"{case.name} failed: {result['failed']}")
         result.update(

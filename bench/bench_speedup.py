@@ -12,6 +12,8 @@ For ``--molecules`` ethane molecules on ``--cores`` cores, measured one after th
     vanishes, linear table, ``table/omp``);
   - ``tables SHAKE``: tuned, bond constrained, at the largest stable time step
     (``bench/bench_timestep.py``);
+
+  the table cases run on ``--cores`` MPI ranks;
   - ``plugin 2 fs``: ``data/ethane_neural.pt`` (SchNet 2 interactions × 32 features, 7 Å, plus a
     repulsion table and a bond) in the cgtorch plugin, float32, one rank with ``--cores``
     LibTorch threads;
@@ -50,12 +52,13 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
     """The CG cases and their timed steps."""
     neural = {"neural_dtype": torch.float32}
     return [
-        (Case("CG tables, 2 fs", str(CLASSICAL), 2.0), 10000),
+        (Case("CG tables, 2 fs", str(CLASSICAL), 2.0, ranks=cores), 10000),
         (
             Case(
                 "CG tables, 2 fs, tuned",
                 str(CLASSICAL),
                 2.0,
+                ranks=cores,
                 suffix=TUNED_SUFFIX,
                 export_options=TUNED,
             ),
@@ -67,6 +70,7 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
                 str(CLASSICAL),
                 tables_shake,
                 constrain=True,
+                ranks=cores,
                 suffix=TUNED_SUFFIX,
                 export_options=TUNED,
             ),
@@ -80,7 +84,7 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
                 threads=cores,
                 export_options=neural,
             ),  # fmt: skip
-            200,
+            60,
         ),
         (
             Case(
@@ -91,7 +95,7 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
                 threads=cores,
                 export_options=neural,
             ),
-            200,
+            60,
         ),
     ]
 
@@ -121,7 +125,8 @@ def main() -> None:
         runs = []
         for _ in range(args.repeat):
             load = round(os.getloadavg()[0], 2)
-            result = run(case, atoms, steps, warmup=10)
+            settle = 20 if "plugin" in case.name else 200  # the start box is equilibrated
+            result = run(case, atoms, steps, warmup=10, settle=settle)
             if "failed" in result:
                 raise SystemExit(f"{case.name} failed: {result['failed']}")
             result["load_average_1min"] = load

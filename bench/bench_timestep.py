@@ -9,7 +9,7 @@ For each time step: the shipped model exported with the given settings
 
 A time step is stable if ``|drift| <= --drift-limit`` and the NVT mean temperature is within
 ``--temperature-limit`` (relative) of the target; the largest stable one is printed and saved
-with the scan in ``bench/results/timestep.json``.
+with the scan in ``bench/results/timestep_<model file name>.json``.
 
 Usage: ``python bench/bench_timestep.py [--model data/ethane_classical.pt] [--molecules 400]
 [--time-steps 2 5 10 15 20 25] [--ps 50]``.
@@ -36,7 +36,7 @@ from _cg_runs import (
     write_json,
 )
 
-RESULTS = Path(__file__).resolve().parent / "results" / "timestep.json"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def scan(model_path, n_molecules, time_steps, ps, threads, options) -> list[dict]:
@@ -117,8 +117,9 @@ def main() -> None:
         "scan": rows,
         "largest_stable_time_step_fs": largest,
     }
-    write_json(RESULTS, json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    path = RESULTS / f"timestep_{Path(args.model).stem}.json"
+    write_json(path, json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 def _cutoff(text: str):
