@@ -1375,6 +1375,54 @@ def _density_section(folder, observed) -> tuple[dict, list]:
     return metrics, sections
 
 
+def _pressures(frames) -> np.ndarray | None:
+    """Per-frame pressure (bar) stored with a trajectory (``observables/pressure``), or None."""
+    if "pressure" not in getattr(frames, "observable_names", ()):
+        return None
+    return np.asarray(frames.observable("pressure")) / units.bar
+
+
+def _block_error(values: np.ndarray, n_blocks: int = 5) -> float:
+    """Standard error of the mean of a correlated series from ``n_blocks`` block means."""
+    if len(values) < n_blocks:
+        return float("nan")
+    means = [block.mean() for block in np.array_split(values, n_blocks)]
+    return float(np.std(means, ddof=1) / np.sqrt(n_blocks))
+
+
+def _pressure_section(pressures: dict) -> tuple[dict, list]:
+    """Pressure metrics and table of :func:`compare` (when both runs store their pressure)."""
+    missing = [side for side, values in pressures.items() if values is None]
+    if missing:
+        reason = (
+            f"no observables/pressure in the {' and '.join(missing)} trajectory (ase-cg "
+            "reference and ase-cg simulate store it; ase-cg reference --add-pressure FILE adds "
+            "it to an older reference)"
+        )
+        return {"pressure": {"skipped": reason}}, [Section("Pressure", reason, [], [])]
+    p = pressures
+    metrics = {
+        "reference_bar": float(p["reference"].mean()),
+        "reference_error_bar": _block_error(p["reference"]),
+        "cg_bar": float(p["cg"].mean()),
+        "cg_error_bar": _block_error(p["cg"]),
+        "difference_bar": float(p["cg"].mean() - p["reference"].mean()),
+    }
+    table = Table(
+        ["", "mean (bar)", "standard error (bar, 5 blocks)"],
+        [
+            [AA_LABEL, metrics["reference_bar"], metrics["reference_error_bar"]],
+            [CG_LABEL, metrics["cg_bar"], metrics["cg_error_bar"]],
+            ["difference (CG − AA)", metrics["difference_bar"], None],
+        ],
+    )
+    text = (
+        "Mean pressure (kinetic + virial) of the stored frames; for an NVT CG run at the "
+        "reference's volume the two should agree (ase-cg refine corrects it)."
+    )
+    return {"pressure": metrics}, [Section("Pressure", text, [table], [])]
+
+
 def _diffusion_section(folder, observed, fit_range_fs) -> tuple[dict, list]:
     """MSD, diffusion coefficients, table and figure of :func:`compare`."""
     metrics, sections = {}, []
@@ -1487,6 +1535,17 @@ def _summary_section(metrics, inputs) -> Section:
             d["relative_difference"],
         ]
     )
+    if "cg_bar" in metrics["pressure"]:
+        pr = metrics["pressure"]
+        summary_rows.append(
+            [
+                "pressure (bar)",
+                pm(pr["reference_bar"], pr["reference_error_bar"]),
+                pm(pr["cg_bar"], pr["cg_error_bar"]),
+                "CG − AA (bar)",
+                pr["difference_bar"],
+            ]
+        )
     if "ratio" in metrics["diffusion"]:
         dm = metrics["diffusion"]
         summary_rows.append(
@@ -1544,6 +1603,8 @@ def compare(
     - bond, angle and dihedral distributions per type (from the mapping's topology, else from
       the bonds stored in the H5MD files), compared by :func:`jensen_shannon` on common bins;
     - density per frame (mean, standard deviation, relative difference);
+    - pressure, when both trajectories store it (``observables/pressure``: mean, block error,
+      difference);
     - MSD of molecule centres of mass (of beads for one-bead molecules), diffusion coefficient
       by :func:`diffusion_coefficient`, and the ratio D_CG / D_AA.
 
@@ -1599,6 +1660,9 @@ def compare(
           ``mean_*`` and ``std_*`` (Å or degrees), or ``only_in`` when one side lacks it;
         - ``"density"``: ``reference_g_cm3``, ``cg_g_cm3``, their ``*_std_g_cm3``,
           ``relative_difference`` (CG/AA − 1);
+        - ``"pressure"``: when both trajectories store ``observables/pressure``:
+          ``reference_bar``, ``cg_bar``, their block ``*_error_bar``, ``difference_bar``;
+          else ``skipped`` with the reason;
         - ``"diffusion"``: ``reference_cm2_s``, ``cg_cm2_s``, ``*_A2_fs``, ``ratio``
           (D_CG / D_AA), ``*_fit_range_fs``, ``of`` (molecule centres of mass or beads), or
           ``skipped`` with the reason;
@@ -1663,6 +1727,7 @@ def compare(
             r_max = min(COMPARE_R_MAX, 0.98 * largest)
         if n_bins is None:
             n_bins = max(1, int(round(r_max / COMPARE_BIN_WIDTH)))
+        pressures = {side: _pressures(frames) for side, frames in sides.items()}
         observed = {}
         for side, frames in sides.items():
             label = "reference" if side == "reference" else "CG"
@@ -1693,6 +1758,7 @@ def compare(
             {"bonds": bond_bins, "angles": angle_bins, "dihedrals": dihedral_bins},
         ),
         _density_section(folder, observed),
+        _pressure_section(pressures),
         _diffusion_section(folder, observed, fit_range_fs),
     ):
         metrics.update(part)

@@ -587,9 +587,11 @@ def _write_demo_report(folder: Path, **kw) -> dict:
         verdicts[name] = verdict
         diffusion = comparison.get("diffusion", {}) or {}
         summary = summaries[name]
+        pressure = comparison.get("pressure", {}) or {}
         verdict_rows.append([
             name, verdict, worst_rdf, worst_bond, diffusion.get("ratio"),
-            summary["temperature_K"], summary["thermostat"], f"[report](compare/{name}/index.md)",
+            pressure.get("difference_bar"), summary["temperature_K"], summary["thermostat"],
+            f"[report](compare/{name}/index.md)",
         ])  # fmt: skip
     verdict_table = Table(
         [
@@ -598,6 +600,7 @@ def _write_demo_report(folder: Path, **kw) -> dict:
             "RDF max abs Δg",
             "bond JS (nats)",
             "D_CG / D_AA",
+            "P_CG − P_AA (bar)",
             "T (K)",
             "thermostat",
             "details",

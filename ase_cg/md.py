@@ -580,10 +580,12 @@ class _Monitor:
         self.samples["temperature"].append(atoms.get_temperature())
         self.samples["energy"].append(energy)
         self.samples["total"].append(total)
+        observables = None
         if self.periodic:
             self.samples["density"].append(density_of(atoms))
-            stress = atoms.get_stress(include_ideal_gas=True)
-            self.samples["pressure"].append(-stress[:3].mean() / units.bar)
+            tensor = -atoms.get_stress(voigt=False, include_ideal_gas=True)  # Σmv⊗v/V + virial
+            self.samples["pressure"].append(np.trace(tensor) / 3.0 / units.bar)
+            observables = {"pressure": np.trace(tensor) / 3.0, "pressure_tensor": tensor}
         if self.writer is not None:
             self.writer.append(
                 atoms.positions,
@@ -593,6 +595,7 @@ class _Monitor:
                 step=self.dyn.nsteps,
                 time=self.dyn.nsteps * self.dyn.dt / units.fs,
                 energy=energy,
+                observables=observables,
             )
 
     def __call__(self) -> None:
@@ -1011,7 +1014,9 @@ def simulate(
         (:func:`ase_cg.model.reference_state`).
     output : path
         H5MD trajectory written frame by frame (root attribute ``complete`` False until the
-        run ends); never one of the inputs.
+        run ends); never one of the inputs. Periodic runs store each frame's pressure
+        (kinetic + virial) in ``observables/pressure`` (LAMMPS: its thermo value at that step,
+        when the log covers every frame; ASE: also the tensor, ``observables/pressure_tensor``).
     ensemble, temperature, pressure, time_step_fs, steps, thermostat, friction, interval,
     constrain_bonds,
     seed, progress
@@ -1306,8 +1311,16 @@ def _simulate_lammps(
         raise _lammps_blow_up(failure, directory, output) from failure
     wall = time.perf_counter() - start
     thermo = _read_thermo(outputs["log"])
+    from ase_cg.io import write_observables
+
     with H5MDTrajectory(output) as trajectory:
-        n_frames = trajectory.n_frames
+        n_frames, frame_steps = trajectory.n_frames, trajectory.steps
+    # thermo and dump share their interval: each frame gets the pressure LAMMPS printed for it
+    # (a resumed run's log starts at the resume step: then its earlier frames have none)
+    rows = {int(step): k for k, step in enumerate(thermo["step"])}
+    if all(int(step) in rows for step in frame_steps):
+        pressures = thermo["pressure"][[rows[int(step)] for step in frame_steps]] * units.bar
+        write_observables(output, {"pressure": pressures})
     run_steps = steps - first_step
     simulated_ps = run_steps * time_step_fs / 1000.0
     total = thermo.get("total", np.array([np.nan]))

@@ -10,7 +10,7 @@ from ase_cg.commands import add_trajectory_options, trajectory_options
 NAME = "compare"
 HELP = (
     "Compare a CG trajectory with the all-atom reference (RDFs, bonded distributions, density, "
-    "diffusion) and write a Markdown + PNG report."
+    "pressure, diffusion) and write a Markdown + PNG report."
 )
 
 
@@ -112,6 +112,12 @@ def run(args: argparse.Namespace) -> int:
     lines.append(
         f"  density: {density['reference_g_cm3']:.4f} (AA) vs {density['cg_g_cm3']:.4f} (CG) g/cm³"
     )
+    pressure = metrics["pressure"]
+    if "cg_bar" in pressure:
+        lines.append(
+            f"  pressure: {pressure['reference_bar']:.0f} ± {pressure['reference_error_bar']:.0f}"
+            f" (AA) vs {pressure['cg_bar']:.0f} ± {pressure['cg_error_bar']:.0f} (CG) bar"
+        )
     if "ratio" in metrics["diffusion"]:
         diffusion = metrics["diffusion"]
         lines.append(
