@@ -14,7 +14,6 @@ import pytest
 import torch
 from ase import Atoms
 
-from ase_cg.calculator import CGCalculator
 from ase_cg.errors import InputError
 from ase_cg.io import read_h5md
 from ase_cg.mapping import CGMapping
@@ -22,6 +21,7 @@ from ase_cg.md import build_cg_box
 from ase_cg.potentials import CGModel, HarmonicAngles, HarmonicBonds, Repulsion
 from ase_cg.potentials.classical import DihedralSpline, PairSpline
 from ase_cg.potentials.neural import NeuralPotential
+from ase_cg.testing import calculator_results
 from lammps_interface import export
 from lammps_interface.run import evaluate, run_deck
 from lammps_interface.units import EV_TO_KCAL_PER_MOL
@@ -51,14 +51,6 @@ def neural_term(n_types: int = 1) -> NeuralPotential:
         for parameter in term.parameters():
             parameter.add_(0.1 * torch.randn_like(parameter))
     return term
-
-
-def reference(model, atoms):
-    """Energy (eV), forces (eV/Å), virial W = −σV (eV) from CGCalculator."""
-    atoms = atoms.copy()
-    atoms.calc = CGCalculator(model)
-    virial = -atoms.get_stress(voigt=False) * atoms.get_volume()
-    return atoms.get_potential_energy(), atoms.get_forces(), virial
 
 
 def assert_same(lmp, ref, rtol=1e-6):
@@ -93,7 +85,7 @@ def test_classical_model_tables_equal_calculator(tmp_path):
     text = files["system"].read_text()
     assert "cgtorch" not in text  # no neural code in a classical run
     assert "special_bonds lj/coul 0.0 0.0 0.0" in text
-    assert_same(evaluate(files["system"]), reference(model, atoms))
+    assert_same(evaluate(files["system"]), calculator_results(model, atoms))
 
 
 def test_neural_model_plugin_equals_calculator(neural):
@@ -102,7 +94,7 @@ def test_neural_model_plugin_equals_calculator(neural):
     assert "pair_style hybrid/overlay table" in text and "cgtorch cgtorch.pt" in text
     # features cross rank boundaries layer by layer: the default ghost shell (cutoff + skin)
     assert "comm_modify" not in text
-    assert_same(evaluate(files["system"]), reference(model, atoms))
+    assert_same(evaluate(files["system"]), calculator_results(model, atoms))
 
 
 @pytest.mark.mpi
@@ -138,7 +130,7 @@ def test_angles_and_dihedrals_equal_calculator(tmp_path):
     atoms = build_cg_box(model, 40, 0.6, seed=2)
     files = export(model, tmp_path, atoms=atoms, temperature=180.0)
     assert {"bond_table", "angle_table", "dihedral_table"} <= set(files)
-    assert_same(evaluate(files["system"]), reference(model, atoms))
+    assert_same(evaluate(files["system"]), calculator_results(model, atoms))
 
 
 def test_export_refuses_two_manybody_terms(tmp_path):
@@ -198,7 +190,7 @@ def test_triclinic_box_without_bonds_equals_calculator(tmp_path, neural):
     files = export(model, tmp_path, atoms=atoms, temperature=180.0)
     assert "xy xz yz" in files["data"].read_text()
     one_rank = evaluate(files["system"])
-    assert_same(one_rank, reference(model, atoms))
+    assert_same(one_rank, calculator_results(model, atoms))
     if neural:  # features cross the tilted subdomain boundary between the two layers
         two_ranks = evaluate(files["system"], ranks=2)
         assert (
