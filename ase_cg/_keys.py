@@ -1,4 +1,4 @@
-"""Keys shared between data, models and trainer (one place, STYLE.md rule 1).
+"""Keys shared between data, models and trainer, in one place.
 
 Each constant is a key of a batch ``dict[str, torch.Tensor]`` or of an ``ase.Atoms`` array.
 The comment above each gives ``(shape) | meaning | unit``. A batch holds one or more CG systems

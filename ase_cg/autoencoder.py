@@ -4,8 +4,8 @@ Given an all-atom trajectory with forces, learn per molecule type which atoms fo
 together with a decoder and a small CG potential, and return the result as an ordinary
 :class:`~ase_cg.mapping.CGMapping` (same JSON as hand-made mappings).
 
-Physics (DESIGN.md, "Physics")
-------------------------------
+Physics
+-------
 Per molecule type an encoder holds assignment logits :math:`\theta` of shape
 ``(n_atoms_in_molecule, n_beads)``. Each training step draws a Gumbel-softmax assignment
 

@@ -24,6 +24,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from ase_cg import _keys as K
 from ase_cg.errors import ASECGError, InputError
+from ase_cg.neighbors import closest_pair
 from ase_cg.potentials import CGModel, NeuralPotential, make_batch
 
 _TOPOLOGY_ARRAYS = (K.BEAD_TYPE, K.MOL_ID)
@@ -251,10 +252,9 @@ class CGCalculator(Calculator):
         ]
         if not what:
             return
-        from ase_cg.md import _closest_pair
 
         self.results = {}
-        pair = _closest_pair(positions, cell, periodic, 1.0)
+        pair = closest_pair(positions, cell, periodic, 1.0)
         if pair is not None:
             i, j, distance = pair
             raise NonFiniteResultError(

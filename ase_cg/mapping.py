@@ -4,8 +4,8 @@ A :class:`CGMapping` holds one or several molecule *types*. Each type is a templ
 (:class:`ase.Atoms`: species, positions, masses, and its bonds) with ``groups``: for every bead the
 template atom indices it contains (each atom in at most one bead; atoms in no bead are dropped).
 
-Physics (DESIGN.md, "Physics")
-------------------------------
+Physics
+-------
 The bead positions are a linear map of the atom positions,
 
 .. math::

@@ -36,7 +36,7 @@ from ase.geometry import find_mic
 from ase_cg import _keys as K
 from ase_cg.errors import ASECGError, InputError
 from ase_cg.model import reference_state
-from ase_cg.neighbors import neighbor_pairs
+from ase_cg.neighbors import closest_pair, neighbor_pairs
 from lammps_interface.units import ATM_TO_BAR
 
 #: grams per amu (CODATA, from ASE) for densities in g/cm³
@@ -461,39 +461,6 @@ def _thermostat_name(ensemble: str, thermostat: str, constrained: bool) -> str:
     return thermostat
 
 
-def _closest_pair(
-    positions: np.ndarray, cell: np.ndarray, periodic: bool, threshold: float
-) -> tuple[int, int, float] | None:
-    """The closest pair of beads ``(i, j, distance)`` if one is closer than ``threshold``.
-
-    A k-d tree for orthorhombic and open boxes (fast for the small threshold), vesin otherwise.
-    """
-    orthorhombic = not periodic or np.allclose(cell, np.diag(np.diag(cell)))
-    if orthorhombic:
-        from scipy.spatial import cKDTree
-
-        if periodic:
-            box = np.diag(cell).copy()
-            tree = cKDTree(np.mod(positions, box) % box, boxsize=box)
-        else:
-            tree = cKDTree(positions)
-        pairs = tree.query_pairs(threshold, output_type="ndarray")
-        if len(pairs) == 0:
-            return None
-        i, j = pairs[:, 0], pairs[:, 1]
-        d = positions[j] - positions[i]
-        if periodic:
-            d -= np.round(d / box) * box
-        distances = np.linalg.norm(d, axis=1)
-    else:
-        i, j, shifts = neighbor_pairs(positions, cell, True, threshold)
-        if len(i) == 0:
-            return None
-        distances = np.linalg.norm(positions[j] - positions[i] + shifts @ cell, axis=1)
-    k = int(np.argmin(distances))
-    return int(i[k]), int(j[k]), float(distances[k])
-
-
 class _Monitor:
     """Per-step blow-up checks, averages, trajectory frames and the progress bar."""
 
@@ -549,7 +516,7 @@ class _Monitor:
         bad = ~np.isfinite(forces).all(axis=1)
         if bad.any():
             self._fail("has a non-finite force", int(np.flatnonzero(bad)[0]))
-        pair = _closest_pair(positions, atoms.cell.array, self.periodic, self.min_distance)
+        pair = closest_pair(positions, atoms.cell.array, self.periodic, self.min_distance)
         if pair is not None:
             self._fail(
                 f"is {pair[2]:.3f} Å from bead {pair[1]} (closer than {self.min_distance} Å)",

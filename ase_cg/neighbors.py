@@ -1,7 +1,7 @@
 """Periodic neighbour lists for CG beads (O(N) cell lists from vesin).
 
 vesin is used rather than ASE's ``neighbor_list`` because it is ~100× faster for the sizes of a
-CG liquid (ENV.md: 3 ms vs 331 ms for 1 000 beads at 8 Å).
+CG liquid (measured: 3 ms vs 331 ms for 1 000 beads at 8 Å).
 """
 
 from __future__ import annotations
@@ -46,3 +46,36 @@ def neighbor_pairs(
         points=positions, box=box, periodic=bool(pbc), quantities="ijS"
     )
     return pair_i.astype(np.int64), pair_j.astype(np.int64), shifts.astype(np.int64)
+
+
+def closest_pair(
+    positions: np.ndarray, cell: np.ndarray, periodic: bool, threshold: float
+) -> tuple[int, int, float] | None:
+    """The closest pair of beads ``(i, j, distance)`` if one is closer than ``threshold``.
+
+    A k-d tree for orthorhombic and open boxes (fast for the small threshold), vesin otherwise.
+    """
+    orthorhombic = not periodic or np.allclose(cell, np.diag(np.diag(cell)))
+    if orthorhombic:
+        from scipy.spatial import cKDTree
+
+        if periodic:
+            box = np.diag(cell).copy()
+            tree = cKDTree(np.mod(positions, box) % box, boxsize=box)
+        else:
+            tree = cKDTree(positions)
+        pairs = tree.query_pairs(threshold, output_type="ndarray")
+        if len(pairs) == 0:
+            return None
+        i, j = pairs[:, 0], pairs[:, 1]
+        d = positions[j] - positions[i]
+        if periodic:
+            d -= np.round(d / box) * box
+        distances = np.linalg.norm(d, axis=1)
+    else:
+        i, j, shifts = neighbor_pairs(positions, cell, True, threshold)
+        if len(i) == 0:
+            return None
+        distances = np.linalg.norm(positions[j] - positions[i] + shifts @ cell, axis=1)
+    k = int(np.argmin(distances))
+    return int(i[k]), int(j[k]), float(distances[k])

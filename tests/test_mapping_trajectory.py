@@ -117,7 +117,7 @@ def test_map_trajectory_refuses_a_cg_input(tmp_path, rng):
 
 
 def test_shipped_reference_maps_to_the_measured_cg_bond(data_dir):
-    """The OPLS-AA ethane reference mapped to CH3 beads: bond 1.688 ± 0.027 Å (ENV.md)."""
+    """The OPLS-AA ethane reference mapped to CH3 beads: bond 1.688 ± 0.027 Å (as measured)."""
     reference = data_dir / "ethane_aa.h5"
     if not reference.exists():
         pytest.skip("data/ethane_aa.h5 is not in this checkout")

@@ -33,7 +33,7 @@ def import_schnetpack():
     """``import schnetpack``, working around its import failure on torch ≥ 2.13.
 
     schnetpack 2.1.1 imports ``T_co`` from ``torch.utils.data.dataloader``, which torch 2.13 no
-    longer defines (ENV.md); the name is restored on that module if it is missing (the fix
+    longer defines; the name is restored on that module if it is missing (the fix
     upstream made). Raises ``ImportError`` if schnetpack is not installed.
     """
     import typing
