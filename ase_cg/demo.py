@@ -460,7 +460,7 @@ def _plan_runs(sizes: DemoSizes, lammps: bool, notes: list[str]) -> dict[str, di
 
 def _run_md(runs, models, start, work, sizes, device, ranks, seed, progress, stream) -> dict:
     """Run each CG MD from the last mapped reference frame; MD summaries with CPU times."""
-    from ase_cg.md import simulate
+    from ase_cg.pipeline import simulate
 
     summaries = {}
     for name, run in runs.items():

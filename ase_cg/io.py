@@ -148,7 +148,7 @@ def _open_h5(path: Path) -> h5py.File:
 MAX_COORDINATE = 1e6
 
 
-def _check_coordinates(positions: np.ndarray, where: str, frame_of) -> None:
+def check_coordinates(positions: np.ndarray, where: str, frame_of) -> None:
     """Refuse positions (n, n_atoms, 3), Å, with a coordinate beyond ±:data:`MAX_COORDINATE`;
     the message names the frame (``frame_of(i)`` of the i-th of the n) and the atom."""
     bad = np.abs(positions) > MAX_COORDINATE
@@ -860,7 +860,7 @@ class H5MDTrajectory:
         data = data * self._factor[_VECTORS[name]]
         self._check_finite(data, full, selection)
         if name == "position":
-            _check_coordinates(
+            check_coordinates(
                 data.reshape(-1, self.n_atoms, 3),
                 f"{self._where(full)}: frame",
                 lambda i: self._frame_number(selection, i),
@@ -1578,7 +1578,7 @@ class H5MDWriter:
             atom = int(np.argwhere(~np.isfinite(array))[0, 0])
             raise InputError(f"{self.path}: frame {frame}: {name} of atom {atom} are not finite.")
         if name == "positions":
-            _check_coordinates(array[None], f"{self.path}: frame", lambda _: frame)
+            check_coordinates(array[None], f"{self.path}: frame", lambda _: frame)
         return array
 
     def append_atoms(self, atoms) -> None:

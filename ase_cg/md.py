@@ -4,17 +4,19 @@
   each molecule is its template (from the model's mapping) mapped to beads, randomly oriented,
   centred on a random site of a cubic lattice, and re-oriented until no two beads of different
   molecules are closer than a threshold.
+* :func:`read_start` reads a start frame (a CG frame as it is, an all-atom one mapped), and
+  :func:`repeat_molecules` replicates a box.
 * :func:`run_md` runs Bussi (stochastic velocity rescaling, the default, which keeps the
   dynamics and so the diffusion) or Langevin NVT, velocity Verlet (NVE) or isotropic MTK (NPT)
-  dynamics
-  with a :class:`~ase_cg.calculator.CGCalculator`, optional bond constraints (ASE's
+  dynamics with a :class:`~ase_cg.calculator.CGCalculator`, optional bond constraints (ASE's
   :class:`~ase.constraints.FixBondLengths`, RATTLE), a progress bar with ns/day, H5MD output
   (:class:`ase_cg.io.H5MDWriter`) and checks after every step that stop the run with a
   :class:`MDBlowUpError` naming the step and the bead (non-finite positions or forces, beads
   closer than ``min_distance``, a jump of the total energy). The frames written before a
   blow-up stay in a valid file.
-* :func:`simulate` is what ``ase-cg simulate`` calls: model file + start structure (or a new
-  box) → a run with the ASE engine or with LAMMPS.
+
+Choosing between this ASE engine and LAMMPS (:mod:`lammps_interface.engine`) is
+:func:`ase_cg.pipeline.simulate`'s, which ``ase-cg simulate`` calls.
 
 Units at this interface: temperatures in K, pressures in bar, time step in fs, friction in
 1/fs, densities in g/cm³; inside, everything is ASE's (Å, eV, amu, ASE time).
@@ -22,7 +24,6 @@ Units at this interface: temperatures in K, pressures in bar, time step in fs, f
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -35,9 +36,7 @@ from ase.geometry import find_mic
 
 from ase_cg import _keys as K
 from ase_cg.errors import ASECGError, InputError
-from ase_cg.model import reference_state
 from ase_cg.neighbors import closest_pair, neighbor_pairs
-from lammps_interface.units import ATM_TO_BAR
 
 #: grams per amu (CODATA, from ASE) for densities in g/cm³
 _GRAMS_PER_AMU = units._amu * 1e3
@@ -45,7 +44,6 @@ _ANGSTROM3_PER_CM3 = 1e24
 ENSEMBLES = ("nvt", "nve", "npt")
 #: NVT thermostats of the ASE engine (the first is the default)
 THERMOSTATS = ("bussi", "langevin")
-ENGINES = ("ase", "lammps")
 
 
 class MDBlowUpError(ASECGError, RuntimeError):
@@ -816,7 +814,7 @@ def _summarise(
     )
 
 
-def _read_start(path: Path, frame: int, model) -> Atoms:
+def read_start(path: Path, frame: int, model) -> Atoms:
     """One frame of ``path`` as CG atoms (all-atom frames are mapped with the model's mapping)."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such start structure")
@@ -839,9 +837,9 @@ def _read_start(path: Path, frame: int, model) -> Atoms:
             raise InputError(
                 f"{path}: cannot read a structure from it ({type(error).__name__}: {error})"
             ) from None
-    from ase_cg.io import _check_coordinates
+    from ase_cg.io import check_coordinates
 
-    _check_coordinates(atoms.positions[None], f"{path}: frame", lambda _: frame)
+    check_coordinates(atoms.positions[None], f"{path}: frame", lambda _: frame)
     if K.BEAD_TYPE in atoms.arrays:
         return atoms
     if model.mapping is None:
@@ -925,387 +923,3 @@ def repeat_molecules(atoms: Atoms, repeat, bonds: np.ndarray | None = None) -> A
         repeated.arrays[K.MOL_ID] = np.tile(mol_ids, n_copies) + stride * copy
     repeated.wrap()
     return repeated
-
-
-def simulate(
-    model,
-    *,
-    engine: str = "ase",
-    start: str | os.PathLike | None = None,
-    frame: int = -1,
-    n_molecules: int | dict[str, int] | None = None,
-    density: float | None = None,
-    output: str | os.PathLike = "cg_md.h5",
-    ensemble: str = "nvt",
-    temperature: float | None = None,
-    pressure: float = 1.01325,
-    time_step_fs: float = 2.0,
-    steps: int = 10000,
-    thermostat: str = "bussi",
-    friction: float = 0.01,
-    interval: int = 100,
-    constrain_bonds: bool = False,
-    seed: int | None = None,
-    device: str = "cpu",
-    dtype: str | None = None,
-    compile: bool = False,
-    progress: bool | None = None,
-    ranks: int = 1,
-    repeat: tuple[int, int, int] = (1, 1, 1),
-    resume: bool = False,
-) -> MDSummary:
-    """CG MD of a model from a start structure or a new box (what ``ase-cg simulate`` runs).
-
-    Parameters
-    ----------
-    model : CGModel or path
-        The model or its file.
-    engine : {"ase", "lammps"}
-        ``"ase"``: ASE integrators with :class:`~ase_cg.calculator.CGCalculator` (all
-        ensembles, constraints, blow-up checks). ``"lammps"``: the model exported with
-        :func:`lammps_interface.export` (tables + the ``cgtorch`` plugin for a many-body term)
-        into the folder ``<output stem>_lammps/`` and run there with ``lmp`` (NVT: Nosé–Hoover
-        chain, damping 100 time steps, so ``thermostat`` and ``friction`` are unused; NVE; NPT:
-        isotropic Nosé–Hoover; bonds held by SHAKE, RATTLE for NVE, with
-        ``constrain_bonds``); LAMMPS's dump is converted to ``output``.
-    start : path, optional
-        H5MD (``.h5``) or any ASE-readable file; a CG frame is used as it is, an all-atom frame
-        is mapped with the model's mapping (velocities mapped too when present). Default:
-        build a box with :func:`build_cg_box`.
-    frame : int
-        Frame of ``start`` (default the last).
-    n_molecules : int or dict, optional
-        Molecules of the new box (needed without ``start``).
-    density : float, g/cm³, optional
-        Density of the new box; default the density of the model's training data
-        (:func:`ase_cg.model.reference_state`).
-    output : path
-        H5MD trajectory written frame by frame (root attribute ``complete`` False until the
-        run ends); never one of the inputs. Periodic runs store each frame's pressure
-        (kinetic + virial) in ``observables/pressure`` (LAMMPS: its thermo value at that step,
-        when the log covers every frame; ASE: also the tensor, ``observables/pressure_tensor``).
-    ensemble, temperature, pressure, time_step_fs, steps, thermostat, friction, interval,
-    constrain_bonds,
-    seed, progress
-        As in :func:`run_md` (K, bar, fs, 1/fs); ``temperature`` defaults to the model's
-        training temperature (:func:`ase_cg.model.reference_state`).
-    device, dtype, compile
-        As in :class:`~ase_cg.calculator.CGCalculator` (ASE engine).
-    ranks : int
-        MPI ranks of the LAMMPS engine.
-    repeat : (3,) int
-        Replicate the start structure (or the new box) this many times along each cell vector,
-        each copy's molecules with new ids (:func:`repeat_molecules`): a larger system for
-        better statistics, started from the same equilibrated frame.
-    resume : bool
-        Continue the interrupted run whose incomplete file is ``output``, from its last frame
-        (positions, velocities, box, step), up to step ``steps`` in all; its frames are kept
-        and the new ones appended. Thermostat and barostat variables and the random stream
-        restart (Langevin noise is re-seeded from ``seed`` and the step). Both engines: the
-        LAMMPS engine starts a new deck from that frame, with its velocities.
-
-    Returns
-    -------
-    MDSummary
-    """
-    from ase_cg._paths import check_output_not_input
-    from ase_cg.calculator import CGCalculator
-
-    if engine not in ENGINES:
-        raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
-    model_file = model if isinstance(model, (str, os.PathLike)) else None
-    check_output_not_input(output, [model_file, start], option="output")
-    calculator = CGCalculator(model, device=device, dtype=dtype, compile=compile)
-    state = reference_state(calculator.model)
-    if temperature is None:
-        if "temperature_K" not in state:
-            raise InputError("the model file records no training temperature: give temperature")
-        temperature = state["temperature_K"]
-    first_step = 0
-    if resume:
-        if start is not None or n_molecules is not None or density is not None:
-            raise InputError(
-                "resume continues from the last frame of the output; do not give a start "
-                "structure, n_molecules or density"
-            )
-        atoms, first_step = _resume_state(Path(output), steps)
-        if seed is not None:
-            seed = int(np.random.SeedSequence([seed, first_step]).generate_state(1)[0])
-    elif start is None:
-        if density is None:
-            density = state.get("density_g_cm3")
-        if n_molecules is None or density is None:
-            raise InputError(
-                "without a start structure give n_molecules and density (g/cm³) for a new box "
-                "(the model file records no training density)"
-            )
-        atoms = build_cg_box(calculator.model, n_molecules, density, seed=seed)
-    else:
-        if n_molecules is not None or density is not None:
-            raise InputError(
-                "n_molecules and density build a new box; they cannot be combined with a start "
-                "structure"
-            )
-        atoms = _read_start(Path(start), frame, calculator.model)
-    if tuple(repeat) != (1, 1, 1):
-        if resume:
-            raise InputError("resume continues the run as it was; do not give repeat")
-        atoms = repeat_molecules(atoms, repeat, calculator.model.topology(atoms).bonds)
-    if engine == "lammps":
-        return _simulate_lammps(
-            calculator.model,
-            atoms,
-            output=Path(output),
-            ensemble=ensemble,
-            pressure=pressure,
-            constrain_bonds=constrain_bonds,
-            temperature=temperature,
-            time_step_fs=time_step_fs,
-            steps=steps,
-            interval=interval,
-            seed=seed,
-            ranks=ranks,
-            first_step=first_step,
-        )
-    return run_md(
-        atoms,
-        calculator,
-        ensemble=ensemble,
-        temperature=temperature,
-        pressure=pressure,
-        time_step_fs=time_step_fs,
-        thermostat=thermostat,
-        friction=friction,
-        trajectory=output,
-        interval=interval,
-        constrain_bonds=constrain_bonds,
-        seed=seed,
-        progress=progress,
-        steps=steps - first_step,
-        first_step=first_step,
-    )
-
-
-def _resume_state(output: Path, steps: int) -> tuple[Atoms, int]:
-    """The last frame of the incomplete run ``output`` and its step.
-
-    Raises
-    ------
-    InputError
-        If there is no such file, it is complete, has no velocities, or already reaches
-        ``steps``.
-    """
-    import warnings
-
-    import h5py
-
-    from ase_cg.io import H5MDTrajectory, IncompleteTrajectoryWarning
-
-    if not output.is_file():
-        raise InputError(f"{output}: no such trajectory to resume; run without --resume first")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IncompleteTrajectoryWarning)
-        with H5MDTrajectory(output) as trajectory:
-            if not trajectory.has_velocities:
-                raise InputError(f"{output}: has no velocities to continue the run from")
-            atoms = trajectory[-1]
-    with h5py.File(output, "r") as f:
-        complete = bool(f.attrs.get("complete", True))
-    step = int(atoms.info["step"])
-    if complete:
-        raise InputError(
-            f"{output}: the run that wrote it ended (attribute complete = True, last step "
-            f"{step}); there is nothing to resume. Start a new run from it with --start"
-        )
-    if step >= steps:
-        raise InputError(
-            f"{output}: already at step {step} of the {steps} asked for; give more --steps"
-        )
-    atoms.calc = None
-    return atoms, step
-
-
-#: columns of the thermo output of the exported deck → (summary key, factor to our units)
-_THERMO = {
-    "Step": ("step", 1.0),
-    "Temp": ("temperature", 1.0),
-    "PotEng": ("energy", units.kcal / units.mol),  # kcal/mol (units real) → eV
-    "TotEng": ("total", units.kcal / units.mol),
-    "Press": ("pressure", ATM_TO_BAR),  # atm → bar
-    "Density": ("density", 1.0),
-}
-
-
-def _read_thermo(log: Path) -> dict[str, np.ndarray]:
-    """The last thermo table of a LAMMPS log (columns of :data:`_THERMO`, our units)."""
-    header, rows = None, []
-    for line in log.read_text().splitlines():
-        words = line.split()
-        if words[:1] == ["Step"]:
-            header, rows = words, []
-        elif header is not None and words[:2] == ["Loop", "time"]:
-            break
-        elif header is not None and len(words) == len(header):
-            try:
-                rows.append([float(w) for w in words])
-            except ValueError:
-                continue
-    if header is None or not rows:
-        raise InputError(f"{log}: no thermo output found")
-    table = np.array(rows)
-    return {
-        key: table[:, header.index(column)] * factor
-        for column, (key, factor) in _THERMO.items()
-        if column in header
-    }
-
-
-def _lammps_blow_up(error, directory: Path, output: Path) -> MDBlowUpError:
-    """The :class:`MDBlowUpError` for a LAMMPS run that stopped with an error.
-
-    The frames dumped before the failure are already in ``output`` (written as LAMMPS dumped
-    them); ``bead`` is the bead with the largest force in the last of them (−1 when nothing
-    was dumped); ``step`` is the first step after the last one LAMMPS reported (thermo or
-    dump), the earliest at which it can have failed.
-    """
-    from ase_cg.io import H5MDTrajectory
-
-    step, bead, kept = -1, -1, "no frame was dumped before it"
-    if output.is_file():
-        with contextlib.suppress(InputError, OSError, ValueError), H5MDTrajectory(output) as t:
-            step = int(t.steps[-1])
-            bead = int(np.argmax(np.linalg.norm(t.forces(-1), axis=1)))
-            kept = f"the {t.n_frames} frames dumped up to then are in {output}"
-    # the thermo output may have reached a later step than the last dump
-    with contextlib.suppress(InputError, OSError, KeyError):
-        step = max(step, int(_read_thermo(directory / "log.lammps")["step"][-1]))
-    step += 1
-    return MDBlowUpError(
-        f"LAMMPS stopped at or after step {step} (bead {bead} has the largest force in the "
-        f"last dumped frame; {kept}): {error}",
-        step=step,
-        bead=bead,
-    )
-
-
-def _simulate_lammps(
-    model,
-    atoms,
-    *,
-    output,
-    ensemble,
-    pressure,
-    constrain_bonds,
-    temperature,
-    time_step_fs,
-    steps,
-    interval,
-    seed,
-    ranks,
-    first_step=0,
-) -> MDSummary:
-    """Export ``model`` with ``atoms`` to a LAMMPS run and run it, appending each frame LAMMPS
-    dumps to ``output`` as soon as it is complete (``first_step`` > 0: continue the
-    incomplete ``output``, from ``atoms`` with their velocities, to step ``steps``)."""
-    from ase_cg.io import H5MDTrajectory, H5MDWriter
-    from lammps_interface import export
-    from lammps_interface.run import (
-        DATA_FILE,
-        LammpsRunError,
-        _read_data_file,
-        run_deck,
-    )
-    from lammps_interface.units import EV_TO_KCAL_PER_MOL, FS_TO_ASE_TIME
-
-    directory = output.with_name(f"{output.stem}_lammps")
-    export(
-        model,
-        directory,
-        atoms=atoms,
-        temperature=temperature,
-        timestep=time_step_fs,
-        steps=steps - first_step,
-        dump_every=interval,
-        constrain_bonds=constrain_bonds,
-        ensemble=ensemble,
-        pressure=pressure,
-        velocities=first_step > 0,
-        first_step=first_step,
-    )
-    names, masses, mol_ids, bonds = _read_data_file(directory / DATA_FILE)
-    if first_step > 0:
-        writer = H5MDWriter.resume(output)
-    else:
-        writer = None  # made from the first frame dumped
-        output.unlink(missing_ok=True)  # never leave an old run's file as this one's
-
-    def append(frame) -> None:
-        nonlocal writer
-        step, cell, types, positions, velocities, forces = frame
-        if writer is not None and step <= writer.last_step:
-            return  # the start frame of a resumed run, or a frame handed over twice
-        if writer is None:
-            writer = H5MDWriter(
-                output,
-                bead_types=[names[t] for t in types],
-                masses=[masses[t] for t in types],
-                mol_ids=mol_ids,
-                bonds=bonds,
-                time_step=time_step_fs,
-                dtype=np.float64,
-                incremental=True,
-            )
-        writer.append(
-            positions,
-            cell,
-            forces=forces / EV_TO_KCAL_PER_MOL,
-            velocities=velocities / FS_TO_ASE_TIME,
-            step=step,
-        )
-
-    variables = {} if seed is None else {"seed": str(int(seed) % 900_000_000 + 1)}
-    start = time.perf_counter()
-    failure, ended = None, False  # ended: finished or stopped by LAMMPS, not interrupted
-    try:
-        outputs = run_deck(directory, ranks=ranks, variables=variables, h5md=None, on_frame=append)
-        ended = True
-    except LammpsRunError as error:
-        failure, ended = error, True
-    finally:
-        if writer is not None:
-            writer.close(complete=ended)
-    if failure is not None:
-        raise _lammps_blow_up(failure, directory, output) from failure
-    wall = time.perf_counter() - start
-    thermo = _read_thermo(outputs["log"])
-    from ase_cg.io import write_observables
-
-    with H5MDTrajectory(output) as trajectory:
-        n_frames, frame_steps = trajectory.n_frames, trajectory.steps
-    # thermo and dump share their interval: each frame gets the pressure LAMMPS printed for it
-    # (a resumed run's log starts at the resume step: then its earlier frames have none)
-    rows = {int(step): k for k, step in enumerate(thermo["step"])}
-    if all(int(step) in rows for step in frame_steps):
-        pressures = thermo["pressure"][[rows[int(step)] for step in frame_steps]] * units.bar
-        write_observables(output, {"pressure": pressures})
-    run_steps = steps - first_step
-    simulated_ps = run_steps * time_step_fs / 1000.0
-    total = thermo.get("total", np.array([np.nan]))
-    return MDSummary(
-        ensemble=ensemble,
-        steps=int(run_steps),
-        time_step_fs=float(time_step_fs),
-        simulated_ps=simulated_ps,
-        wall_s=wall,
-        steps_per_s=run_steps / wall,
-        ns_per_day=simulated_ps * 1e-3 / wall * 86400,
-        n_beads=len(atoms),
-        temperature_K=float(np.mean(thermo["temperature"])),
-        potential_energy_eV=float(np.mean(thermo["energy"])),
-        total_energy_drift_eV_per_bead=float((total[-1] - total[0]) / len(atoms)),
-        density_g_cm3=float(np.mean(thermo["density"])),
-        pressure_bar=float(np.mean(thermo["pressure"])),
-        trajectory=str(output),
-        n_frames=n_frames,
-        thermostat="none" if ensemble == "nve" else "nose-hoover",
-    )

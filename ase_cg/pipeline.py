@@ -6,7 +6,7 @@ manager can run the steps separately::
     reference  → ase_cg.reference.generate_reference(...)      all-atom H5MD
     map        → ase_cg.mapping.map_trajectory(...)             CG H5MD with mapped forces
     train      → train_model(...)                               model file (this module)
-    simulate   → ase_cg.md.simulate(...)                        CG H5MD
+    simulate   → ase_cg.pipeline.simulate(...)                        CG H5MD
     compare    → ase_cg.analysis.compare(...)                   report folder
 """
 
@@ -14,13 +14,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
+import h5py
 import numpy as np
+from ase import Atoms
 
 from ase_cg import analysis
+from ase_cg._paths import check_output_not_input
+from ase_cg.calculator import CGCalculator
 from ase_cg.config import config_from_dict, read_config_file
 from ase_cg.errors import InputError
+from ase_cg.io import H5MDTrajectory, IncompleteTrajectoryWarning
+from ase_cg.md import MDSummary, build_cg_box, read_start, repeat_molecules, run_md
+from ase_cg.model import reference_state
+from lammps_interface.engine import run_cg_md
 
 MODEL_KINDS = ("classical", "neural")
 
@@ -120,7 +129,7 @@ def train_model(
     resume : bool
         Continue a killed neural run from ``output_dir/checkpoint.pt``.
     """
-    from ase_cg.io import H5MDTrajectory, read_h5md
+    from ase_cg.io import read_h5md
     from ase_cg.mapping import CGMapping
     from ase_cg.model import REFERENCE_STATE, load_model, save_model
 
@@ -205,3 +214,196 @@ def train_model(
         data = ForceMatchingData(cg_path)
         train(load_model(output_dir / "initial.pt"), data, output_dir, train_config, resume=resume)
     return model_path
+
+
+#: engines of :func:`simulate`
+ENGINES = ("ase", "lammps")
+
+
+def simulate(
+    model,
+    *,
+    engine: str = "ase",
+    start: str | os.PathLike | None = None,
+    frame: int = -1,
+    n_molecules: int | dict[str, int] | None = None,
+    density: float | None = None,
+    output: str | os.PathLike = "cg_md.h5",
+    ensemble: str = "nvt",
+    temperature: float | None = None,
+    pressure: float = 1.01325,
+    time_step_fs: float = 2.0,
+    steps: int = 10000,
+    thermostat: str = "bussi",
+    friction: float = 0.01,
+    interval: int = 100,
+    constrain_bonds: bool = False,
+    seed: int | None = None,
+    device: str = "cpu",
+    dtype: str | None = None,
+    compile: bool = False,
+    progress: bool | None = None,
+    ranks: int = 1,
+    repeat: tuple[int, int, int] = (1, 1, 1),
+    resume: bool = False,
+) -> MDSummary:
+    """CG MD of a model from a start structure or a new box (what ``ase-cg simulate`` runs).
+
+    Parameters
+    ----------
+    model : CGModel or path
+        The model or its file.
+    engine : {"ase", "lammps"}
+        ``"ase"``: ASE integrators with :class:`~ase_cg.calculator.CGCalculator` (all
+        ensembles, constraints, blow-up checks). ``"lammps"``: the model exported with
+        :func:`lammps_interface.export` (tables + the ``cgtorch`` plugin for a many-body term)
+        into the folder ``<output stem>_lammps/`` and run there with ``lmp`` (NVT: Nosé–Hoover
+        chain, damping 100 time steps, so ``thermostat`` and ``friction`` are unused; NVE; NPT:
+        isotropic Nosé–Hoover; bonds held by SHAKE, RATTLE for NVE, with
+        ``constrain_bonds``); LAMMPS's dump is converted to ``output``.
+    start : path, optional
+        H5MD (``.h5``) or any ASE-readable file; a CG frame is used as it is, an all-atom frame
+        is mapped with the model's mapping (velocities mapped too when present). Default:
+        build a box with :func:`ase_cg.md.build_cg_box`.
+    frame : int
+        Frame of ``start`` (default the last).
+    n_molecules : int or dict, optional
+        Molecules of the new box (needed without ``start``).
+    density : float, g/cm³, optional
+        Density of the new box; default the density of the model's training data
+        (:func:`ase_cg.model.reference_state`).
+    output : path
+        H5MD trajectory written frame by frame (root attribute ``complete`` False until the
+        run ends); never one of the inputs. Periodic runs store each frame's pressure
+        (kinetic + virial) in ``observables/pressure`` (LAMMPS: its thermo value at that step,
+        when the log covers every frame; ASE: also the tensor, ``observables/pressure_tensor``).
+    ensemble, temperature, pressure, time_step_fs, steps, thermostat, friction, interval,
+    constrain_bonds,
+    seed, progress
+        As in :func:`ase_cg.md.run_md` (K, bar, fs, 1/fs); ``temperature`` defaults to the model's
+        training temperature (:func:`ase_cg.model.reference_state`).
+    device, dtype, compile
+        As in :class:`~ase_cg.calculator.CGCalculator` (ASE engine).
+    ranks : int
+        MPI ranks of the LAMMPS engine.
+    repeat : (3,) int
+        Replicate the start structure (or the new box) this many times along each cell vector,
+        each copy's molecules with new ids (:func:`ase_cg.md.repeat_molecules`): a larger system for
+        better statistics, started from the same equilibrated frame.
+    resume : bool
+        Continue the interrupted run whose incomplete file is ``output``, from its last frame
+        (positions, velocities, box, step), up to step ``steps`` in all; its frames are kept
+        and the new ones appended. Thermostat and barostat variables and the random stream
+        restart (Langevin noise is re-seeded from ``seed`` and the step). Both engines: the
+        LAMMPS engine starts a new deck from that frame, with its velocities.
+
+    Returns
+    -------
+    MDSummary
+    """
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
+    model_file = model if isinstance(model, (str, os.PathLike)) else None
+    check_output_not_input(output, [model_file, start], option="output")
+    calculator = CGCalculator(model, device=device, dtype=dtype, compile=compile)
+    state = reference_state(calculator.model)
+    if temperature is None:
+        if "temperature_K" not in state:
+            raise InputError("the model file records no training temperature: give temperature")
+        temperature = state["temperature_K"]
+    first_step = 0
+    if resume:
+        if start is not None or n_molecules is not None or density is not None:
+            raise InputError(
+                "resume continues from the last frame of the output; do not give a start "
+                "structure, n_molecules or density"
+            )
+        atoms, first_step = _resume_state(Path(output), steps)
+        if seed is not None:
+            seed = int(np.random.SeedSequence([seed, first_step]).generate_state(1)[0])
+    elif start is None:
+        if density is None:
+            density = state.get("density_g_cm3")
+        if n_molecules is None or density is None:
+            raise InputError(
+                "without a start structure give n_molecules and density (g/cm³) for a new box "
+                "(the model file records no training density)"
+            )
+        atoms = build_cg_box(calculator.model, n_molecules, density, seed=seed)
+    else:
+        if n_molecules is not None or density is not None:
+            raise InputError(
+                "n_molecules and density build a new box; they cannot be combined with a start "
+                "structure"
+            )
+        atoms = read_start(Path(start), frame, calculator.model)
+    if tuple(repeat) != (1, 1, 1):
+        if resume:
+            raise InputError("resume continues the run as it was; do not give repeat")
+        atoms = repeat_molecules(atoms, repeat, calculator.model.topology(atoms).bonds)
+    if engine == "lammps":
+        return run_cg_md(
+            calculator.model,
+            atoms,
+            output=Path(output),
+            ensemble=ensemble,
+            pressure=pressure,
+            constrain_bonds=constrain_bonds,
+            temperature=temperature,
+            time_step_fs=time_step_fs,
+            steps=steps,
+            interval=interval,
+            seed=seed,
+            ranks=ranks,
+            first_step=first_step,
+        )
+    return run_md(
+        atoms,
+        calculator,
+        ensemble=ensemble,
+        temperature=temperature,
+        pressure=pressure,
+        time_step_fs=time_step_fs,
+        thermostat=thermostat,
+        friction=friction,
+        trajectory=output,
+        interval=interval,
+        constrain_bonds=constrain_bonds,
+        seed=seed,
+        progress=progress,
+        steps=steps - first_step,
+        first_step=first_step,
+    )
+
+
+def _resume_state(output: Path, steps: int) -> tuple[Atoms, int]:
+    """The last frame of the incomplete run ``output`` and its step.
+
+    Raises
+    ------
+    InputError
+        If there is no such file, it is complete, has no velocities, or already reaches
+        ``steps``.
+    """
+    if not output.is_file():
+        raise InputError(f"{output}: no such trajectory to resume; run without --resume first")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteTrajectoryWarning)
+        with H5MDTrajectory(output) as trajectory:
+            if not trajectory.has_velocities:
+                raise InputError(f"{output}: has no velocities to continue the run from")
+            atoms = trajectory[-1]
+    with h5py.File(output, "r") as f:
+        complete = bool(f.attrs.get("complete", True))
+    step = int(atoms.info["step"])
+    if complete:
+        raise InputError(
+            f"{output}: the run that wrote it ended (attribute complete = True, last step "
+            f"{step}); there is nothing to resume. Start a new run from it with --start"
+        )
+    if step >= steps:
+        raise InputError(
+            f"{output}: already at step {step} of the {steps} asked for; give more --steps"
+        )
+    atoms.calc = None
+    return atoms, step

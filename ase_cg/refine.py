@@ -4,7 +4,8 @@ Force matching gives the best forces, not the exact structure, and pins the pres
 weighs the small tail forces by r³ρ²). :func:`refine` iterates
 
 1. CG MD of the current model in NVT at the reference's temperature, from the reference's last
-   frame (mapped), so at the reference's volume (:func:`ase_cg.md.simulate`; LAMMPS by default);
+   frame (mapped), so at the reference's volume (:func:`ase_cg.pipeline.simulate`; LAMMPS by
+   default);
 2. compare: the maximum |g_CG − g_ref| of every bead-type RDF (intermolecular,
    :func:`ase_cg.analysis.rdf`) and the mean pressure (thermo output after the first
    ``equilibration_fraction`` of the run) against the reference pressure;
@@ -79,7 +80,7 @@ class RefineConfig:
     ``observables/pressure``."""
 
     engine: str = "lammps"
-    """``"lammps"`` or ``"ase"`` (:func:`ase_cg.md.simulate`)."""
+    """``"lammps"`` or ``"ase"`` (:func:`ase_cg.pipeline.simulate`)."""
 
     steps: int = 10000
     """MD steps per iteration."""
@@ -200,7 +201,8 @@ def _mapped_reference(reference: Path, directory: Path, mapping) -> Path:
 def _run(model_path: Path, start: Path, folder: Path, config: RefineConfig, iteration: int,
          temperature: float) -> dict:  # fmt: skip
     """CG NVT run of ``model_path``; mean pressure (bar), its block error and the density."""
-    from ase_cg.md import _read_thermo, simulate
+    from ase_cg.pipeline import simulate
+    from lammps_interface.run import read_thermo
 
     output = folder / "run.h5"
     summary = simulate(
@@ -219,7 +221,7 @@ def _run(model_path: Path, start: Path, folder: Path, config: RefineConfig, iter
         repeat=config.repeat,
     )
     if config.engine == "lammps":
-        pressures = _read_thermo(folder / "run_lammps" / "log.lammps")["pressure"]
+        pressures = read_thermo(folder / "run_lammps" / "log.lammps")["pressure"]
         pressures = pressures[int(round(config.equilibration_fraction * len(pressures))) :]
         blocks = np.array_split(pressures, min(5, len(pressures)))
         error = float(np.std([b.mean() for b in blocks], ddof=1) / np.sqrt(len(blocks)))

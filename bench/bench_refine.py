@@ -31,12 +31,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 def npt(model, reference, output, pressure, temperature, steps, seed):
     """NPT density (g/cm³, block error) and pressure (bar) of the last two thirds of a run."""
-    from ase_cg.md import _read_thermo, simulate
+    from ase_cg.pipeline import simulate
+    from lammps_interface.run import read_thermo
 
     simulate(model, engine="lammps", start=reference, output=output, ensemble="npt",
              pressure=pressure, temperature=temperature, time_step_fs=2.0, steps=steps,
              interval=100, seed=seed, progress=False)  # fmt: skip
-    thermo = _read_thermo(output.with_name(f"{output.stem}_lammps") / "log.lammps")
+    thermo = read_thermo(output.with_name(f"{output.stem}_lammps") / "log.lammps")
     keep = len(thermo["density"]) // 3
     density = thermo["density"][keep:]
     blocks = [block.mean() for block in np.array_split(density, 5)]

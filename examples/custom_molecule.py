@@ -60,8 +60,7 @@ def main() -> None:
     from ase_cg.analysis import compare
     from ase_cg.io import H5MDTrajectory
     from ase_cg.mapping import CGMapping, map_trajectory
-    from ase_cg.md import simulate
-    from ase_cg.pipeline import cg_temperature, train_model
+    from ase_cg.pipeline import cg_temperature, simulate, train_model
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ def train_step(cg: Path, mapping: Path, output_dir: Path, kind: str, config: Pat
 
 def md_step(model: Path, start: Path, output: Path, steps: int, engine: str) -> Path:
     """CG MD at the reference temperature from the last mapped frame; returns the trajectory."""
-    from ase_cg.md import simulate
+    from ase_cg.pipeline import simulate
 
     summary = simulate(
         model, engine=engine, start=start, output=output, temperature=180.0, time_step_fs=2.0,

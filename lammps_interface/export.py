@@ -563,7 +563,7 @@ def export_lammps(
     if density is None:
         density = reference_state(model).get("density_g_cm3")
     if start is not None:
-        atoms = md._read_start(Path(start), frame, model)
+        atoms = md.read_start(Path(start), frame, model)
     elif n_molecules is not None and density is not None:
         atoms = md.build_cg_box(model, n_molecules, density, seed=seed)
     else:

@@ -26,7 +26,7 @@ import numpy as np
 from ase_cg._lammps import import_lammps, lammps_subprocess_env
 from ase_cg.errors import ASECGError, InputError
 from lammps_interface.plugin import lammps_plugin_env, plugin_path
-from lammps_interface.units import EV_TO_KCAL_PER_MOL, FS_TO_ASE_TIME
+from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL, FS_TO_ASE_TIME
 
 #: File names the export writes and the run reads.
 DATA_FILE = "data.cg"
@@ -332,7 +332,7 @@ def _deck_variable(deck: Path, name: str = "timestep") -> str:
     return match.group(1)
 
 
-def _read_data_file(path: Path) -> tuple[dict[int, str], dict[int, float], np.ndarray, np.ndarray]:
+def read_data_file(path: Path) -> tuple[dict[int, str], dict[int, float], np.ndarray, np.ndarray]:
     """Type names and masses (from ``Masses`` lines ``TYPE MASS  # NAME``), molecule id of each
     atom and 0-based bonds of a data file written by :func:`lammps_interface.export`."""
     names, masses, mol_ids, bonds = {}, {}, {}, []
@@ -431,7 +431,7 @@ def dump_to_h5md(
     """
     from ase_cg.io import H5MDWriter, write_frames
 
-    names, masses, mol_ids, bonds = _read_data_file(Path(data_file))
+    names, masses, mol_ids, bonds = read_data_file(Path(data_file))
 
     def open_writer(first) -> H5MDWriter:
         types = first[2]
@@ -458,3 +458,38 @@ def dump_to_h5md(
     return write_frames(
         _dump_frames(Path(dump)), open_writer, append, empty=f"{dump}: the dump has no frames"
     )
+
+
+#: columns of the thermo output of the exported deck → (summary key, factor to our units)
+THERMO_COLUMNS = {
+    "Step": ("step", 1.0),
+    "Temp": ("temperature", 1.0),
+    "PotEng": ("energy", 1.0 / EV_TO_KCAL_PER_MOL),  # kcal/mol (units real) → eV
+    "TotEng": ("total", 1.0 / EV_TO_KCAL_PER_MOL),
+    "Press": ("pressure", ATM_TO_BAR),  # atm → bar
+    "Density": ("density", 1.0),
+}
+
+
+def read_thermo(log: Path) -> dict[str, np.ndarray]:
+    """The last thermo table of a LAMMPS log (columns of :data:`THERMO_COLUMNS`, our units)."""
+    header, rows = None, []
+    for line in log.read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["Step"]:
+            header, rows = words, []
+        elif header is not None and words[:2] == ["Loop", "time"]:
+            break
+        elif header is not None and len(words) == len(header):
+            try:
+                rows.append([float(w) for w in words])
+            except ValueError:
+                continue
+    if header is None or not rows:
+        raise InputError(f"{log}: no thermo output found")
+    table = np.array(rows)
+    return {
+        key: table[:, header.index(column)] * factor
+        for column, (key, factor) in THERMO_COLUMNS.items()
+        if column in header
+    }

@@ -17,8 +17,9 @@ from ase_cg.cli import main as cli_main
 from ase_cg.errors import InputError
 from ase_cg.io import H5MDTrajectory, read_h5md
 from ase_cg.mapping import CGMapping
-from ase_cg.md import MDBlowUpError, build_cg_box, density_of, run_md, simulate
+from ase_cg.md import MDBlowUpError, build_cg_box, density_of, run_md
 from ase_cg.model import save_model
+from ase_cg.pipeline import simulate
 from ase_cg.potentials import CGModel, HarmonicAngles, HarmonicBonds, Repulsion
 
 torch.set_num_threads(1)

@@ -11,8 +11,9 @@ from ase_cg.calculator import CGCalculator
 from ase_cg.cli import main as cli_main
 from ase_cg.errors import InputError
 from ase_cg.io import read_h5md
-from ase_cg.md import _read_thermo, simulate
 from ase_cg.model import save_model
+from ase_cg.pipeline import simulate
+from lammps_interface.run import read_thermo
 
 
 def test_lammps_engine_agrees_with_the_calculator(prior_model, tmp_path):
@@ -96,7 +97,7 @@ def test_lammps_nve_with_shake_keeps_bonds_and_energy(prior_model, tmp_path):
     )
     assert np.ptp(lengths[1:]) < 1e-4  # RATTLE holds every bond at one length
     # total energy from the first constrained thermo line (step 100) on: conserved
-    thermo = _read_thermo(tmp_path / "nve_lammps" / "log.lammps")  # eV
+    thermo = read_thermo(tmp_path / "nve_lammps" / "log.lammps")  # eV
     total = thermo["total"][thermo["step"] >= 100]
     assert len(total) == 4
     kt = units.kB * 180.0

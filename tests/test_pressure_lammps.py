@@ -15,10 +15,9 @@ from ase import units
 
 from ase_cg.calculator import CGCalculator
 from ase_cg.io import read_h5md
-from ase_cg.md import _read_thermo
 from ase_cg.model import load_model
 from lammps_interface import export
-from lammps_interface.run import run_deck
+from lammps_interface.run import read_thermo, run_deck
 
 
 def test_lammps_pressure_equals_calculator_stress_pressure(data_dir, tmp_path):
@@ -27,7 +26,7 @@ def test_lammps_pressure_equals_calculator_stress_pressure(data_dir, tmp_path):
     atoms.calc = None
     export(model, tmp_path, atoms=atoms, temperature=180.0, timestep=2.0, steps=60, dump_every=20)
     outputs = run_deck(tmp_path, variables={"seed": "5"})
-    thermo = _read_thermo(outputs["log"])
+    thermo = read_thermo(outputs["log"])
     frames = read_h5md(outputs["h5md"])
     assert [int(f.info["step"]) for f in frames] == thermo["step"].astype(int).tolist()
     calculator = CGCalculator(model)
@@ -49,7 +48,7 @@ def test_lammps_pressure_equals_calculator_stress_pressure(data_dir, tmp_path):
 def test_runs_store_their_pressure_and_compare_reports_it(data_dir, tmp_path, engine):
     from ase_cg.analysis import compare
     from ase_cg.io import H5MDTrajectory, write_h5md, write_observables
-    from ase_cg.md import simulate
+    from ase_cg.pipeline import simulate
 
     model = data_dir / "ethane_classical.pt"
     steps = {"lammps": 400, "ase": 20}[engine]

@@ -12,9 +12,10 @@ import torch
 from ase_cg.cli import main
 from ase_cg.fitting import pressure_correction, pressure_ramp, term_pressure
 from ase_cg.io import read_h5md, write_h5md
-from ase_cg.md import _read_thermo, simulate
 from ase_cg.model import load_model
+from ase_cg.pipeline import simulate
 from ase_cg.refine import RefineConfig, refine
+from lammps_interface.run import read_thermo
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -29,7 +30,7 @@ def nvt_pressure(model, start, output, steps=4000, seed=3):
     """Mean NVT pressure (bar) of a LAMMPS run after its first fifth, and the run's frames."""
     simulate(model, engine="lammps", start=start, output=output, ensemble="nvt",
              temperature=180.0, time_step_fs=2.0, steps=steps, interval=50, seed=seed)  # fmt: skip
-    pressure = _read_thermo(output.with_name(f"{output.stem}_lammps") / "log.lammps")["pressure"]
+    pressure = read_thermo(output.with_name(f"{output.stem}_lammps") / "log.lammps")["pressure"]
     return float(pressure[len(pressure) // 5 :].mean())
 
 

@@ -130,8 +130,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Call :func:`ase_cg.md.simulate` and print its summary."""
-    from ase_cg.md import MDBlowUpError, simulate
+    """Call :func:`ase_cg.pipeline.simulate` and print its summary."""
+    from ase_cg.md import MDBlowUpError
+    from ase_cg.pipeline import simulate
     from lammps_interface.run import LammpsRunError
 
     try:

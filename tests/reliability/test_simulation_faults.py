@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from ase_cg.io import H5MDTrajectory
-from ase_cg.md import MDBlowUpError, build_cg_box, simulate
+from ase_cg.md import MDBlowUpError, build_cg_box
+from ase_cg.pipeline import simulate
 from lammps_interface import export
 from lammps_interface.run import LammpsRunError, dump_to_h5md, run_deck
 
