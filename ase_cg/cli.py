@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error instead of one line"
     )
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-v", "--verbose", action="store_true", help="print the library's debug messages too"
+    )
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", help="print warnings and errors only (no notes)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
@@ -66,15 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_notes() -> None:
-    """Print the library's one-line notes (``logging`` INFO of ``ase_cg``) on stderr, once."""
+def _show_notes(level: int = logging.INFO) -> None:
+    """Print the library's ``logging`` messages of ``level`` and above (INFO: its one-line
+    notes) on stderr; the handler is added once."""
     logger = logging.getLogger("ase_cg")
     if not any(getattr(h, "_ase_cg_cli", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("note: %(message)s"))
         handler._ase_cg_cli = True
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -107,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    _show_notes()
+    _show_notes(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     prog = f"ase-cg {args.command}"
     try:
         with _stop_signals_raise(), warnings.catch_warnings():

@@ -143,3 +143,16 @@ def test_species_ids_without_masses_or_names_are_refused(tmp_path, reference):
     path = write_foreign(tmp_path / "bare.h5", reference, masses=False)
     with pytest.raises(InputError, match="are ids, not atomic numbers"):
         H5MDTrajectory(path)
+
+
+def test_cli_prints_the_element_rule_unless_quiet(tmp_path, reference, capsys):
+    from ase_cg.cli import main
+
+    path = write_foreign(tmp_path / "ids.h5", reference)
+    assert main(["info", str(path)]) == 0
+    assert "note:" in capsys.readouterr().err  # which rule gave the elements
+    assert main(["--quiet", "info", str(path)]) == 0
+    assert "note:" not in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # one or the other
+        main(["-q", "-v", "info", str(path)])
+    assert refused.value.code == 2
