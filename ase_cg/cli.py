@@ -13,9 +13,11 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import pkgutil
 import signal
 import sys
+import threading
 import warnings
 
 from ase_cg import __version__, commands
@@ -88,7 +90,12 @@ def _show_notes(level: int = logging.INFO) -> None:
 @contextlib.contextmanager
 def _stop_signals_raise():
     """SIGTERM and SIGINT raise :class:`~ase_cg.errors.Interrupted` (once: a second signal
-    during the clean-up is ignored); the previous handlers are restored on exit."""
+    during the clean-up is ignored); the previous handlers are restored on exit.
+
+    Python runs a signal handler between any two bytecodes, also inside a ``__del__`` or a
+    weakref callback, where the exception is printed and dropped; ``sys.unraisablehook``
+    sees that, re-arms the handler and sends the signal again (from a timer thread, once
+    the callback has returned)."""
     stop = (signal.SIGTERM, signal.SIGINT)
 
     def handler(signum, frame):
@@ -96,14 +103,27 @@ def _stop_signals_raise():
             signal.signal(number, signal.SIG_IGN)
         raise Interrupted(signum)
 
+    def unraisable(info) -> None:
+        if not isinstance(info.exc_value, Interrupted):
+            previous_hook(info)
+            return
+        with contextlib.suppress(ValueError):  # ValueError: not the main thread
+            for number in stop:
+                signal.signal(number, handler)
+        resend = threading.Timer(0.05, os.kill, (os.getpid(), info.exc_value.signum))
+        resend.daemon = True
+        resend.start()
+
     try:
         previous = {number: signal.signal(number, handler) for number in stop}
     except ValueError:  # not the main thread: leave the signals alone
         yield
         return
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for number, old in previous.items():
             signal.signal(number, old)
 

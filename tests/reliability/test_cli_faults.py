@@ -109,3 +109,27 @@ def test_reading_an_incomplete_trajectory_warns_in_one_line(tmp_path, capsys):
     assert "incomplete trajectory" in err[0] and str(path) in err[0]
     with pytest.warns(IncompleteTrajectoryWarning), H5MDTrajectory(path) as trajectory:
         assert trajectory.n_frames == 3
+
+
+def test_stop_signal_landing_in_a_finalizer_still_stops_the_command(monkeypatch, capsys):
+    """Python runs the handler inside ``__del__`` here, where its exception is dropped; the
+    command must stop all the same (the signal is sent again)."""
+
+    class SignalledWhileCollected:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000):  # the handler runs here, inside the finalizer
+                pass
+
+    def command(args):
+        SignalledWhileCollected()  # collected at once: the signal arrives in __del__
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        return 0
+
+    monkeypatch.setattr(info, "run", command)
+    started = time.monotonic()
+    assert main(["info", "x.h5"]) == 128 + signal.SIGTERM
+    assert time.monotonic() - started < 10
+    assert capsys.readouterr().err.splitlines() == ["ase-cg info: stopped by SIGTERM"]
