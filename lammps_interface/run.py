@@ -150,14 +150,7 @@ def evaluate(
             str(input_path),
             str(output),
         ]
-        result = subprocess.run(
-            command,
-            cwd=input_path.parent,
-            env=_environment(ranks, input_path.parent),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        result = _run_stoppable(command, input_path.parent, ranks, timeout)
         _raise_for_lammps(result, str(input_path))
         with np.load(output) as data:
             return SinglePoint(
