@@ -174,10 +174,16 @@ def test_design_matrix_equals_autograd_forces(rng):
     forces = model(batch)[K.FORCES].detach().reshape(-1)
     graph = build_graph(batch, batch[K.POSITIONS], batch[K.CELL])
     equations = _NormalEquations(list(model.terms))
-    design = equations.design_matrix(graph)
+    design, virial_rows = equations.design_matrix(graph)
     coefficients = torch.cat([t.coefficients[:, : t.n_free].reshape(-1) for t in model.terms])
     assert torch.allclose(design @ coefficients, forces, rtol=1e-9, atol=1e-10)
     assert forces.abs().max() > 0.05
+    # the virial rows give the trace of the virial W = −σV that autograd gives (pair and bond
+    # terms; angles and dihedrals are invariant under uniform scaling and add nothing)
+    stress = model(batch, compute_stress=True)[K.STRESS][0].detach()
+    volume = abs(float(torch.linalg.det(batch[K.CELL][0])))
+    trace = -torch.trace(stress) * volume
+    assert torch.allclose(virial_rows @ coefficients, trace.reshape(1), rtol=1e-8, atol=1e-10)
     # every kind contributes
     for term in model.terms:
         start = int(equations.offsets[list(model.terms).index(term)])
