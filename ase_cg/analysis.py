@@ -53,7 +53,7 @@ from ase_cg.report import (
     write_json,
     write_report,
 )
-from ase_cg.trajectory import MappedTrajectory, open_trajectory
+from ase_cg.trajectory import MappedTrajectory, cg_trajectory, open_trajectory
 
 __all__ = [
     "AMU_PER_A3_TO_G_PER_CM3",
@@ -1620,9 +1620,10 @@ def compare(
 
     Parameters
     ----------
-    reference : sequence of ase.Atoms or path of an H5MD file
-        All-atom (with ``mapping``) or CG reference trajectory.
-    cg : sequence of ase.Atoms or path of an H5MD file
+    reference : sequence of ase.Atoms, path of an H5MD file, or ase_cg.trajectory object
+        All-atom (mapped with ``mapping``) or CG reference trajectory (a CG one is used as it
+        is, with or without ``mapping``).
+    cg : sequence of ase.Atoms, path of an H5MD file, or ase_cg.trajectory object
         CG trajectory (``arrays["bead-type"]`` and ``arrays["mol-id"]``).
     mapping : CGMapping or path of a mapping JSON file, optional
         Maps the reference; also gives both sides' bonded topology.
@@ -1690,8 +1691,8 @@ def compare(
         _frames_of(reference, "reference") as reference_frames,
         _frames_of(cg, "cg") as cg_frames,
     ):
-        if mapping is not None:
-            reference_frames = MappedTrajectory(
+        if mapping is not None:  # all-atom frames are mapped, CG frames pass
+            reference_frames = cg_trajectory(
                 reference_frames, mapping, split_constraints="allow", atoms_arrays=()
             )
         sides = {"reference": reference_frames, "cg": cg_frames}

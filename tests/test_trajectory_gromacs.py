@@ -197,3 +197,12 @@ def test_map_and_compare_commands_read_trr(tmp_path, data_dir):
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["rdf"]["CH3-CH3"]["max_abs_difference"] < 1e-6  # the same frames
     assert metrics["inputs"]["reference"]["source"] == str(TRR)
+
+
+def test_compare_takes_a_mapped_reference_as_it_is(tmp_path, trajectory, mapping):
+    from ase_cg.analysis import compare
+
+    cg = MappedTrajectory(trajectory, mapping)
+    metrics = compare(cg, cg, mapping=mapping, output_dir=tmp_path / "r", r_max=8.0)
+    assert metrics["rdf"]["CH3-CH3"]["max_abs_difference"] == 0.0
+    assert metrics["density"]["relative_difference"] == 0.0
