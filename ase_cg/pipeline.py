@@ -72,11 +72,16 @@ def cg_temperature(trajectory, frames) -> float | None:
     return float(np.mean(kinetic) / (1.5 * trajectory.n_atoms * kB))
 
 
-def ensure_cg_trajectory(data_path, output_dir: Path, mapping) -> Path:
-    """``data_path`` if it is a CG file; else map it with ``mapping`` into ``output_dir``."""
+def ensure_cg_trajectory(data_path, output_dir: Path, mapping, read_options=None) -> Path:
+    """``data_path`` if it is a CG file; else map it with ``mapping`` into ``output_dir``.
+
+    ``read_options`` (``topology``, ``lammps_units``) go to
+    :func:`ase_cg.trajectory.open_trajectory` for files that are not H5MD.
+    """
     from ase_cg.trajectory import is_cg, opened
 
-    with opened(data_path) as trajectory:
+    read_options = {} if read_options is None else dict(read_options)
+    with opened(data_path, **read_options) as trajectory:
         cg = is_cg(trajectory)
     if cg:
         return Path(data_path)
@@ -87,7 +92,7 @@ def ensure_cg_trajectory(data_path, output_dir: Path, mapping) -> Path:
     from ase_cg.mapping import map_trajectory
 
     mapped = output_dir / "mapped.h5"
-    map_trajectory(data_path, mapped, mapping)
+    map_trajectory(data_path, mapped, mapping, **read_options)
     return mapped
 
 
@@ -103,13 +108,15 @@ def train_model(
     classical_overrides: dict | None = None,
     ranks: int = 1,
     resume: bool = False,
+    read_options: dict | None = None,
 ) -> Path:
     """Fit a classical or train a neural CG model on a trajectory; returns the model file.
 
     Parameters
     ----------
-    data_path : H5MD file with forces: CG (from ``ase-cg map``) or all-atom (then
-        ``mapping_path`` is required and the frames are mapped first into ``output_dir``).
+    data_path : trajectory with forces: CG H5MD (from ``ase-cg map``) or all-atom (H5MD, or
+        any file MDAnalysis reads with ``read_options``; ``mapping_path`` is then required and
+        the frames are mapped first into ``output_dir``).
     output_dir : folder for ``model.pt``, metrics, plots and checkpoints.
     kind : ``"classical"`` (spline terms, linear least squares) or ``"neural"`` (prior +
         SchNet, gradient descent).
@@ -128,6 +135,9 @@ def train_model(
         Data-parallel processes for neural training.
     resume : bool
         Continue a killed neural run from ``output_dir/checkpoint.pt``.
+    read_options : dict, optional
+        ``topology`` and ``lammps_units`` for a non-H5MD ``data_path`` (e.g. a GROMACS TRR
+        with its TPR), see :func:`ase_cg.trajectory.open_trajectory`.
     """
     from ase_cg.io import read_h5md
     from ase_cg.mapping import CGMapping
@@ -164,7 +174,7 @@ def train_model(
         )
     mapping = CGMapping.load(mapping_path)
     output_dir.mkdir(parents=True, exist_ok=True)
-    cg_path = ensure_cg_trajectory(data_path, output_dir, mapping)
+    cg_path = ensure_cg_trajectory(data_path, output_dir, mapping, read_options)
     provenance = {"data": str(data_path), "data_sha256": file_checksum(data_path), "kind": kind}
     with H5MDTrajectory(cg_path) as trajectory:
         if not trajectory.has_forces:

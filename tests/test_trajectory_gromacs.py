@@ -206,3 +206,18 @@ def test_compare_takes_a_mapped_reference_as_it_is(tmp_path, trajectory, mapping
     metrics = compare(cg, cg, mapping=mapping, output_dir=tmp_path / "r", r_max=8.0)
     assert metrics["rdf"]["CH3-CH3"]["max_abs_difference"] == 0.0
     assert metrics["density"]["relative_difference"] == 0.0
+
+
+def test_train_command_reads_trr(tmp_path, data_dir):
+    from ase_cg.cli import main
+    from ase_cg.model import load_model
+
+    config = tmp_path / "fit.yaml"
+    config.write_text("classical:\n  pair_cutoff: 8.0\n  terms: [pair, bond]\n")
+    argv = ["train", str(TRR), "--topology", str(TPR), "--kind", "classical"]
+    argv += ["--mapping", str(data_dir / "ethane_mapping.json"), "--config", str(config)]
+    assert main([*argv, "-o", str(tmp_path / "model")]) == 0
+    model = load_model(tmp_path / "model" / "model.pt")
+    assert model.bead_type_names == ["CH3"]
+    with H5MDTrajectory(tmp_path / "model" / "mapped.h5") as mapped:
+        assert mapped.n_frames == N_FRAMES and mapped.n_atoms == 128

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ase_cg import _args
+from ase_cg.commands import add_trajectory_options, trajectory_options
 
 NAME = "train"
 HELP = "Fit a classical or train a neural CG potential by force matching on an H5MD trajectory."
@@ -13,8 +14,10 @@ HELP = "Fit a classical or train a neural CG potential by force matching on an H
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "data",
-        help="H5MD trajectory with forces: CG (from `ase-cg map`) or all-atom (needs --mapping)",
+        help="trajectory with forces: CG H5MD (from `ase-cg map`) or all-atom (needs --mapping; "
+        "H5MD, or .trr/dump with --topology)",
     )
+    add_trajectory_options(parser)
     parser.add_argument(
         "-o",
         "--output",
@@ -137,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         classical_overrides=classical,
         ranks=args.ranks,
         resume=args.resume,
+        read_options=trajectory_options(args),
     )
     if not Path(path).is_file():
         raise InputError(f"training ended without writing a model to {path}")
