@@ -79,12 +79,24 @@ def _show_notes(level: int = logging.INFO) -> None:
     """Print the library's ``logging`` messages of ``level`` and above (INFO: its one-line
     notes) on stderr; the handler is added once."""
     logger = logging.getLogger("ase_cg")
-    if not any(getattr(h, "_ase_cg_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("note: %(message)s"))
-        handler._ase_cg_cli = True
         logger.addHandler(handler)
     logger.setLevel(level)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each message (a handler that kept
+    the stream of its creation would write to a replaced, perhaps closed, one)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        """The base class sets its stream once; the current sys.stderr is used instead."""
 
 
 @contextlib.contextmanager

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ase_cg._paths import write_text_atomic
 from ase_cg.errors import InputError
 
 __all__ = ["DATA_DIR", "DemoSizes", "demo"]
@@ -414,9 +415,7 @@ def _learn_mapping(reference: Path, shipped, sizes: DemoSizes, folder: Path) -> 
 def _write_yaml(path: Path, values: dict) -> None:
     import yaml
 
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(yaml.safe_dump(values, sort_keys=False))
-    os.replace(temporary, path)
+    write_text_atomic(path, yaml.safe_dump(values, sort_keys=False))
 
 
 def _read_metrics(path: Path) -> list[dict]:

@@ -65,7 +65,6 @@ import copy
 import dataclasses
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +77,7 @@ from ase.units import kB
 from tqdm.auto import tqdm
 
 from ase_cg import _keys as K
+from ase_cg._paths import atomic_path
 from ase_cg.config import config_from_dict
 from ase_cg.errors import InputError
 from ase_cg.potentials._splines import basis_weights
@@ -1042,17 +1042,9 @@ def plot_classical(model: CGModel, path: str | os.PathLike, *, n_points: int = 4
         axis.set_ylabel("energy (eV)")
         axis.set_title(type(term).__name__)
         axis.legend(fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=120)
+    return Path(path)
 
 
 #: Å, inner end of the exported pair tables (lammps_interface.export's default table_inner)

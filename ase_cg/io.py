@@ -80,9 +80,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from ase.io.formats import ExternalIOFormat
 
 from ase_cg import __version__
+from ase_cg._paths import atomic_path
 from ase_cg.chemistry import identify_elements, implausible_lengths
 from ase_cg.errors import InputError
 from ase_cg.units import ASE_UNITS, QUANTITIES, to_ase_factor
@@ -1106,14 +1106,6 @@ def read_h5md(path: str | os.PathLike, index=":", group: str | None = None):
         return trajectory[index]
 
 
-#: ``ase.io`` reads and writes H5MD through :func:`read_h5md` / :func:`write_h5md` with this
-#: format, registered as ``h5md`` in the ``ase.ioformats`` entry-point group:
-#: ``ase.io.read("run.h5", index=":")``, ``ase.io.write("run.h5md", images)``, ``ase gui run.h5``.
-H5MD_IO_FORMAT = ExternalIOFormat(
-    desc="H5MD trajectory (ase_cg)", code="+S", module="ase_cg.io", ext=["h5md", "h5"]
-)
-
-
 # --------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------
@@ -1863,8 +1855,7 @@ def write_observables(path: str | os.PathLike, values: dict, *, group: str | Non
                 f"({n_frames}, ...), got shape {array.shape}"
             )
         arrays[name] = array / _TO_ASE[OBSERVABLE_QUANTITIES[name]]
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-    try:
+    with atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)
         with h5py.File(tmp, "r+") as handle:
             position = handle[f"{g_path}/position"]
@@ -1879,10 +1870,6 @@ def write_observables(path: str | os.PathLike, values: dict, *, group: str | Non
                 element["step"] = position["step"]
                 if "time" in position:
                     element["time"] = position["time"]
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------------------

@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +84,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers, chemical_symbols
 
 from ase_cg import _keys as K
+from ase_cg._paths import write_text_atomic
 from ase_cg.errors import InputError
 from ase_cg.molecules import (
     BOND_SCALE,
@@ -937,20 +937,7 @@ class CGMapping:
 
     def save(self, path) -> None:
         """Write the mapping as indented JSON (atomic: temporary file + rename)."""
-        path = Path(path)
-        text = _format_json(self.to_dict())
-        fd, tmp = tempfile.mkstemp(
-            dir=path.parent or ".", prefix=f".{path.name}.", suffix=".partial"
-        )
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text + "\n")
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a mapping file is meant to be shared
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_text_atomic(path, _format_json(self.to_dict()) + "\n")
 
     @classmethod
     def load(cls, path) -> CGMapping:

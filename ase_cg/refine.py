@@ -41,7 +41,6 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +48,7 @@ import numpy as np
 from ase import units
 from tqdm.auto import tqdm
 
+from ase_cg._paths import atomic_path, write_text_atomic
 from ase_cg.config import config_from_dict
 from ase_cg.errors import InputError
 
@@ -138,18 +138,6 @@ class RefineConfig:
     def from_dict(cls, data: dict) -> RefineConfig:
         """Build from a dict (e.g. parsed YAML); unknown keys are an error."""
         return config_from_dict(data, cls, source="refine config", error=InputError)
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _reference_state(reference: Path, config: RefineConfig, mapping) -> tuple[float, float]:
@@ -264,7 +252,7 @@ def _write_table(directory: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _write_text(directory / "iterations.csv", buffer.getvalue())
+    write_text_atomic(directory / "iterations.csv", buffer.getvalue())
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -289,14 +277,8 @@ def _write_table(directory: Path, rows: list[dict]) -> None:
     for axis in axes:
         axis.set_xlabel("iteration")
         axis.legend(fontsize=8)
-    handle, tmp = tempfile.mkstemp(prefix=".progress.", suffix=".png", dir=directory)
-    os.close(handle)
-    try:
-        figure.savefig(tmp, dpi=110)
-        os.replace(tmp, directory / "progress.png")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(directory / "progress.png", suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=110)
 
 
 def refine(
@@ -417,7 +399,7 @@ def refine(
                 next_folder = directory / f"iter_{iteration + 1:02d}"
                 next_folder.mkdir(exist_ok=True)
                 save_model(following, next_folder / "model.pt")
-            _write_text(metrics_path, json.dumps(row, indent=1))
+            write_text_atomic(metrics_path, json.dumps(row, indent=1))
             rows.append(row)
             _write_table(directory, rows)
             bar.update(1)

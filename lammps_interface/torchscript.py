@@ -45,13 +45,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ase_cg._paths import atomic_path
 from ase_cg.errors import InputError
 from ase_cg.neighbors import neighbor_pairs
 from ase_cg.potentials.neural import EnergyAndPairGradient, NeuralPotential
@@ -152,17 +152,9 @@ def write_torchscript_model(
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     scripted = torch.jit.script(module)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as temporary:
         torch.jit.save(scripted, temporary, _extra_files={METADATA_FILE: json.dumps(metadata)})
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return path
+    return Path(path)
 
 
 def write_neural_term(
@@ -262,18 +254,10 @@ def export_aoti(
         example,
         dynamic_shapes=({0: n_all}, {0: n_pairs}, {0: n_pairs}, {0: n_pairs}),
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pt2", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path, suffix=".pt2") as temporary:
         torch._inductor.aoti_compile_and_package(
             program,
-            package_path=tmp,
+            package_path=str(temporary),
             inductor_configs={"aot_inductor.metadata": {METADATA_FILE: json.dumps(info)}},
         )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)

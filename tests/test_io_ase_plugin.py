@@ -32,3 +32,19 @@ def test_ase_io_writes_cg_frames_that_keep_bead_types(data_dir, tmp_path):
     np.testing.assert_allclose(back[1].get_forces(), beads[1].get_forces(), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(back[0].arrays[K.BEAD_TYPE], beads[0].arrays[K.BEAD_TYPE])
     np.testing.assert_array_equal(back[0].arrays[K.MOL_ID], beads[0].arrays[K.MOL_ID])
+
+
+def test_the_format_registers_whichever_module_is_imported_first(data_dir):
+    """ase.io.formats loads entry points on its first import, which ase_cg.io may trigger."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ase_cg.io, ase.io\n"
+        f"print(len(ase.io.read({str(data_dir / 'ethane_aa.h5')!r}, index=':2')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "2"

@@ -21,6 +21,7 @@ import numpy as np
 from ase import Atoms
 
 from ase_cg._lammps import import_lammps
+from ase_cg._paths import write_text_atomic
 from ase_cg.errors import InputError
 from ase_cg.reference.molecules import MoleculeTemplate, term_atoms
 from ase_cg.units import to_ase_factor
@@ -203,13 +204,7 @@ def write_lammps_data(path: str | os.PathLike, template: MoleculeTemplate, atoms
     lines += topology("Angles", template.angles, angle_params, lambda a: (a.k_theta, a.theta0))
     lines += topology("Dihedrals", template.dihedrals, dihedral_params, lambda d: d.v)
 
-    path = Path(path)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False
-    ) as handle:
-        handle.write("\n".join(lines) + "\n")
-    os.replace(handle.name, path)
-    return path
+    return write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def _num(value: float) -> str:
