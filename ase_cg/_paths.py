@@ -36,7 +36,7 @@ def check_output_not_input(
     Parameters
     ----------
     output : path
-        File (or, with ``inside``, folder) to be written.
+        File to be written (folders: :func:`check_output_folder`).
     inputs : iterable of path or None
         Files read by the same command; ``None`` entries are skipped.
     option : str
