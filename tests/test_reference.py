@@ -288,6 +288,33 @@ def test_small_run_pressure_equals_lammps_reevaluation(small_run: Path):
         assert handle["observables/pressure/value"].attrs["unit"] == "bar"
 
 
+def test_add_pressure_restores_the_stored_pressure(small_run: Path, tmp_path: Path, capsys):
+    # an older file without observables/pressure: `ase-cg reference --add-pressure` re-evaluates
+    # every frame and writes what the run itself stored
+    old = tmp_path / "old.h5"
+    old.write_bytes(small_run.read_bytes())
+    with h5py.File(old, "r+") as handle:
+        del handle["observables/pressure"], handle["observables/pressure_tensor"]
+    assert main(["reference", "ethane", "--add-pressure", str(old)]) == 0
+    assert "pressure of 60 frames stored" in capsys.readouterr().out
+    with H5MDTrajectory(small_run) as run, H5MDTrajectory(old) as added:
+        difference = added.observable("pressure") - run.observable("pressure")
+        tensors = added.observable("pressure_tensor") - run.observable("pressure_tensor")
+        np.testing.assert_allclose(added.positions(), run.positions())
+    assert np.abs(difference).max() / units.bar < 2.0
+    assert np.abs(tensors).max() / units.bar < 5.0
+    with pytest.raises(ValueError, match="drop -o"):
+        main_raising(["reference", "--add-pressure", str(old), "-o", str(tmp_path / "x.h5")])
+
+
+def main_raising(argv):
+    """Run a subcommand's function directly (errors raise instead of becoming exit codes)."""
+    from ase_cg.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
 def test_npt_equilibration_sets_production_box(tmp_path: Path):
     path = generate_reference(
         "ethane", output=tmp_path / "npt.h5", n_molecules=27, npt=True, pressure=1.0,

@@ -9,7 +9,8 @@ from ase_cg import _args
 NAME = "refine"
 HELP = (
     "Refine a model against its reference: CG MD, compare RDFs and pressure, add IBI and "
-    "pressure-ramp pair corrections, repeat until both match (resumes in the same folder)."
+    "pressure-ramp pair corrections, repeat until both match (resumes in the same folder; exit "
+    "code 3 when --max-iterations ends unconverged)."
 )
 
 
