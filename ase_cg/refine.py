@@ -256,6 +256,7 @@ def _write_table(directory: Path, rows: list[dict]) -> None:
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(11, 3.4), layout="constrained")
     FigureCanvasAgg(figure)
@@ -275,6 +276,7 @@ def _write_table(directory: Path, rows: list[dict]) -> None:
     axes[2].axhline(last["reference_density_g_cm3"], color="0.6", ls="--", label="reference")
     axes[2].set_ylabel("density (g/cm³)")
     for axis in axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("iteration")
         axis.legend(fontsize=8)
     with atomic_path(directory / "progress.png", suffix=".png") as temporary:
