@@ -7,12 +7,12 @@ engine runs ``--repeat`` times and keeps its best. Prints a table, names the fas
 writes ``bench/results/allatom.json``::
 
     {"command": "...", "date": "...", "machine": {..., "load_average_1min": ...},
-     "n_molecules": N, "cores": C,
+     "n_molecules": N, "cores": [C, ...],
      "results": [{"engine", "label", "n_atoms", "time_step_fs", "cores", "steps", "seconds",
                   "ns_per_day", "atom_steps_per_s", "version", "load_average_1min"}, ...],
-     "fastest": "<label>"}
+     "fastest": {"<cores>": "<label>", ...}}
 
-Usage: ``python bench/bench_allatom.py [--molecules 400] [--cores 1] [--repeat 2]``.
+Usage: ``python bench/bench_allatom.py [--molecules 400] [--cores 1 2] [--repeat 2]``.
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def print_table(results: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--molecules", type=int, default=400, help="ethane molecules")
-    parser.add_argument("--cores", type=int, default=1, help="MPI ranks (LAMMPS) / threads (gmx)")
+    parser.add_argument(
+        "--cores", type=int, nargs="+", default=[1], help="MPI ranks (LAMMPS) / threads (gmx)"
+    )
     parser.add_argument("--repeat", type=int, default=2, help="runs per engine, best kept")
     parser.add_argument("--lammps-steps", type=int, default=1000, help="timed LAMMPS steps")
     parser.add_argument("--gmx-steps", type=int, default=4000, help="GROMACS steps (half timed)")
@@ -89,10 +91,11 @@ def main() -> None:
         "n_molecules": args.molecules,
         "cores": args.cores,
     }
-    report["results"] = measure(
-        args.molecules, args.cores, args.repeat, args.lammps_steps, args.gmx_steps
-    )
-    report["fastest"] = print_table(report["results"])
+    report["results"], report["fastest"] = [], {}
+    for cores in args.cores:
+        results = measure(args.molecules, cores, args.repeat, args.lammps_steps, args.gmx_steps)
+        report["results"] += results
+        report["fastest"][str(cores)] = print_table(results)
     write_json(RESULTS, json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS}")
 

@@ -3,10 +3,11 @@
 CG ethane (``--molecules`` molecules, 2 beads each) with the shipped neural model's prior
 (repulsion table and bond of ``data/ethane_neural.pt``) plus a SchNet term of each size
 (features = filters, interactions, radial basis size, cutoff; weights random: the cost does not
-depend on them), float32, one LAMMPS rank with ``--cores`` LibTorch threads, bonds constrained
+depend on them), float32, ``--cores`` LAMMPS ranks of one LibTorch thread, bonds constrained
 (SHAKE) at ``--time-step`` fs. The shipped model's own SchNet (2 × 32, 7 Å) is the first row.
 Prints a markdown table (with ns/day and the ratio to the fastest all-atom run of
-``bench/results/allatom.json`` on as many cores, if that file exists) and writes
+``bench_speedup.py`` on as many cores, ``bench/results/speedup_<cores>core.json``, if that file
+exists) and writes
 ``bench/results/plugin_sizes.json``.
 
 Usage: ``python bench/bench_plugin_sizes.py [--molecules 400] [--cores 2] [--steps 40]``.
@@ -29,7 +30,7 @@ from ase_cg.potentials import CGModel
 from ase_cg.potentials.neural import NeuralPotential
 
 RESULTS = Path(__file__).resolve().parent / "results" / "plugin_sizes.json"
-ALLATOM = RESULTS.with_name("allatom.json")
+SPEEDUP = RESULTS.parent
 #: (features, interactions, cutoff Å) of each row after the shipped model
 SIZES = [(16, 1, 7.0), (16, 2, 7.0), (32, 1, 7.0), (32, 3, 7.0), (64, 2, 7.0), (32, 2, 5.0)]
 
@@ -52,10 +53,11 @@ def model_of_size(shipped, features: int, interactions: int, cutoff: float) -> C
 
 
 def best_allatom(cores: int) -> dict | None:
-    if not ALLATOM.exists():
+    """Fastest all-atom run of ``bench_speedup.py --cores cores`` (its JSON), if there is one."""
+    path = SPEEDUP / f"speedup_{cores}core.json"
+    if not path.exists():
         return None
-    rows = [r for r in json.loads(ALLATOM.read_text())["results"] if r["cores"] == cores]
-    return max(rows, key=lambda r: r["ns_per_day"]) if rows else None
+    return max(json.loads(path.read_text())["allatom"], key=lambda r: r["ns_per_day"])
 
 
 def main() -> None:
@@ -81,7 +83,7 @@ def main() -> None:
             model,
             args.time_step,
             constrain=True,
-            threads=args.cores,
+            ranks=args.cores,
             export_options={"neural_dtype": torch.float32},
         )
         load_average = round(os.getloadavg()[0], 2)

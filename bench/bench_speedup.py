@@ -9,19 +9,19 @@ For ``--molecules`` ethane molecules on ``--cores`` cores, measured one after th
   - ``tables 2 fs``: ``data/ethane_classical.pt`` exported with the export's defaults (pair
     table to the model's 10 Å cutoff, 2 Å skin, spline interpolation), bonds free;
   - ``tables 2 fs, tuned``: the same with :data:`TUNED` (pair cutoff where the fitted force
-    vanishes, linear table, ``table/omp``);
+    vanishes, linear table interpolation);
   - ``tables SHAKE``: tuned, bond constrained, at the largest stable time step
     (``bench/bench_timestep.py``);
 
   the table cases run on ``--cores`` MPI ranks;
   - ``plugin 2 fs``: ``data/ethane_neural.pt`` (SchNet 2 interactions × 32 features, 7 Å, plus a
-    repulsion table and a bond) in the cgtorch plugin, float32, one rank with ``--cores``
-    LibTorch threads;
+    repulsion table and a bond) in the cgtorch plugin, float32, ``--cores`` MPI ranks of one
+    LibTorch thread (faster than one rank of several threads on this kind of machine);
   - ``plugin SHAKE``: the same, bond constrained, at its largest stable time step.
 
 Each case runs ``--repeat`` times (best kept). ns/day is per simulated time; the ratio is against
 the fastest all-atom run of this same invocation. Prints a markdown table and writes
-``bench/results/speedup.json`` (machine, date, command, load average of each run).
+``bench/results/speedup_<cores>core.json`` (machine, date, command, load average of each run).
 
 Usage: ``python bench/bench_speedup.py --molecules 400 --cores 1``.
 """
@@ -39,10 +39,9 @@ import torch
 from _cg_runs import CLASSICAL, NEURAL, Case, machine, run, start_box, write_json
 from bench_allatom import measure
 
-RESULTS = Path(__file__).resolve().parent / "results" / "speedup.json"
+RESULTS = Path(__file__).resolve().parent / "results"
 #: Export and run settings of the tuned table cases (each measured in BENCHMARKS.md).
 TUNED = {"pair_cutoff": "auto", "pair_table_style": "linear"}
-TUNED_SUFFIX = "omp"
 #: Largest stable constrained time steps, fs (bench/bench_timestep.py).
 TABLES_SHAKE_FS = 15.0
 PLUGIN_SHAKE_FS = 10.0
@@ -59,7 +58,6 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
                 str(CLASSICAL),
                 2.0,
                 ranks=cores,
-                suffix=TUNED_SUFFIX,
                 export_options=TUNED,
             ),
             20000,
@@ -71,7 +69,6 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
                 tables_shake,
                 constrain=True,
                 ranks=cores,
-                suffix=TUNED_SUFFIX,
                 export_options=TUNED,
             ),
             20000,
@@ -81,7 +78,7 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
                 "CG SchNet plugin 2×32, 2 fs",
                 str(NEURAL),
                 2.0,
-                threads=cores,
+                ranks=cores,
                 export_options=neural,
             ),  # fmt: skip
             60,
@@ -92,7 +89,7 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
                 str(NEURAL),
                 plugin_shake,
                 constrain=True,
-                threads=cores,
+                ranks=cores,
                 export_options=neural,
             ),
             60,
@@ -145,8 +142,9 @@ def main() -> None:
         for r in rows:
             r["vs_best_allatom"] = r["ns_per_day"] / fastest["ns_per_day"]
             print(f"| {r[name]} | {r[key]} | {r['ns_per_day']:.1f} | {r['vs_best_allatom']:.2f} |")
-    write_json(RESULTS, json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    path = RESULTS / f"speedup_{args.cores}core.json"
+    write_json(path, json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
