@@ -251,7 +251,7 @@ def _thermo_rows(log: str) -> dict[str, list[float]]:
     return {name: table[:, k].tolist() for k, name in enumerate(names)}
 
 
-def energy_drift(rows: dict, time_step: float, n_beads: int, dof: int) -> float:
+def energy_drift(rows: dict, time_step: float, dof: int) -> float:
     """Linear drift of the total energy in k_B T per degree of freedom per ns.
 
     Parameters
@@ -259,7 +259,6 @@ def energy_drift(rows: dict, time_step: float, n_beads: int, dof: int) -> float:
     rows : dict
         Thermo rows of an NVE run (``step``, ``toteng`` in kcal/mol).
     time_step : float, fs
-    n_beads : int
     dof : int
         Degrees of freedom (3 per bead, minus constraints and the 3 of the centre of mass).
     """

@@ -66,7 +66,7 @@ def scan(model_path, n_molecules, time_steps, ps, threads, options) -> list[dict
                 break
             thermo = result["thermo"]
             if ensemble == "nve":
-                row["drift_kT_per_dof_per_ns"] = energy_drift(thermo, time_step, len(atoms), dof)
+                row["drift_kT_per_dof_per_ns"] = energy_drift(thermo, time_step, dof)
                 row["nve_temperature_K"] = float(np.mean(thermo["temp"]))
             else:
                 row["nvt_temperature_K"] = float(np.mean(thermo["temp"]))
