@@ -18,6 +18,7 @@ The report folder::
 
     demo-report/
     ├── index.md             verdict table, speed table, figures, timings
+    ├── index.html           the same page, self-contained (figures embedded)
     ├── metrics.json         every number of index.md
     ├── assignment.png       atoms → beads assignment of the mapping used
     ├── learned-mapping/     the auto-encoder's report (assignment probabilities, losses)

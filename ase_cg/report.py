@@ -4,6 +4,7 @@ A report is a folder that reads well on its own (on GitHub, in an editor, in a b
 
     report/
     ├── index.md        title, then one section after another: text, tables, figures
+    ├── index.html      the same page, self-contained (figures embedded): open or mail it
     ├── metrics.json    the numbers behind the tables (written by :func:`write_json`)
     └── *.png           figures, linked from index.md by relative path
 
@@ -17,8 +18,11 @@ program. Every file is written atomically (temporary file in the same folder, th
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +38,7 @@ __all__ = [
     "Section",
     "Table",
     "format_value",
+    "html_page",
     "markdown_table",
     "new_figure",
     "save_figure",
@@ -127,7 +132,8 @@ def markdown_table(table: Table) -> str:
 
 
 def write_report(folder, title: str, sections: Sequence[Section], *, intro: str = "") -> Path:
-    """Write ``folder/index.md``: a ``#`` title, an intro paragraph and the sections.
+    """Write ``folder/index.md`` (a ``#`` title, an intro paragraph and the sections) and the
+    same page as self-contained ``folder/index.html`` (:func:`html_page`).
 
     Parameters
     ----------
@@ -160,7 +166,91 @@ def write_report(folder, title: str, sections: Sequence[Section], *, intro: str 
                     "missing; save it with save_figure before write_report"
                 )
             parts += [f"![{figure.caption}]({figure.path})", "", f"*{figure.caption}*", ""]
+    write_bytes_atomic(folder / "index.html", html_page(folder, title, sections, intro).encode())
     return write_bytes_atomic(folder / "index.md", "\n".join(parts).encode())
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
+    "color:#222;line-height:1.45}table{border-collapse:collapse;margin:.5rem 0 1.5rem}"
+    "th,td{border:1px solid #ccc;padding:.25rem .6rem}td.n{text-align:right;"
+    "font-variant-numeric:tabular-nums}th{background:#f3f3f3}figure{margin:1rem 0 2rem}"
+    "img{max-width:100%}figcaption,caption{font-style:italic;color:#555;text-align:left}"
+    "code{background:#f3f3f3;padding:0 .2rem}"
+)
+
+
+def _inline(text: str) -> str:
+    """HTML of one paragraph of the Markdown subset the reports use: **bold**, *italics*,
+    `code` and [links](url); everything else is escaped."""
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+    out = re.sub(r"(?<![*\w])\*([^*\s][^*]*)\*(?![*\w])", r"<em>\1</em>", out)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', out)
+
+
+def _html_text(text: str) -> str:
+    """Paragraphs (blank-line separated) and ``- `` lists of a section's Markdown text."""
+    blocks = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = block.splitlines()
+        if lines and all(line.lstrip().startswith("- ") for line in lines):
+            items = "".join(f"<li>{_inline(line.lstrip()[2:])}</li>" for line in lines)
+            blocks.append(f"<ul>{items}</ul>")
+        elif block.strip():
+            blocks.append(f"<p>{_inline(' '.join(lines))}</p>")
+    return "\n".join(blocks)
+
+
+def _html_table(table: Table) -> str:
+    markdown_table(table)  # the same checks as the Markdown page
+    numeric = [
+        bool(table.rows) and all(isinstance(row[k], int | float) or row[k] is None for row in
+                                 table.rows)
+        for k in range(len(table.columns))
+    ]  # fmt: skip
+    head = "".join(f"<th>{_inline(str(c))}</th>" for c in table.columns)
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="n">{html.escape(format_value(c))}</td>' if numeric[k]
+            else f"<td>{_inline(format_value(c).replace(chr(92) + '|', '|'))}</td>"
+            for k, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in table.rows
+    )  # fmt: skip
+    caption = f"<caption>{_inline(table.caption)}</caption>" if table.caption else ""
+    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def html_page(folder, title: str, sections: Sequence[Section], intro: str = "") -> str:
+    """The report as one self-contained HTML page: figures embedded as PNG data, no links to
+    other files except the ones the text itself makes."""
+    folder = Path(folder)
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>',
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if intro:
+        parts.append(_html_text(intro))
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        if section.text:
+            parts.append(_html_text(section.text))
+        parts += [_html_table(table) for table in section.tables]
+        for figure in section.figures:
+            data = base64.b64encode((folder / figure.path).read_bytes()).decode()
+            caption = html.escape(figure.caption)
+            parts.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
+                f"<figcaption>{_inline(figure.caption)}</figcaption></figure>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
 
 
 def write_json(path, data) -> Path:

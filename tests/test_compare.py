@@ -287,6 +287,30 @@ def test_report_tables_and_missing_figures(tmp_path):
     assert (tmp_path / "missing.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def test_html_page_is_self_contained(tmp_path):
+    """index.html beside index.md: the same tables, figures embedded, text escaped."""
+    import base64
+    import re
+
+    figure, ax = new_figure()
+    ax.plot([0, 1], [1, 0])
+    save_figure(figure, tmp_path / "f.png")
+    table = Table(["run", "max abs Δg"], [["CG <tables>", 0.0312], ["x", None]], caption="RDFs")
+    text = "A **bold** claim with `code`, [a link](other/index.md) and 1 < 2.\n\n- one\n- two"
+    section = Section("S", text, [table], [FigureLink("f.png", "c")])
+    write_report(tmp_path, "Title & more", [section])
+    page = (tmp_path / "index.html").read_text()
+    assert "<title>Title &amp; more</title>" in page
+    assert "CG &lt;tables&gt;" in page and "1 &lt; 2" in page  # escaped, not markup
+    assert "<strong>bold</strong>" in page and "<code>code</code>" in page
+    assert '<a href="other/index.md">a link</a>' in page and "<li>two</li>" in page
+    assert '<td class="n">0.0312</td>' in page and "<caption>RDFs</caption>" in page
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) == 1 and images[0].startswith("data:image/png;base64,")
+    embedded = base64.b64decode(images[0].split(",", 1)[1])
+    assert embedded == (tmp_path / "f.png").read_bytes()  # the figure itself, no file link
+
+
 def test_compare_single_frames_without_times_skips_diffusion(rng, tmp_path):
     images, topology = dimer_liquid(rng, n_molecules=27, n_frames=1, box=12.0)
     del images[0].info["time"]

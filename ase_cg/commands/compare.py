@@ -33,7 +33,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--output-dir",
         default="report",
         type=_args.output_folder,
-        help="report folder: index.md, metrics.json and PNG figures (created; files replaced)",
+        help="report folder: index.md, index.html (self-contained), metrics.json and PNG figures "
+        "(created; files replaced)",
     )
     parser.add_argument(
         "--r-max",
