@@ -75,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to ``sys.stderr`` as it is when a message comes, not as
+    it was when the handler was made (``main`` may run many times in one process, each with
+    its own stderr, as in tests)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
+
+
 def _show_notes(level: int = logging.INFO) -> None:
     """Print the library's ``logging`` messages of ``level`` and above (INFO: its one-line
     notes) on stderr; the handler is added once."""
