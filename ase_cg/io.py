@@ -368,7 +368,8 @@ class H5MDTrajectory:
             sorted(
                 name
                 for name, element in (observables.items() if observables is not None else ())
-                if isinstance(element, h5py.Group) and "value" in element
+                # a name that is not UTF-8 (h5py gives bytes: a damaged file) names nothing
+                if isinstance(name, str) and isinstance(element, h5py.Group) and "value" in element
             )
         )
         self.parameters = self._read_parameters()
