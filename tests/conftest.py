@@ -34,6 +34,18 @@ def _reseed_global_generators():
     torch.manual_seed(20190125)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures(...)``): the
+    small graphs of the tests run faster on one, and do not contend on a shared 2-core box."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A freshly seeded NumPy generator (tests must not depend on global RNG state)."""

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _dimers import EPSILON, K_BOND, LJ_CUTOFF, R0_BOND, SIGMA, TEMPERATURE, simulate_dimers
 from test_classical import CHAIN_CONFIG, chain_liquid, random_chain_model
 
 from ase_cg import _keys as K
-from ase_cg._lammps import import_lammps
 from ase_cg.fitting import (
     ArrayTrajectory,
     ClassicalConfig,
@@ -19,103 +19,14 @@ from ase_cg.fitting import (
 )
 from ase_cg.potentials import BondSpline, PairSpline, SystemTopology, make_batch
 
-EPSILON, SIGMA, LJ_CUTOFF = 0.01, 3.0, 9.0  # eV, Å, Å
-K_BOND, R0_BOND = 10.0, 1.5  # eV/Å² (E = ½ k (r − r0)²), Å
-TEMPERATURE = 150.0  # K
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The fit is memory bound; several threads on a shared 2-core box only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def simulate_dimers(folder, n_molecules=100, box=20.0, n_frames=100, every=10, seed=7):
-    """NVT liquid of LJ dimers with harmonic bonds in LAMMPS (units metal: Å, eV, eV/Å).
-
-    Returns positions and forces (n_frames, 2 n_molecules, 3), the cell and the topology.
-    The bonded pair is excluded from LJ (``special_bonds lj 0 0 0``), as ase_cg excludes it.
-    """
-    rng = np.random.default_rng(seed)
-    n_side = int(np.ceil(n_molecules ** (1 / 3)))
-    lattice = np.stack(np.meshgrid(*[np.arange(n_side)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    centres = (lattice[:n_molecules] + 0.5) * box / n_side
-    axes = rng.normal(size=(n_molecules, 3))
-    axes /= np.linalg.norm(axes, axis=1)[:, None]
-    ends = np.stack([centres - 0.5 * R0_BOND * axes, centres + 0.5 * R0_BOND * axes], 1)
-    positions = ends.reshape(-1, 3) % box
-    lines = [
-        "LJ dimers",
-        "",
-        f"{2 * n_molecules} atoms",
-        f"{n_molecules} bonds",
-        "1 atom types",
-        "1 bond types",
-        "",
-        f"0 {box} xlo xhi",
-        f"0 {box} ylo yhi",
-        f"0 {box} zlo zhi",
-        "",
-        "Masses",
-        "",
-        "1 15.0",
-        "",
-        "Atoms # bond",
-        "",
-    ]
-    lines += [f"{i + 1} {i // 2 + 1} 1 {x:.8f} {y:.8f} {z:.8f}" for i, (x, y, z) in
-              enumerate(positions)]  # fmt: skip
-    lines += ["", "Bonds", ""] + [f"{m + 1} 1 {2 * m + 1} {2 * m + 2}" for m in range(n_molecules)]
-    data = folder / "dimers.data"
-    data.write_text("\n".join(lines) + "\n")
-    lammps = import_lammps()
-    lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
-    try:
-        for command in [
-            "units metal",
-            "atom_style bond",
-            "boundary p p p",
-            f"read_data {data}",
-            f"pair_style lj/cut {LJ_CUTOFF}",
-            f"pair_coeff * * {EPSILON} {SIGMA}",
-            "bond_style harmonic",
-            f"bond_coeff 1 {K_BOND / 2} {R0_BOND}",  # LAMMPS: E = K (r − r0)²
-            "special_bonds lj 0.0 0.0 0.0",
-            "neighbor 1.0 bin",
-            "neigh_modify every 1 delay 0 check yes",
-            "minimize 1e-6 1e-8 200 2000",
-            "reset_timestep 0",
-            f"velocity all create {TEMPERATURE} {seed} dist gaussian",
-            f"fix thermostat all nvt temp {TEMPERATURE} {TEMPERATURE} 0.1",
-            "timestep 0.002",
-            "run 2000",
-        ]:
-            lmp.command(command)
-        frames_x, frames_f = [], []
-        for _ in range(n_frames):
-            lmp.command(f"run {every} pre no post no")
-            n_local = lmp.extract_global("nlocal")
-            order = np.argsort(lmp.numpy.extract_atom("id")[:n_local])
-            frames_x.append(lmp.numpy.extract_atom("x")[:n_local][order].copy())
-            frames_f.append(lmp.numpy.extract_atom("f")[:n_local][order].copy())
-    finally:
-        lmp.close()
-    n_beads = 2 * n_molecules
-    topology = SystemTopology(
-        np.zeros(n_beads, int),
-        np.arange(n_beads).reshape(-1, 2),
-        np.zeros((0, 3)),
-        np.zeros((0, 4)),
-    )
-    return np.array(frames_x), np.array(frames_f), np.eye(3) * box, topology
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def dimers(tmp_path_factory):
-    return simulate_dimers(tmp_path_factory.mktemp("lammps"))
+    """Positions, forces (exact, no noise), the cell and the topology of the dimer liquid."""
+    positions, forces, _, _, cell, topology = simulate_dimers(tmp_path_factory.mktemp("lammps"))
+    return positions, forces, cell, topology
 
 
 @pytest.fixture(scope="module")

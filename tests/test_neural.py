@@ -18,13 +18,7 @@ from lammps_interface.torchscript import METADATA_FILE, write_neural_term
 CUTOFF = 5.0
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny graphs: one thread is faster, and immune to other processes competing for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def dimer_liquid(rng, n_molecules=20, box=10.0):

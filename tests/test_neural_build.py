@@ -28,12 +28,7 @@ TEMPERATURE = 180.0
 SMALL = {"n_atom_basis": 8, "n_filters": 8, "n_interactions": 2, "n_rbf": 6, "cutoff": 5.0}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

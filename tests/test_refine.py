@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from ase_cg.cli import main
 from ase_cg.fitting import pressure_correction, pressure_ramp, term_pressure
@@ -17,13 +16,7 @@ from ase_cg.pipeline import simulate
 from ase_cg.refine import RefineConfig, refine
 from lammps_interface.run import read_thermo
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def nvt_pressure(model, start, output, steps=4000, seed=3):

@@ -24,12 +24,7 @@ def spk():
         pytest.skip("schnetpack is not installed (optional extra)")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def randomise(module: torch.nn.Module, seed: int = 3, scale: float = 0.3) -> None:
