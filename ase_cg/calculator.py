@@ -23,6 +23,7 @@ from ase.calculators.calculator import (
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from ase_cg import _keys as K
+from ase_cg.beads import bead_types_of
 from ase_cg.errors import ASECGError, InputError
 from ase_cg.neighbors import closest_pair
 from ase_cg.potentials import CGModel, NeuralPotential, make_batch
@@ -300,7 +301,7 @@ class CGCalculator(Calculator):
     def _read_topology(self, atoms):
         """The model's topology of ``atoms``, with errors that say what to fix."""
         model = self.model
-        names = atoms.arrays.get(K.BEAD_TYPE)
+        names = bead_types_of(atoms)
         if names is None:
             raise CGAtomsError(
                 f"the atoms carry no bead types: set atoms.arrays[{K.BEAD_TYPE!r}] to one name "

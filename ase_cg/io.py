@@ -83,6 +83,7 @@ import numpy as np
 
 from ase_cg import __version__
 from ase_cg._paths import atomic_path
+from ase_cg.beads import set_bead_types
 from ase_cg.chemistry import identify_elements, implausible_lengths
 from ase_cg.errors import InputError
 from ase_cg.units import ASE_UNITS, QUANTITIES, to_ase_factor
@@ -1015,7 +1016,7 @@ class H5MDTrajectory:
         if self.mol_ids is not None:
             atoms.new_array("mol-id", self.mol_ids.copy())
         if self.bead_types is not None:
-            atoms.new_array("bead-type", self.bead_types.copy())
+            set_bead_types(atoms, self.bead_types)
         results = {}
         if self.has_forces:
             results["forces"] = self.forces(frame)

@@ -85,6 +85,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from ase_cg import _keys as K
 from ase_cg._paths import write_text_atomic
+from ase_cg.beads import bead_types_of, set_bead_types
 from ase_cg.errors import InputError
 from ase_cg.molecules import (
     BOND_SCALE,
@@ -835,14 +836,14 @@ class CGMapping:
 
     def _split_cg(self, cg_atoms: Atoms) -> list[tuple[str, np.ndarray]]:
         """(molecule type, bead indices) per molecule of a CG configuration."""
-        for key in (K.MOL_ID, K.BEAD_TYPE):
-            if key not in cg_atoms.arrays:
+        bead_types = bead_types_of(cg_atoms)
+        for key, value in ((K.MOL_ID, cg_atoms.arrays.get(K.MOL_ID)), (K.BEAD_TYPE, bead_types)):
+            if value is None:
                 raise MappingError(
                     f"the CG configuration has no arrays['{key}']; map atoms with "
                     "CGMapping.map or read a CG H5MD file, which set it"
                 )
         mol_ids = np.asarray(cg_atoms.arrays[K.MOL_ID])
-        bead_types = np.asarray(cg_atoms.arrays[K.BEAD_TYPE]).astype(str)
         order = np.argsort(mol_ids, kind="stable")
         bounds = np.flatnonzero(np.diff(mol_ids[order])) + 1
         by_sequence: dict = {}
@@ -1426,7 +1427,7 @@ class SystemMapping:
             pbc=atoms.pbc,
         )
         cg.arrays[K.MOL_ID] = self.bead_mol_ids.copy()
-        cg.arrays[K.BEAD_TYPE] = self.bead_types.copy()
+        set_bead_types(cg, self.bead_types)
         if atoms.has("momenta"):
             cg.set_velocities(self.map_velocities(atoms.get_velocities()))
         forces = _attached_forces(atoms)

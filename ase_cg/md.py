@@ -35,6 +35,7 @@ from ase.constraints import FixBondLengths
 from ase.geometry import find_mic
 
 from ase_cg import _keys as K
+from ase_cg.beads import set_bead_types
 from ase_cg.errors import ASECGError, InputError
 from ase_cg.neighbors import closest_pair, neighbor_pairs
 
@@ -278,7 +279,7 @@ def build_cg_box(
     atoms.set_masses(masses)
     atoms.wrap()
     atoms.arrays[K.MOL_ID] = molecule_of.copy()
-    atoms.arrays[K.BEAD_TYPE] = np.array(names, dtype=str)
+    set_bead_types(atoms, names)
     return atoms
 
 

@@ -42,6 +42,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_cg import _keys as K
+from ase_cg.beads import set_bead_types
 from ase_cg.chemistry import identify_elements, implausible_lengths, rigid_bonds, split_bonds
 from ase_cg.errors import InputError
 from ase_cg.io import H5MDTrajectory
@@ -681,7 +682,7 @@ class MappedTrajectory(_FramesMixin):
             masses=self.masses,
         )
         atoms.arrays[K.MOL_ID] = self.mol_ids.copy()
-        atoms.arrays[K.BEAD_TYPE] = self.bead_types.copy()
+        set_bead_types(atoms, self.bead_types)
         if "velocities" in data:
             atoms.set_velocities(data["velocities"][k])
         if "forces" in data:

@@ -48,3 +48,23 @@ def test_the_format_registers_whichever_module_is_imported_first(data_dir):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "2"
+
+
+def test_bead_types_survive_an_ase_traj_file(data_dir, tmp_path):
+    """ASE's .traj drops string arrays; the tags and info keep the bead types, and the
+    calculator reads them back."""
+    from ase.io import read, write
+
+    from ase_cg.beads import bead_types_of
+    from ase_cg.calculator import CGCalculator
+
+    mapping = CGMapping.load(data_dir / "ethane_mapping.json")
+    beads = mapping.map(read_h5md(data_dir / "ethane_aa.h5", index=0))
+    write(tmp_path / "cg.traj", beads)
+    back = read(tmp_path / "cg.traj")
+    assert K.BEAD_TYPE not in back.arrays  # what the format drops
+    np.testing.assert_array_equal(bead_types_of(back), beads.arrays[K.BEAD_TYPE])
+    back.arrays[K.MOL_ID] = beads.arrays[K.MOL_ID]  # .traj keeps no molecule ids either
+    model = data_dir / "ethane_classical.pt"
+    expected = CGCalculator(model).get_potential_energy(beads)
+    assert CGCalculator(model).get_potential_energy(back) == expected

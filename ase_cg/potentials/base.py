@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ase_cg import _keys as K
+from ase_cg.beads import bead_types_of
 from ase_cg.neighbors import neighbor_pairs
 
 
@@ -379,7 +380,7 @@ class CGModel(nn.Module):
             If a bead type is not one of the model's, or bonded terms need molecule ids that the
             atoms do not carry.
         """
-        names = atoms.arrays.get(K.BEAD_TYPE)
+        names = bead_types_of(atoms)
         if names is None:
             raise ValueError(
                 f"CG atoms need per-bead type names in atoms.arrays[{K.BEAD_TYPE!r}] "
