@@ -22,11 +22,12 @@ from lammps_interface.export import export
 from lammps_interface.run import (
     DATA_FILE,
     LammpsRunError,
+    append_dump_frame,
+    dump_writer,
     read_data_file,
     read_thermo,
     run_deck,
 )
-from lammps_interface.units import EV_TO_KCAL_PER_MOL, FS_TO_ASE_TIME
 
 
 def _blow_up(error, directory: Path, output: Path) -> MDBlowUpError:
@@ -89,7 +90,7 @@ def run_cg_md(
         velocities=first_step > 0,
         first_step=first_step,
     )
-    names, masses, mol_ids, bonds = read_data_file(directory / DATA_FILE)
+    topology = read_data_file(directory / DATA_FILE)
     if first_step > 0:
         writer = H5MDWriter.resume(output)
     else:
@@ -98,27 +99,12 @@ def run_cg_md(
 
     def append(frame) -> None:
         nonlocal writer
-        step, cell, types, positions, velocities, forces = frame
+        step, types = frame[0], frame[2]
         if writer is not None and step <= writer.last_step:
             return  # the start frame of a resumed run, or a frame handed over twice
         if writer is None:
-            writer = H5MDWriter(
-                output,
-                bead_types=[names[t] for t in types],
-                masses=[masses[t] for t in types],
-                mol_ids=mol_ids,
-                bonds=bonds,
-                time_step=time_step_fs,
-                dtype=np.float64,
-                incremental=True,
-            )
-        writer.append(
-            positions,
-            cell,
-            forces=forces / EV_TO_KCAL_PER_MOL,
-            velocities=velocities / FS_TO_ASE_TIME,
-            step=step,
-        )
+            writer = dump_writer(output, topology, types, time_step_fs, incremental=True)
+        append_dump_frame(writer, frame)
 
     variables = {} if seed is None else {"seed": str(int(seed) % 900_000_000 + 1)}
     start = time.perf_counter()

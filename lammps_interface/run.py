@@ -25,6 +25,7 @@ import numpy as np
 
 from ase_cg._lammps import import_lammps, lammps_subprocess_env
 from ase_cg.errors import ASECGError, InputError
+from ase_cg.io import H5MDWriter, write_frames
 from lammps_interface.plugin import lammps_plugin_env, plugin_path
 from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL, FS_TO_ASE_TIME
 
@@ -422,34 +423,57 @@ def dump_to_h5md(
     int
         Number of frames written.
     """
-    from ase_cg.io import H5MDWriter, write_frames
-
-    names, masses, mol_ids, bonds = read_data_file(Path(data_file))
+    topology = read_data_file(Path(data_file))
 
     def open_writer(first) -> H5MDWriter:
-        types = first[2]
-        return H5MDWriter(
-            output,
-            bead_types=[names[t] for t in types],
-            masses=[masses[t] for t in types],
-            mol_ids=mol_ids,
-            bonds=bonds,
-            time_step=time_step,
-            dtype=np.float64,
-        )
-
-    def append(writer: H5MDWriter, frame) -> None:
-        step, cell, _, positions, velocities, forces = frame
-        writer.append(
-            positions,
-            cell,
-            forces=forces / EV_TO_KCAL_PER_MOL,
-            velocities=velocities / FS_TO_ASE_TIME,
-            step=step,
-        )
+        return dump_writer(output, topology, first[2], time_step)
 
     return write_frames(
-        _dump_frames(Path(dump)), open_writer, append, empty=f"{dump}: the dump has no frames"
+        _dump_frames(Path(dump)),
+        open_writer,
+        append_dump_frame,
+        empty=f"{dump}: the dump has no frames",
+    )
+
+
+def dump_writer(output, topology, types, time_step: float, *, incremental: bool = False):
+    """The :class:`~ase_cg.io.H5MDWriter` for the frames of a dump.
+
+    Parameters
+    ----------
+    output : path
+        H5MD file to write.
+    topology : tuple
+        What :func:`read_data_file` gives for the run's data file.
+    types : (n_beads,) int
+        LAMMPS atom types of the dumped beads, in the dump's order (by atom ID).
+    time_step : float
+        fs.
+    incremental : bool
+        Write each frame to ``output`` as it comes (:class:`~ase_cg.io.H5MDWriter`).
+    """
+    names, masses, mol_ids, bonds = topology
+    return H5MDWriter(
+        output,
+        bead_types=[names[t] for t in types],
+        masses=[masses[t] for t in types],
+        mol_ids=mol_ids,
+        bonds=bonds,
+        time_step=time_step,
+        dtype=np.float64,
+        incremental=incremental,
+    )
+
+
+def append_dump_frame(writer, frame) -> None:
+    """Append one frame of :func:`_dump_frames` (``units real``) to ``writer`` in ASE units."""
+    step, cell, _, positions, velocities, forces = frame
+    writer.append(
+        positions,
+        cell,
+        forces=forces / EV_TO_KCAL_PER_MOL,
+        velocities=velocities / FS_TO_ASE_TIME,
+        step=step,
     )
 
 
