@@ -886,3 +886,34 @@ def write_trajectory(
                 )
             bar.update(len(positions))
         return writer.n_frames
+
+
+def summary(trajectory: Trajectory) -> str:
+    """A few lines on any trajectory (what ``ase-cg info`` prints for non-H5MD files).
+
+    Frames, particles and their composition, molecules and bonds, the first frame's box (Å)
+    and which per-frame quantities can be read.
+    """
+    from ase.symbols import Symbols
+
+    if trajectory.bead_types is not None:
+        kinds = f"CG beads, types {sorted(set(np.asarray(trajectory.bead_types).tolist()))}"
+    else:
+        kinds = f"atoms, {Symbols(trajectory.numbers).get_chemical_formula('hill')}"
+    cell = trajectory.cells(slice(0, 1))[0]
+    box = " × ".join(f"{np.linalg.norm(v):.4f}" for v in cell) + " Å (cell vector lengths)"
+    molecules = "none stored" if trajectory.mol_ids is None else len(set(trajectory.mol_ids))
+    bonds = "none stored" if trajectory.bonds is None else len(trajectory.bonds)
+    present = ["positions"]
+    present += [n for n, f in (("forces", trajectory.has_forces),
+                               ("velocities", trajectory.has_velocities)) if f]  # fmt: skip
+    return "\n".join(
+        [
+            f"frames:      {trajectory.n_frames}",
+            f"particles:   {trajectory.n_atoms} ({kinds})",
+            f"molecules:   {molecules}",
+            f"bonds:       {bonds}",
+            f"box:         {box}, pbc={np.asarray(trajectory.pbc).tolist()}",
+            f"present:     {', '.join(present)} (in ASE units: Å, eV/Å)",
+        ]
+    )

@@ -221,3 +221,13 @@ def test_train_command_reads_trr(tmp_path, data_dir):
     assert model.bead_type_names == ["CH3"]
     with H5MDTrajectory(tmp_path / "model" / "mapped.h5") as mapped:
         assert mapped.n_frames == N_FRAMES and mapped.n_atoms == 128
+
+
+def test_info_summarises_a_gromacs_trajectory(capsys):
+    from ase_cg.cli import main
+
+    assert main(["info", str(TRR), "--topology", str(TPR)]) == 0
+    out = capsys.readouterr().out
+    assert "frames:      16" in out and "512 (atoms, C128H384)" in out
+    assert "molecules:   64" in out and "bonds:       448" in out
+    assert "forces, velocities" in out
