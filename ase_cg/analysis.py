@@ -54,6 +54,7 @@ from ase_cg.report import (
     write_report,
 )
 from ase_cg.trajectory import MappedTrajectory, cg_trajectory, open_trajectory
+from ase_cg.units import AMU_PER_A3_TO_G_PER_CM3
 
 __all__ = [
     "AMU_PER_A3_TO_G_PER_CM3",
@@ -82,8 +83,6 @@ MOL_ID_KEY = "mol-id"
 #: (n,) str | bead-type name of each CG bead | -
 BEAD_TYPE_KEY = "bead-type"
 
-#: 1 amu/Å³ in g/cm³ (1 amu = ase.units._amu kg; 1 Å³ = 1e-24 cm³).
-AMU_PER_A3_TO_G_PER_CM3 = units._amu * 1e3 / 1e-24
 #: 1 Å²/fs in cm²/s (1e-16 cm² / 1e-15 s).
 A2_PER_FS_TO_CM2_PER_S = 0.1
 

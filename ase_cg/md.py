@@ -38,10 +38,8 @@ from ase_cg import _keys as K
 from ase_cg.beads import set_bead_types
 from ase_cg.errors import ASECGError, InputError
 from ase_cg.neighbors import closest_pair, neighbor_pairs
+from ase_cg.units import AMU_PER_A3_TO_G_PER_CM3
 
-#: grams per amu (CODATA, from ASE) for densities in g/cm³
-_GRAMS_PER_AMU = units._amu * 1e3
-_ANGSTROM3_PER_CM3 = 1e24
 ENSEMBLES = ("nvt", "nve", "npt")
 #: NVT thermostats of the ASE engine (the first is the default)
 THERMOSTATS = ("bussi", "langevin")
@@ -145,9 +143,7 @@ def _mapping_of(model_or_mapping):
 
 def density_of(atoms: Atoms) -> float:
     """Mass density of ``atoms`` in g/cm³."""
-    return float(atoms.get_masses().sum() * _GRAMS_PER_AMU / atoms.get_volume()) * (
-        _ANGSTROM3_PER_CM3
-    )
+    return float(atoms.get_masses().sum() / atoms.get_volume() * AMU_PER_A3_TO_G_PER_CM3)
 
 
 def _random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -237,7 +233,7 @@ def build_cg_box(
     n_total = len(shapes)
     masses = np.asarray(masses, dtype=np.float64)
     molecule_of = np.asarray(molecule_of, dtype=np.int64)
-    volume = masses.sum() * _GRAMS_PER_AMU / density_g_cm3 * _ANGSTROM3_PER_CM3
+    volume = masses.sum() * AMU_PER_A3_TO_G_PER_CM3 / density_g_cm3  # Å³
     edge = volume ** (1.0 / 3.0)
     cell = np.eye(3) * edge
 

@@ -29,6 +29,9 @@ from ase import units as _ase
 
 from ase_cg.errors import InputError
 
+#: g/cm³ per amu/Å³: mass density of ``masses.sum() / volume`` in amu and Å³
+AMU_PER_A3_TO_G_PER_CM3 = _ase._amu * 1e3 / 1e-24
+
 # Dimension vectors are exponents of (length, mass, time).
 _LENGTH = (1, 0, 0)
 _MASS = (0, 1, 0)
