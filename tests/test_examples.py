@@ -76,11 +76,11 @@ def assert_same_deck_file(made: Path, committed: Path, atol: float = 1e-6) -> No
     made_lines = made.read_text().splitlines()
     committed_lines = committed.read_text().splitlines()
     assert len(made_lines) == len(committed_lines), f"{committed.name}: line count"
-    for number, (a, b) in enumerate(zip(made_lines, committed_lines), start=1):
+    for number, (a, b) in enumerate(zip(made_lines, committed_lines, strict=True), start=1):
         words_a, words_b = a.split(), b.split()
         where = f"{committed.name}:{number}: {a!r} vs {b!r}"
         assert len(words_a) == len(words_b), where
-        for x, y in zip(words_a, words_b):
+        for x, y in zip(words_a, words_b, strict=True):
             if x == y:
                 continue
             try:
