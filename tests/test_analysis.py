@@ -28,7 +28,7 @@ TRICLINIC = np.array([[20.0, 0.0, 0.0], [5.0, 19.0, 0.0], [-3.0, 4.0, 21.0]])
 
 def test_rdf_of_ideal_gas_is_one_in_a_triclinic_cell(rng):
     images = [ideal_gas(rng, 800, TRICLINIC) for _ in range(20)]
-    r_max = analysis._half_width(TRICLINIC)
+    r_max = analysis.cell_half_width(TRICLINIC)
     r, g = analysis.rdf(images, r_max, 40, intermolecular=False)
     assert r[0] == pytest.approx(r_max / 80)
     outer = r > 3.0  # enough pairs per bin for ~2 % noise
