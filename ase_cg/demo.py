@@ -31,6 +31,7 @@ The report folder::
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 import resource
@@ -39,9 +40,30 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from ase_cg._paths import write_text_atomic
+from ase_cg.analysis import bond_distribution, compare, rdf
+from ase_cg.autoencoder import AutoencoderConfig, learn_mapping
 from ase_cg.errors import InputError
+from ase_cg.io import H5MDTrajectory, read_h5md
+from ase_cg.mapping import CGMapping, map_trajectory
+from ase_cg.model import load_model
+from ase_cg.pipeline import cg_temperature, simulate, train_model
+from ase_cg.reference import ETHANE, generate_reference
+from ase_cg.reference.speed import BenchmarkError, measure_gromacs, measure_lammps
+from ase_cg.report import (
+    AA_COLOR,
+    AA_LABEL,
+    FigureLink,
+    Section,
+    Table,
+    new_figure,
+    save_figure,
+    write_json,
+    write_report,
+)
+from lammps_interface.plugin import PluginBuildError, build_plugin
 
 __all__ = ["DATA_DIR", "DemoSizes", "demo"]
 
@@ -207,9 +229,6 @@ def demo(
     InputError
         A reference without forces, bad sizes, or an unknown device.
     """
-    from ase_cg.io import H5MDTrajectory
-    from ase_cg.mapping import CGMapping, map_trajectory
-
     sizes = DemoSizes.quick() if quick else DemoSizes()
     replace = {k: v for k, v in (("frames", frames), ("steps", steps)) if v is not None}
     if "steps" in replace:
@@ -304,9 +323,6 @@ def demo(
             "classical": {"stride": stride, "stop": stride * n_train_frames},
         },
     )
-    from ase_cg.model import load_model
-    from ase_cg.pipeline import train_model
-
     models = {}
     with clock.stage(f"fitting the classical potential on {n_train_frames} frames"):
         models["classical"] = train_model(
@@ -378,8 +394,6 @@ def demo(
 
 
 def _generate_reference(path: Path, sizes: DemoSizes, seed: int, progress) -> None:
-    from ase_cg.reference import generate_reference
-
     generate_reference(
         "ethane", output=path, n_molecules=sizes.reference_molecules,
         equilibration_ps=min(5.0, sizes.reference_ps), production_ps=sizes.reference_ps,
@@ -389,9 +403,6 @@ def _generate_reference(path: Path, sizes: DemoSizes, seed: int, progress) -> No
 
 def _learn_mapping(reference: Path, shipped, sizes: DemoSizes, folder: Path) -> dict:
     """Learn a mapping with the auto-encoder; is it the shipped one (same bead positions)?"""
-    from ase_cg.autoencoder import AutoencoderConfig, learn_mapping
-    from ase_cg.io import read_h5md
-
     config = AutoencoderConfig(epochs=sizes.autoencoder_epochs, max_frames=sizes.autoencoder_frames)
     result = learn_mapping(
         reference, 2, config=config, seeds=sizes.autoencoder_seeds, output_dir=folder,
@@ -414,14 +425,10 @@ def _learn_mapping(reference: Path, shipped, sizes: DemoSizes, folder: Path) -> 
 
 
 def _write_yaml(path: Path, values: dict) -> None:
-    import yaml
-
     write_text_atomic(path, yaml.safe_dump(values, sort_keys=False))
 
 
 def _read_metrics(path: Path) -> list[dict]:
-    import csv
-
     with path.open() as stream:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(stream)]
 
@@ -440,8 +447,6 @@ def _plan_runs(sizes: DemoSizes, lammps: bool, notes: list[str]) -> dict[str, di
         "engine": "lammps",
         "steps": sizes.lammps_steps,
     }
-    from lammps_interface.plugin import PluginBuildError, build_plugin
-
     try:
         build_plugin()
     except PluginBuildError as error:
@@ -460,8 +465,6 @@ def _plan_runs(sizes: DemoSizes, lammps: bool, notes: list[str]) -> dict[str, di
 
 def _run_md(runs, models, start, work, sizes, device, ranks, seed, progress, stream) -> dict:
     """Run each CG MD from the last mapped reference frame; MD summaries with CPU times."""
-    from ase_cg.pipeline import simulate
-
     summaries = {}
     for name, run in runs.items():
         before = _Clock._cpu()
@@ -497,9 +500,6 @@ def _run_md(runs, models, start, work, sizes, device, ranks, seed, progress, str
 
 def _start_temperature(mapped: Path) -> float:
     """The reference temperature (K), from the mapped velocities of up to 50 frames."""
-    from ase_cg.io import H5MDTrajectory
-    from ase_cg.pipeline import cg_temperature
-
     with H5MDTrajectory(mapped) as trajectory:
         value = cg_temperature(trajectory, slice(0, min(50, trajectory.n_frames)))
     if value is None:
@@ -508,8 +508,6 @@ def _start_temperature(mapped: Path) -> float:
 
 
 def _compare_run(mapped: Path, trajectory: str, folder: Path, name: str) -> dict:
-    from ase_cg.analysis import compare
-
     return compare(mapped, trajectory, output_dir=folder, title=f"{name} vs all-atom (mapped)")
 
 
@@ -520,9 +518,6 @@ def _allatom_speed(n_molecules: int, seed: int) -> dict:
     core: LAMMPS (SHAKE, PPPM) and GROMACS (LINCS, PME) when ``gmx`` is installed and the box
     holds its cutoff (:mod:`ase_cg.reference.speed`).
     """
-    from ase_cg.reference import ETHANE
-    from ase_cg.reference.speed import BenchmarkError, measure_gromacs, measure_lammps
-
     runs = [measure_lammps(ETHANE, n_molecules, steps=ALLATOM_STEPS, seed=seed)]
     skipped = ""
     try:
@@ -550,11 +545,11 @@ def _allatom_speed(n_molecules: int, seed: int) -> dict:
 
 
 def _verdict(comparison: dict) -> tuple[str, float | None, float | None]:
-    rdf = [v["max_abs_difference"] for v in comparison.get("rdf", {}).values()]
+    rdf_errors = [v["max_abs_difference"] for v in comparison.get("rdf", {}).values()]
     bonds = [
         v["jensen_shannon"] for v in comparison.get("bonds", {}).values() if "jensen_shannon" in v
     ]
-    worst_rdf = max(rdf) if rdf else None
+    worst_rdf = max(rdf_errors) if rdf_errors else None
     worst_bond = max(bonds) if bonds else None
     values = [(worst_rdf, "rdf"), (worst_bond, "bond_js")]
     if any(v is None or not np.isfinite(v) for v, _ in values):
@@ -567,8 +562,6 @@ def _verdict(comparison: dict) -> tuple[str, float | None, float | None]:
 
 
 def _write_demo_report(folder: Path, **kw) -> dict:
-    from ase_cg.report import FigureLink, Section, Table, write_json, write_report
-
     sizes: DemoSizes = kw["sizes"]
     summaries, comparisons = kw["summaries"], kw["comparisons"]
     files = {}
@@ -742,8 +735,6 @@ def _write_demo_report(folder: Path, **kw) -> dict:
 
 def _plot_assignment(mapping, path: Path) -> Path:
     """Heat map of E (beads × atoms) of every molecule type."""
-    from ase_cg.report import new_figure, save_figure
-
     types = mapping.molecule_types
     figure, axes = new_figure(1, len(types), size=(4.8 * len(types), 2.8))
     axes = np.atleast_1d(axes)
@@ -764,8 +755,6 @@ def _plot_assignment(mapping, path: Path) -> Path:
 
 
 def _plot_losses(training: dict, path: Path) -> Path:
-    from ase_cg.report import new_figure, save_figure
-
     figure, axis = new_figure(size=(6.0, 3.8))
     rows = training["neural"]
     if rows:
@@ -786,10 +775,6 @@ def _plot_losses(training: dict, path: Path) -> Path:
 
 def _plot_overlays(folder: Path, mapping, summaries: dict) -> dict[str, Path]:
     """RDF and bond-length overlays of the mapped reference and every CG run."""
-    from ase_cg.analysis import bond_distribution, rdf
-    from ase_cg.io import H5MDTrajectory
-    from ase_cg.report import AA_COLOR, AA_LABEL, new_figure, save_figure
-
     mapped = folder / "work" / "mapped.h5"
     with H5MDTrajectory(mapped) as trajectory:
         cell = trajectory.cells(slice(0, 1))[0]

@@ -25,18 +25,31 @@ Units at this interface: temperatures in K, pressures in bar, time step in fs, f
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import ase.io
 import numpy as np
 from ase import Atoms, units
 from ase.constraints import FixBondLengths
 from ase.geometry import find_mic
+from ase.md.bussi import Bussi
+from ase.md.langevin import Langevin
+from ase.md.nose_hoover_chain import IsotropicMTKNPT
+from ase.md.nptberendsen import NPTBerendsen
+from ase.md.velocitydistribution import Stationary, thermalize_momenta
+from ase.md.verlet import VelocityVerlet
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order
+from tqdm.auto import tqdm
 
 from ase_cg import _keys as K
 from ase_cg.beads import set_bead_types
+from ase_cg.calculator import NonFiniteResultError
 from ase_cg.errors import ASECGError, InputError
+from ase_cg.io import H5MDWriter, check_coordinates, read_h5md
 from ase_cg.neighbors import closest_pair, neighbor_pairs
 from ase_cg.units import AMU_PER_A3_TO_G_PER_CM3
 
@@ -401,19 +414,13 @@ def _make_dynamics(
 ):
     """The ASE integrator for ``ensemble``."""
     if ensemble == "nve":
-        from ase.md.verlet import VelocityVerlet
-
         return VelocityVerlet(atoms, timestep=time_step)
     if ensemble == "nvt" and thermostat == "bussi":
-        from ase.md.bussi import Bussi
-
         # the relaxation time of LAMMPS's Nosé–Hoover in the exported decks: 100 steps
         return Bussi(
             atoms, timestep=time_step, temperature_K=temperature, taut=100 * time_step, rng=rng
         )
     if ensemble == "nvt":
-        from ase.md.langevin import Langevin
-
         return Langevin(
             atoms,
             timestep=time_step,
@@ -424,8 +431,6 @@ def _make_dynamics(
         )
     if constrained:
         # ASE's MTK barostat does not support constraints; Berendsen scales the box instead
-        from ase.md.nptberendsen import NPTBerendsen
-
         return NPTBerendsen(
             atoms,
             timestep=time_step,
@@ -435,8 +440,6 @@ def _make_dynamics(
             taup=1000 * time_step,
             compressibility_au=4.57e-5 / units.bar,
         )
-    from ase.md.nose_hoover_chain import IsotropicMTKNPT
-
     return IsotropicMTKNPT(
         atoms,
         timestep=time_step,
@@ -659,11 +662,6 @@ def run_md(
     InputError
         Bad arguments (unknown ensemble, non-positive time step, ...).
     """
-    from ase.md.velocitydistribution import Stationary, thermalize_momenta
-    from tqdm.auto import tqdm
-
-    from ase_cg.calculator import NonFiniteResultError
-
     ensemble = ensemble.lower()
     if ensemble not in ENSEMBLES:
         raise InputError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
@@ -708,12 +706,8 @@ def run_md(
     dyn.nsteps = int(first_step)  # > 0: ASE neither samples nor logs the start state again
     writer = None
     if trajectory is not None and first_step > 0:
-        from ase_cg.io import H5MDWriter
-
         writer = H5MDWriter.resume(trajectory)
     elif trajectory is not None:
-        from ase_cg.io import H5MDWriter
-
         topology = calculator.model.topology(atoms)
         writer = H5MDWriter(
             trajectory,
@@ -738,18 +732,10 @@ def run_md(
         ended = True
     except MDBlowUpError as error:
         failure, ended = error, True
-    except NonFiniteResultError as error:
+    except (NonFiniteResultError, ConstraintError) as error:  # raised inside a step
         failure = MDBlowUpError(
             f"CG MD blew up at step {dyn.nsteps + 1}: {error}. Lower the time step (now "
             f"{time_step_fs:g} fs), relax the start structure, or check the model",
-            step=dyn.nsteps + 1,
-            bead=error.bead,
-        )
-        ended = True
-    except ConstraintError as error:
-        failure = MDBlowUpError(
-            f"CG MD blew up at step {dyn.nsteps + 1}: {error}. Lower the time step (now "
-            f"{time_step_fs:g} fs) or relax the start structure",
             step=dyn.nsteps + 1,
             bead=error.bead,
         )
@@ -773,8 +759,6 @@ def run_md(
 
 
 def _is_terminal() -> bool:
-    import sys
-
     return sys.stderr.isatty()
 
 
@@ -817,15 +801,11 @@ def read_start(path: Path, frame: int, model) -> Atoms:
         raise FileNotFoundError(f"{path}: no such start structure")
     out_of_range = InputError(f"{path}: has no frame {frame} (out of range; -1 is the last)")
     if path.suffix.lower() in (".h5", ".h5md", ".hdf5"):
-        from ase_cg.io import read_h5md
-
         try:
             atoms = read_h5md(path, index=frame)
         except IndexError:
             raise out_of_range from None
     else:
-        import ase.io
-
         try:
             atoms = ase.io.read(path, index=frame)
         except (IndexError, StopIteration):
@@ -834,8 +814,6 @@ def read_start(path: Path, frame: int, model) -> Atoms:
             raise InputError(
                 f"{path}: cannot read a structure from it ({type(error).__name__}: {error})"
             ) from None
-    from ase_cg.io import check_coordinates
-
     check_coordinates(atoms.positions[None], f"{path}: frame", lambda _: frame)
     if K.BEAD_TYPE in atoms.arrays:
         return atoms
@@ -864,9 +842,6 @@ def make_molecules_whole(atoms: Atoms, bonds: np.ndarray) -> Atoms:
     bonds : (n_bonds, 2) int
         Bonded bead pairs.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import breadth_first_order
-
     whole = atoms.copy()
     bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
     if len(bonds) == 0:

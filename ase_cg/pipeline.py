@@ -20,15 +20,21 @@ from pathlib import Path
 import h5py
 import numpy as np
 from ase import Atoms
+from ase.units import kB
 
 from ase_cg import analysis
 from ase_cg._paths import check_output_not_input
 from ase_cg.calculator import CGCalculator
 from ase_cg.config import config_from_dict, read_config_file
 from ase_cg.errors import InputError
-from ase_cg.io import H5MDTrajectory, IncompleteTrajectoryWarning
+from ase_cg.fitting import ClassicalConfig, fit_classical, plot_classical
+from ase_cg.io import H5MDTrajectory, IncompleteTrajectoryWarning, read_h5md
+from ase_cg.mapping import CGMapping, map_trajectory
 from ase_cg.md import MDSummary, build_cg_box, read_start, repeat_molecules, run_md
-from ase_cg.model import reference_state
+from ase_cg.model import REFERENCE_STATE, load_model, reference_state, save_model
+from ase_cg.potentials.build import NeuralConfig, build_neural_model
+from ase_cg.training import ForceMatchingData, TrainConfig, train, train_distributed
+from ase_cg.trajectory import is_cg, opened
 from lammps_interface.engine import run_cg_md
 
 MODEL_KINDS = ("classical", "neural")
@@ -63,8 +69,6 @@ def cg_temperature(trajectory, frames) -> float | None:
     Centre-of-mass velocities of groups of atoms are Maxwell–Boltzmann distributed at the
     all-atom temperature, so the beads' kinetic energy gives T directly (3 dof per bead).
     """
-    from ase.units import kB
-
     if not trajectory.has_velocities:
         return None
     velocities = trajectory.velocities(frames)
@@ -78,8 +82,6 @@ def ensure_cg_trajectory(data_path, output_dir: Path, mapping, read_options=None
     ``read_options`` (``topology``, ``lammps_units``) go to
     :func:`ase_cg.trajectory.open_trajectory` for files that are not H5MD.
     """
-    from ase_cg.trajectory import is_cg, opened
-
     read_options = {} if read_options is None else dict(read_options)
     with opened(data_path, **read_options) as trajectory:
         cg = is_cg(trajectory)
@@ -89,8 +91,6 @@ def ensure_cg_trajectory(data_path, output_dir: Path, mapping, read_options=None
         raise InputError(
             f"{data_path}: is an all-atom trajectory; give the mapping (--mapping FILE)"
         )
-    from ase_cg.mapping import map_trajectory
-
     mapped = output_dir / "mapped.h5"
     map_trajectory(data_path, mapped, mapping, **read_options)
     return mapped
@@ -139,16 +139,8 @@ def train_model(
         ``topology`` and ``lammps_units`` for a non-H5MD ``data_path`` (e.g. a GROMACS TRR
         with its TPR), see :func:`ase_cg.trajectory.open_trajectory`.
     """
-    from ase_cg.io import read_h5md
-    from ase_cg.mapping import CGMapping
-    from ase_cg.model import REFERENCE_STATE, load_model, save_model
-
     if kind not in MODEL_KINDS:
         raise InputError(f"model kind {kind!r}; choose one of {MODEL_KINDS}")
-    from ase_cg.fitting import ClassicalConfig
-    from ase_cg.potentials.build import NeuralConfig
-    from ase_cg.training import TrainConfig
-
     output_dir = Path(output_dir)
     sections = _config_sections(config_path)
     # every setting is checked before anything is written
@@ -189,17 +181,12 @@ def train_model(
     provenance[REFERENCE_STATE] = {"temperature_K": float(temperature), "density_g_cm3": density}
     model_path = output_dir / "model.pt"
     if kind == "classical":
-        from ase_cg.fitting import fit_classical, plot_classical
-
         config = ClassicalConfig.from_dict({"temperature": temperature, **classical})
         model, report = fit_classical(cg_path, mapping, config=config)
         model.provenance.update(provenance, fit_report=report)
         save_model(model, model_path)
         plot_classical(model, output_dir / "potentials.png")
         return model_path
-
-    from ase_cg.potentials.build import build_neural_model
-    from ase_cg.training import ForceMatchingData, train, train_distributed
 
     with H5MDTrajectory(cg_path) as trajectory:
         n_prior = min(len(trajectory), 100)
