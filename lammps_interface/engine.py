@@ -18,7 +18,7 @@ from ase import units
 from ase_cg.errors import InputError
 from ase_cg.io import H5MDTrajectory, H5MDWriter, write_observables
 from ase_cg.md import MDBlowUpError, MDSummary
-from lammps_interface.export import export
+from lammps_interface.deck import export
 from lammps_interface.run import (
     DATA_FILE,
     LammpsRunError,

@@ -32,6 +32,7 @@ import sys
 from importlib import metadata, util
 from pathlib import Path
 
+from ase_cg._lammps import lammps_subprocess_env, mpi_library_dir
 from ase_cg._paths import atomic_path
 from ase_cg.errors import ASECGError
 from lammps_interface.units import EV_TO_KCAL_PER_MOL
@@ -101,10 +102,9 @@ def compile_command(output: Path) -> list[str]:
     torch's C++ ABI flag, include paths of the LAMMPS wheel, mpich and torch, and rpaths to the
     LAMMPS and torch libraries so the plugin loads without ``LD_LIBRARY_PATH``.
     """
+    # heavy: torch (seconds); LAMMPS imports this module at every start (the entry point)
     import torch
     from torch.utils import cpp_extension
-
-    from ase_cg._lammps import mpi_library_dir
 
     lammps_dir = _package_dir("lammps")
     torch_libs = cpp_extension.library_paths()
@@ -198,8 +198,6 @@ def lammps_plugin_env() -> dict[str, str]:
     ``ase_cg._lammps.lammps_subprocess_env()`` with the plugin folder first on
     ``LAMMPS_PLUGIN_PATH`` (builds the plugin on first use). ``os.environ`` is not changed.
     """
-    from ase_cg._lammps import lammps_subprocess_env
-
     env = lammps_subprocess_env()
     folder = str(plugin_path().parent)
     env["LAMMPS_PLUGIN_PATH"] = os.pathsep.join(

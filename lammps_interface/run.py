@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,8 +249,6 @@ def _run_stoppable(command, directory, ranks, timeout, follower=None, on_frame=N
     script or ``mpiexec``. With a :class:`DumpFollower`, each complete dump frame goes to
     ``on_frame`` while LAMMPS runs, and the frames completed before a stop are handed over
     before the exception goes on."""
-    import time
-
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         # a session of its own: stopping it reaches the lmp binary behind the lmp launcher
         # script (and mpiexec's ranks), not only the launcher

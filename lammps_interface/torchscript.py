@@ -237,6 +237,7 @@ def export_aoti(
     dtype : torch.dtype, optional
         Default the term's.
     """
+    # heavy: the AOTInductor compiler, needed only for this package format
     import torch._inductor
     from torch.fx.experimental.proxy_tensor import make_fx
 

@@ -124,11 +124,11 @@ def _pair_cutoff(text: str) -> float | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Call :func:`lammps_interface.export.export_lammps` and list the files written."""
+    """Call :func:`lammps_interface.deck.export_lammps` and list the files written."""
     import torch
 
     from ase_cg._paths import check_output_folder
-    from lammps_interface.export import (
+    from lammps_interface.deck import (
         DECK_FILE,
         NEURAL_FILE,
         SYSTEM_FILE,

@@ -221,7 +221,7 @@ class LAMMPSNeuralModule(nn.Module):
 
     The plugin runs the network layer by layer and exchanges features between MPI ranks after
     each layer, so every rank computes only the pairs of its own beads (see
-    :mod:`lammps_interface.export` for the contract). The exported methods:
+    :mod:`lammps_interface.torchscript` for the contract). The exported methods:
 
     - ``embed(bead_types) -> (n, n_atom_basis)``: the initial features;
     - ``aggregate(layer, x, bead_types, pair_i, pair_j, pair_vectors) -> (n, n_filters)``: the
@@ -284,7 +284,7 @@ def evaluate_layers(
 
     What ``pair_style cgtorch`` does on one MPI rank that owns every bead, written in Python:
     ``embed``, then ``aggregate`` and ``update`` for each of the ``n_interactions`` layers, then
-    ``energies`` (see :mod:`lammps_interface.export` for the contract).
+    ``energies`` (see :mod:`lammps_interface.torchscript` for the contract).
 
     Parameters
     ----------

@@ -5,20 +5,25 @@ The TorchScript file and its contract are :mod:`lammps_interface.torchscript`'s.
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
+from ase.calculators.lammps import Prism
 
+from ase_cg import _keys as K
 from ase_cg._paths import write_text_atomic
 from ase_cg.errors import InputError
-from ase_cg.md import ENSEMBLES
-from ase_cg.model import reference_state
+from ase_cg.md import ENSEMBLES, build_cg_box, read_start
+from ase_cg.model import load_model, reference_state
 from lammps_interface.plugin import build_plugin
 from lammps_interface.run import DATA_FILE, DUMP_FILE
+from lammps_interface.tables import ARITY, pair_force_range, tabulate_terms, write_table_file
 from lammps_interface.torchscript import write_neural_term
-from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL
+from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL, FS_TO_ASE_TIME
 
 #: eV/Å, default force below which ``export(pair_cutoff="auto")`` takes the pair force as zero
 PAIR_FORCE_TOLERANCE = 2.0e-3
@@ -104,10 +109,6 @@ def write_data_file(
     dict
         ``kind`` → list of canonical bead-type tuples; LAMMPS type ``n + 1`` is entry ``n``.
     """
-    from ase.calculators.lammps import Prism
-
-    from ase_cg import _keys as K
-
     if not all(atoms.pbc):
         raise InputError("the LAMMPS export needs periodic atoms (atoms.pbc all True)")
     topology = model.topology(atoms)
@@ -154,8 +155,6 @@ def write_data_file(
             beads = " ".join(str(int(b) + 1) for b in row)
             lines.append(f"{n + 1} {number[key]} {beads}")
     if velocities:
-        from lammps_interface.units import FS_TO_ASE_TIME
-
         v = prism.vector_to_lammps(atoms.get_velocities() * FS_TO_ASE_TIME)
         lines += ["", "Velocities", ""]
         lines += [
@@ -281,11 +280,6 @@ def export(
         If the model has a term the export cannot represent (more than one many-body term, a
         term of an unknown kind), or the atoms do not fit the model.
     """
-    import copy
-    import math
-
-    from lammps_interface.tables import ARITY, tabulate_terms, write_table_file
-
     if int(table_points) < 10:
         raise InputError(f"table_points={table_points}: use at least 10 (default 2000)")
     for name, value in (("table_inner", table_inner), ("timestep", timestep)):
@@ -496,8 +490,6 @@ def _pair_cutoff(
     requested: float | str | None, terms, n_types: int, inner: float, tolerance: float
 ) -> float:
     """Å, end of the pair table: the terms' cutoff, a given value, or where the force vanishes."""
-    from lammps_interface.tables import pair_force_range
-
     own = max((t.cutoff for t in terms), default=0.0)
     if requested is None or not terms:
         return own
@@ -556,16 +548,13 @@ def export_lammps(
     **options
         Passed to :func:`export` (``table_points``, ``temperature``, ``timestep`` …).
     """
-    from ase_cg import md
-    from ase_cg.model import load_model
-
     model = load_model(model_path)
     if density is None:
         density = reference_state(model).get("density_g_cm3")
     if start is not None:
-        atoms = md.read_start(Path(start), frame, model)
+        atoms = read_start(Path(start), frame, model)
     elif n_molecules is not None and density is not None:
-        atoms = md.build_cg_box(model, n_molecules, density, seed=seed)
+        atoms = build_cg_box(model, n_molecules, density, seed=seed)
     else:
         raise InputError(
             "export-lammps needs a start structure (--start FILE) or a new box "
