@@ -23,36 +23,32 @@ def _number(text: str, kind) -> int | float:
     return value
 
 
+def _at_least(text: str, kind, accept, requirement: str) -> int | float:
+    """``text`` as a ``kind`` with ``accept(value)`` true; else ``TEXT must be REQUIREMENT``."""
+    value = _number(text, kind)
+    if not accept(value):
+        raise argparse.ArgumentTypeError(f"{text} must be {requirement}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer ≥ 1."""
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+    return _at_least(text, int, lambda value: value >= 1, "at least 1")
 
 
 def nonnegative_int(text: str) -> int:
     """An integer ≥ 0."""
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
+    return _at_least(text, int, lambda value: value >= 0, "0 or more")
 
 
 def positive_float(text: str) -> float:
     """A finite number > 0."""
-    value = _number(text, float)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
-    return value
+    return _at_least(text, float, lambda value: value > 0, "> 0")
 
 
 def nonnegative_float(text: str) -> float:
     """A finite number ≥ 0."""
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value
+    return _at_least(text, float, lambda value: value >= 0, ">= 0")
 
 
 def finite_float(text: str) -> float:
@@ -80,7 +76,7 @@ def output_folder(text: str) -> str:
 
 def torch_device(text: str) -> str:
     """A torch device that exists here: ``cpu``, ``cuda`` or ``cuda:N`` with CUDA available."""
-    import torch
+    import torch  # heavy: the command line imports this module to build its parser
 
     try:
         device = torch.device(text)

@@ -25,6 +25,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from ase_cg import _keys as K
 from ase_cg.beads import bead_types_of
 from ase_cg.errors import ASECGError, InputError
+from ase_cg.model import load_model
 from ase_cg.neighbors import closest_pair
 from ase_cg.potentials import CGModel, NeuralPotential, make_batch
 
@@ -132,8 +133,6 @@ class CGCalculator(Calculator):
         if isinstance(model_or_path, CGModel):
             model = copy.deepcopy(model_or_path)
         elif isinstance(model_or_path, (str, os.PathLike)):
-            from ase_cg.model import load_model
-
             model = load_model(model_or_path)
         else:
             raise TypeError(

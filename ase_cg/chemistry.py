@@ -22,6 +22,7 @@ import re
 
 import numpy as np
 from ase.data import atomic_masses, atomic_numbers, chemical_symbols, covalent_radii
+from scipy.spatial import cKDTree
 
 from ase_cg.errors import InputError
 
@@ -247,8 +248,6 @@ def bond_length_ratios(numbers, positions, cell, pbc, bonds=None, mol_ids=None):
     hydrogens = np.flatnonzero(numbers == 1)
     if hydrogens.size == 0 or len(numbers) < 2:
         return np.zeros(0), "nearest atom of each H"
-    from scipy.spatial import cKDTree
-
     if np.any(pbc) and abs(np.linalg.det(cell)) > 1e-12:
         fractional = positions @ np.linalg.inv(cell)
         fractional[:, pbc] -= np.floor(fractional[:, pbc])

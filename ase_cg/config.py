@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import tomllib
 import types
 import typing
 from pathlib import Path
+
+import yaml
 
 from ase_cg.errors import InputError
 
@@ -23,14 +26,7 @@ def read_config_file(path: str | os.PathLike) -> dict:
     path = Path(path)
     text = path.read_text()
     try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            values = tomllib.loads(text)
-        else:
-            import yaml
-
-            values = yaml.safe_load(text) or {}
+        values = tomllib.loads(text) if path.suffix == ".toml" else (yaml.safe_load(text) or {})
     except Exception as error:  # yaml and tomllib raise their own error types
         raise InputError(
             f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {error}"

@@ -8,6 +8,8 @@ catch everything ``ase_cg`` raises on purpose; :class:`InputError` is also a
 
 from __future__ import annotations
 
+import signal
+
 
 class ASECGError(Exception):
     """Base class of every exception that ``ase_cg`` raises on purpose."""
@@ -32,7 +34,5 @@ class Interrupted(KeyboardInterrupt):
     """
 
     def __init__(self, signum: int):
-        import signal
-
         super().__init__(f"stopped by {signal.Signals(signum).name}")
         self.signum = signum

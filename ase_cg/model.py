@@ -34,6 +34,7 @@ import torch
 import ase_cg
 from ase_cg._paths import atomic_path
 from ase_cg.errors import InputError
+from ase_cg.mapping import CGMapping
 from ase_cg.potentials import TERM_TYPES, CGModel
 
 FORMAT_TAG = "ase_cg-model"
@@ -192,8 +193,6 @@ def build_model(config: dict, *, source: str = "model config") -> CGModel:
             ) from None
     mapping = None
     if config.get("mapping") is not None:
-        from ase_cg.mapping import CGMapping
-
         try:
             mapping = CGMapping.from_dict(config["mapping"])
         except (ValueError, TypeError, KeyError, AttributeError) as error:

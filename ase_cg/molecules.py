@@ -34,6 +34,7 @@ import scipy.sparse
 import scipy.sparse.csgraph
 from ase.data import chemical_symbols, covalent_radii
 from ase.formula import Formula
+from scipy.spatial import cKDTree
 
 from ase_cg import _keys as K
 from ase_cg.errors import InputError
@@ -89,8 +90,6 @@ def covalent_bonds(numbers, positions, cell=None, pbc=False, *, scale: float = B
     (n_bonds, 2) int64
         Atom index pairs, ``i < j``, sorted.
     """
-    from scipy.spatial import cKDTree
-
     numbers = np.asarray(numbers, dtype=np.int64)
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     if len(numbers) < 2:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import vesin
+from scipy.spatial import cKDTree
 
 
 def neighbor_pairs(
@@ -57,8 +58,6 @@ def closest_pair(
     """
     orthorhombic = not periodic or np.allclose(cell, np.diag(np.diag(cell)))
     if orthorhombic:
-        from scipy.spatial import cKDTree
-
         if periodic:
             box = np.diag(cell).copy()
             tree = cKDTree(np.mod(positions, box) % box, boxsize=box)

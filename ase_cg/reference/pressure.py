@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from ase import units
 from tqdm.auto import tqdm
 
 from ase_cg.errors import InputError
@@ -43,8 +44,6 @@ def add_reference_pressure(
     (n_frames,) float64
         Pressure per frame, bar.
     """
-    from ase import units
-
     path = Path(path)
     if molecule not in MOLECULES:
         raise InputError(f"unknown molecule {molecule!r}; known: {sorted(MOLECULES)}")

@@ -64,6 +64,7 @@ from ase_cg.reference.lammps import (
     write_lammps_data,
 )
 from ase_cg.reference.molecules import MOLECULES
+from lammps_interface.run import LammpsRunError
 
 #: Thermostat damping time, fs.
 THERMOSTAT_DAMPING_FS = 100.0
@@ -286,8 +287,6 @@ def _simulate_mpi(
     command += ["ase_cg.reference._driver", str(job)]
     result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=None, text=True)
     if result.returncode != 0:
-        from lammps_interface.run import LammpsRunError
-
         raise LammpsRunError(
             f"LAMMPS under {' '.join(command[:3])} failed with exit code {result.returncode}:\n"
             f"{result.stdout[-4000:]}"
