@@ -4,11 +4,17 @@ Walks every module of ``ase_cg`` and ``lammps_interface`` with :mod:`ast` (impor
 functions included) and asserts that the graph of internal imports has no cycle and that no
 module uses another module's private name (``from x import _name`` or ``x._name``); private
 *modules* (``ase_cg._keys``, ...) are shared within the package on purpose.
+
+Imports sit at the top of a module, where they show its dependencies. Inside a function there
+may only be imports of heavy or optional third-party libraries, each under a comment that says
+why; the ``ase-cg`` subcommands (``ase_cg/commands``) also import the library there, to keep
+``ase-cg --help`` fast, and the ``lammps_interface`` package loads ``export`` lazily.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,3 +115,84 @@ def test_no_private_name_crosses_modules():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+#: Where a function may import the package's own modules (see the module docstring).
+LAZY_INTERNAL = ("ase_cg/commands/", "lammps_interface/__init__.py")
+#: Modules (``.py`` or the package each becomes) still being converted to top-level imports.
+NOT_YET_CONVERTED = (
+    "ase_cg/analysis",
+    "ase_cg/autoencoder",
+    "ase_cg/fitting",
+    "ase_cg/io",
+    "ase_cg/mapping",
+    "ase_cg/potentials/",
+    "ase_cg/refine",
+    "ase_cg/report",
+    "ase_cg/training",
+    "ase_cg/trajectory",
+)
+
+
+def function_level_imports(path: Path) -> list[tuple[int, str, bool]]:
+    """(line, imported module, has a comment saying why) of each import inside a function.
+
+    The comment is on the import's own line or on the line above its block of imports.
+    """
+    lines = path.read_text().splitlines()
+    found = []
+    for function in ast.walk(ast.parse("\n".join(lines), filename=str(path))):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+            elif isinstance(node, ast.Import):
+                module = node.names[0].name
+            else:
+                continue
+            above = node.lineno - 2
+            while above >= 0 and lines[above].strip().startswith(("import ", "from ")):
+                above -= 1
+            explained = "#" in lines[node.lineno - 1] or (
+                above >= 0 and lines[above].strip().startswith("#")
+            )
+            found.append((node.lineno, module, explained))
+    return found
+
+
+def misplaced_imports() -> list[str]:
+    """Imports inside functions that belong at the top of their module."""
+    wrong = []
+    for path in modules().values():
+        where = path.relative_to(ROOT).as_posix()
+        if where.startswith(NOT_YET_CONVERTED):
+            continue
+        for line, module, explained in function_level_imports(path):
+            top = module.split(".")[0]
+            if module.startswith(".") or internal(module):
+                if not where.startswith(LAZY_INTERNAL):
+                    wrong.append(f"{where}:{line}: {module} (internal)")
+            elif top in sys.stdlib_module_names:
+                wrong.append(f"{where}:{line}: {module} (standard library)")
+            elif not explained and not where.startswith(LAZY_INTERNAL):
+                wrong.append(f"{where}:{line}: {module} (no comment says why it is lazy)")
+    return wrong
+
+
+def test_imports_are_at_module_top():
+    assert misplaced_imports() == []
+
+
+def test_function_level_imports_are_found(tmp_path):
+    path = tmp_path / "example.py"
+    path.write_text(
+        "import os\n\n\ndef f():\n    # heavy: torch\n    import torch\n"
+        "    from torch import nn\n    n = 1\n    import json\n    from ase_cg import md  # why\n"
+    )
+    assert function_level_imports(path) == [
+        (6, "torch", True),
+        (7, "torch", True),
+        (9, "json", False),
+        (10, "ase_cg", True),
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ase_cg import _args
+from ase_cg._paths import check_output_folder
 from ase_cg.commands import add_trajectory_options, trajectory_options
 
 NAME = "compare"
@@ -78,7 +79,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Call :func:`ase_cg.analysis.compare` and print the headline numbers."""
-    from ase_cg._paths import check_output_folder
     from ase_cg.analysis import compare
     from ase_cg.trajectory import opened
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ase_cg import _args
+from ase_cg._paths import check_output_not_input
 
 NAME = "correct-structure"
 HELP = (
@@ -39,7 +40,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Call :func:`ase_cg.fitting.structural_correction` and save the model."""
-    from ase_cg._paths import check_output_not_input
     from ase_cg.fitting import structural_correction
     from ase_cg.model import load_model, save_model
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ase_cg import _args
+from ase_cg._paths import check_output_folder
 
 NAME = "export-lammps"
 HELP = (
@@ -127,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
     """Call :func:`lammps_interface.deck.export_lammps` and list the files written."""
     import torch
 
-    from ase_cg._paths import check_output_folder
     from lammps_interface.deck import (
         DECK_FILE,
         NEURAL_FILE,

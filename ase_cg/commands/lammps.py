@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ase_cg import _args
+from ase_cg.errors import InputError
 
 NAME = "lammps"
 HELP = (
@@ -43,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
 
         print(build_plugin(force=args.force))
         return 0
-    from ase_cg.errors import InputError
     from lammps_interface.run import run_deck
 
     if args.directory is None:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ase_cg import _args
+from ase_cg._paths import check_output_folder
 from ase_cg.commands import add_trajectory_options, trajectory_options
 
 NAME = "learn-mapping"
@@ -112,7 +113,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Call :func:`ase_cg.autoencoder.learn_mapping` and print the learned groups."""
-    from ase_cg._paths import check_output_folder
     from ase_cg.autoencoder import AutoencoderConfig, learn_mapping
     from ase_cg.trajectory import opened
 

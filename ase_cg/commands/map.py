@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ase_cg import _args
+from ase_cg._paths import check_output_not_input
 from ase_cg.commands import add_trajectory_options, trajectory_options
 
 NAME = "map"
@@ -67,7 +68,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Call :func:`ase_cg.mapping.map_trajectory` and print a one-line summary."""
-    from ase_cg._paths import check_output_not_input
     from ase_cg.mapping import CGMapping, map_trajectory
 
     check_output_not_input(args.output, [args.input, args.mapping], option="output")

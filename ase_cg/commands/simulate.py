@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from ase_cg import _args
+from ase_cg.errors import InputError
 
 NAME = "simulate"
 HELP = (
@@ -180,9 +182,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _saved(args: argparse.Namespace) -> str:
     """What an interrupted run left in its output, and how to continue it."""
-    import warnings
-
-    from ase_cg.errors import InputError
     from ase_cg.io import H5MDTrajectory, IncompleteTrajectoryWarning
 
     try:

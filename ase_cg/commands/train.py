@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ase_cg import _args
+from ase_cg._paths import check_output_folder
 from ase_cg.commands import add_trajectory_options, trajectory_options
+from ase_cg.errors import InputError
 
 NAME = "train"
 HELP = "Fit a classical or train a neural CG potential by force matching on an H5MD trajectory."
@@ -91,10 +94,6 @@ OUTPUT_NAMES = (
 
 def run(args: argparse.Namespace) -> int:
     """Call :func:`ase_cg.pipeline.train_model` and say where the model is."""
-    from pathlib import Path
-
-    from ase_cg._paths import check_output_folder
-    from ase_cg.errors import InputError
     from ase_cg.pipeline import train_model
 
     if args.kind == "classical":
