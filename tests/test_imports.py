@@ -124,7 +124,6 @@ NOT_YET_CONVERTED = (
     "ase_cg/analysis",
     "ase_cg/autoencoder",
     "ase_cg/fitting",
-    "ase_cg/io",
     "ase_cg/mapping",
     "ase_cg/potentials/",
     "ase_cg/refine",
