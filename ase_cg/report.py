@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import math
 import re
@@ -295,6 +296,7 @@ def new_figure(
     figure : matplotlib.figure.Figure
     axes : (n_rows, n_cols) array of Axes (squeezed like ``plt.subplots``)
     """
+    # heavy: matplotlib takes about a second to import; only figures need it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -312,8 +314,6 @@ def new_figure(
 
 def save_figure(figure, path, *, dpi: int = 150) -> Path:
     """Save a figure as PNG, atomically. Returns the path."""
-    import io
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return write_bytes_atomic(Path(path), buffer.getvalue())

@@ -40,12 +40,16 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.data import atomic_masses
+from ase.symbols import Symbols
+from tqdm import tqdm
 
 from ase_cg import _keys as K
 from ase_cg.beads import set_bead_types
 from ase_cg.chemistry import identify_elements, implausible_lengths, rigid_bonds, split_bonds
 from ase_cg.errors import InputError
-from ase_cg.io import H5MDTrajectory
+from ase_cg.io import SYSTEM_OBSERVABLES, H5MDTrajectory, H5MDWriter
+from ase_cg.io.layout import FS_PER_ASE_TIME
 from ase_cg.units import to_ase_factor
 
 __all__ = [
@@ -68,7 +72,6 @@ LAMMPS_UNITS = {
     "real": {"force": "kcal mol-1 Angstrom-1", "velocity": "Angstrom fs-1", "time": "fs"},
     "metal": {"force": "eV Angstrom-1", "velocity": "Angstrom ps-1", "time": "ps"},
 }
-_FS_PER_ASE_TIME = 1.0 / to_ase_factor("fs", "time")
 
 
 @runtime_checkable
@@ -302,7 +305,7 @@ class MDAnalysisTrajectory(_FramesMixin):
     """
 
     def __init__(self, topology, trajectory=None, *, lammps_units=None, **universe_kwargs):
-        # MDAnalysis is imported here: it takes a second to import and most runs read H5MD.
+        # heavy: MDAnalysis takes a second to import, and most runs read H5MD only
         import MDAnalysis as mda
         from MDAnalysis.exceptions import NoDataError
 
@@ -347,8 +350,6 @@ class MDAnalysisTrajectory(_FramesMixin):
             where=f"{self.topology_path}: {'elements' if elements is not None else 'masses'}",
         )
         if masses is None:
-            from ase.data import atomic_masses
-
             masses = atomic_masses[self.numbers]
         self.masses = masses
         self.bonds = None
@@ -393,7 +394,7 @@ class MDAnalysisTrajectory(_FramesMixin):
             return {
                 "force": to_ase_factor(style["force"], "force"),
                 "velocity": to_ase_factor(style["velocity"], "velocity"),
-                "time_fs": to_ase_factor(style["time"], "time") * _FS_PER_ASE_TIME,
+                "time_fs": to_ase_factor(style["time"], "time") * FS_PER_ASE_TIME,
             }
         # MDAnalysis converts to its base units: Å, ps, Å/ps, kJ/(mol Å)
         return {
@@ -648,8 +649,6 @@ class MappedTrajectory(_FramesMixin):
     def observable_names(self) -> tuple[str, ...]:
         """The source's observables that the CG view shares (:data:`ase_cg.io.SYSTEM_OBSERVABLES`:
         the pressure)."""
-        from ase_cg.io import SYSTEM_OBSERVABLES
-
         names = getattr(self.source, "observable_names", ())
         return tuple(name for name in names if name in SYSTEM_OBSERVABLES)
 
@@ -843,10 +842,6 @@ def write_trajectory(
     int
         Number of frames written.
     """
-    from tqdm import tqdm
-
-    from ase_cg.io import H5MDWriter
-
     cg = trajectory.bead_types is not None
     times = getattr(trajectory, "times", None)
     steps = getattr(trajectory, "steps", None)
@@ -894,8 +889,6 @@ def summary(trajectory: Trajectory) -> str:
     Frames, particles and their composition, molecules and bonds, the first frame's box (Å)
     and which per-frame quantities can be read.
     """
-    from ase.symbols import Symbols
-
     if trajectory.bead_types is not None:
         kinds = f"CG beads, types {sorted(set(np.asarray(trajectory.bead_types).tolist()))}"
     else:
