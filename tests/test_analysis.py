@@ -10,6 +10,7 @@ from ase.build import bulk
 
 from ase_cg import analysis
 from ase_cg.analysis import AnalysisError
+from ase_cg.io import write_h5md
 
 
 def ideal_gas(rng, n, cell, *, molecule_size=1):
@@ -264,8 +265,6 @@ def test_jensen_shannon_properties(rng):
 
 
 def test_functions_read_h5md_files_like_lists_of_atoms(rng, tmp_path):
-    from ase_cg.io import write_h5md
-
     images = []
     for step in range(6):
         atoms, bonds, _ = random_dimers(rng, 50, 9.0, 1.69, 0.03)
@@ -327,8 +326,6 @@ def test_rdf_agrees_with_mdanalysis_interrdf_with_exclusion_blocks(rng, tmp_path
     # normalisation as ours, so the two must agree up to its float32 distances
     import MDAnalysis as mda
     from MDAnalysis.analysis.rdf import InterRDF
-
-    from ase_cg.io import write_h5md
 
     images = []
     for step in range(4):

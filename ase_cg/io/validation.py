@@ -40,15 +40,8 @@ _LOG = logging.getLogger(__name__)
 class H5MDLayout:
     """An H5MD file opened read-only, its layout checked and its static data read.
 
-    The attributes are those of :class:`ase_cg.io.H5MDTrajectory` (documented there), which
-    adds the per-frame reads.
-
-    Parameters
-    ----------
-    path : str or Path
-        H5MD file.
-    group : str, optional
-        Name of the group in ``particles/``; default: the only one there.
+    Parameters and attributes are those of :class:`ase_cg.io.H5MDTrajectory` (documented
+    there), which adds the per-frame reads.
 
     Raises
     ------
