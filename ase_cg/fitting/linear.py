@@ -1169,35 +1169,34 @@ def pressure_ramp(
 ):
     r"""The pressure-correction pair term :math:`ΔV(r) = A (1 − r/r_c)` for every type pair.
 
-        Its force :math:`−ΔV' = A/r_c` is constant, so it shifts the pressure without reshaping
-        the first shells much; to first order (structure held) it adds
+    Its force :math:`−ΔV' = A/r_c` is constant, so it shifts the pressure without reshaping
+    the first shells much; to first order (structure held) it adds
 
-        .. math::
+    .. math::
 
-            ΔP = rac{1}{3V} \Big\langle \sum_{pairs} r\,(−ΔV'(r)) \Big
-    angle
-               = rac{2π}{3} \sum_{ab} ρ_a ρ_b \int_0^{r_c} r^3 g_{ab}(r)\,(−ΔV'_{ab}(r))\,dr
-               = rac{2π ρ^2}{3} rac{A}{r_c} \int_0^{r_c} r^3 g(r)\,dr \quad (	ext{one type}),
+        ΔP = \frac{1}{3V} \Big\langle \sum_{pairs} r\,(−ΔV'(r)) \Big\rangle
+           = \frac{2π}{3} \sum_{ab} ρ_a ρ_b \int_0^{r_c} r^3 g_{ab}(r)\,(−ΔV'_{ab}(r))\,dr
+           = \frac{2π ρ^2}{3} \frac{A}{r_c} \int_0^{r_c} r^3 g(r)\,dr \quad (\text{one type}),
 
-        positive (more repulsion) for ``A > 0``. The ramp is smoothed to zero energy and force over
-        the last ``taper_width`` before ``r_c`` (cosine, as the IBI term) and fitted to a cubic
-        B-spline, so it exports to LAMMPS tables; :func:`pressure_correction` measures its ΔP on CG
-        frames with the spline itself, taper included.
+    positive (more repulsion) for ``A > 0``. The ramp is smoothed to zero energy and force over
+    the last ``taper_width`` before ``r_c`` (cosine, as the IBI term) and fitted to a cubic
+    B-spline, so it exports to LAMMPS tables; :func:`pressure_correction` measures its ΔP on CG
+    frames with the spline itself, taper included.
 
-        Parameters
-        ----------
-        n_types : int
-            Bead types of the model.
-        amplitude : float, eV
-            ``A`` (the value at r = 0 of the untapered ramp).
-        cutoff : float, Å
-        taper_width : float, Å
-        spacing : float, Å
-            Knot spacing.
+    Parameters
+    ----------
+    n_types : int
+        Bead types of the model.
+    amplitude : float, eV
+        ``A`` (the value at r = 0 of the untapered ramp).
+    cutoff : float, Å
+    taper_width : float, Å
+    spacing : float, Å
+        Knot spacing.
 
-        Returns
-        -------
-        PairSpline
+    Returns
+    -------
+    PairSpline
     """
     if not cutoff > taper_width > 0 or not math.isfinite(amplitude):
         raise FitError(
