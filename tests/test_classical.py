@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from ase_cg import _keys as K
-from ase_cg.fitting import ClassicalConfig, _build_terms, _NormalEquations
+from ase_cg.fitting import ClassicalConfig
+from ase_cg.fitting.linear import _build_terms, _NormalEquations
 from ase_cg.model import load_model, save_model
 from ase_cg.potentials import CGModel, SystemTopology, make_batch
 from ase_cg.potentials._splines import SplineGrid, basis_weights

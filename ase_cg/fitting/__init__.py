@@ -1,4 +1,46 @@
-"""Classical force matching (being split into modules)."""
+"""Classical CG potentials fitted by force matching, and the corrections added to them.
 
-from ase_cg.fitting.linear import *  # noqa: F403
-from ase_cg.fitting.linear import __all__  # noqa: F401
+Modules
+-------
+- :mod:`~ase_cg.fitting.linear`: :func:`fit_classical`, linear least-squares force matching
+  (multiscale coarse-graining) of spline potentials, with optional pressure matching.
+- :mod:`~ase_cg.fitting.config`: :class:`ClassicalConfig` and :class:`FitError`.
+- :mod:`~ase_cg.fitting.frames`: :class:`ArrayTrajectory` and the shared frame handling (files,
+  mapped all-atom trajectories, CG topology, chunked neighbour graphs).
+- :mod:`~ase_cg.fitting.corrections`: one IBI step (:func:`structural_correction`) and a
+  pressure ramp (:func:`pressure_correction`) added to a fitted model.
+- :mod:`~ase_cg.fitting.plots`: :func:`plot_classical`.
+
+Gradient-based force matching of neural models is :mod:`ase_cg.training`.
+
+Usage::
+
+    model, report = fit_classical("cg.h5", mapping, config=ClassicalConfig(pair_cutoff=10.0))
+    plot_classical(model, "terms.png")
+    better = structural_correction(model, "aa.h5", "cg_run.h5", temperature=300.0)
+"""
+
+from ase_cg.fitting.config import ClassicalConfig, FitError
+from ase_cg.fitting.corrections import (
+    ibi_pair_correction,
+    pressure_correction,
+    pressure_ramp,
+    structural_correction,
+    term_pressure,
+)
+from ase_cg.fitting.frames import ArrayTrajectory
+from ase_cg.fitting.linear import fit_classical
+from ase_cg.fitting.plots import plot_classical
+
+__all__ = [
+    "ArrayTrajectory",
+    "ClassicalConfig",
+    "FitError",
+    "fit_classical",
+    "ibi_pair_correction",
+    "plot_classical",
+    "pressure_correction",
+    "pressure_ramp",
+    "structural_correction",
+    "term_pressure",
+]
