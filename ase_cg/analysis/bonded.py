@@ -10,6 +10,16 @@ from ase.geometry import find_mic
 
 from ase_cg.analysis._frames import AnalysisError, frames_of, iter_frames
 
+__all__ = [
+    "angle_distribution",
+    "bond_angles",
+    "bond_distribution",
+    "bond_lengths",
+    "dihedral_angles",
+    "dihedral_distribution",
+    "topology_from_bonds",
+]
+
 
 def as_index_array(terms, width: int, name: str, n_particles: int) -> np.ndarray:
     """(n, width) int64 index array from an array or a topology dict, validated."""

@@ -42,6 +42,8 @@ from ase_cg.report import (
 from ase_cg.trajectory import MappedTrajectory, cg_trajectory
 from ase_cg.units import AMU_PER_A3_TO_G_PER_CM3
 
+__all__ = ["COMPARE_BIN_WIDTH", "COMPARE_R_MAX", "compare"]
+
 #: Default RDF bin width of :func:`compare`, Å (VOTCA's usual 0.01 nm).
 COMPARE_BIN_WIDTH = 0.1
 #: Default largest RDF distance of :func:`compare` (when the box allows it), Å.

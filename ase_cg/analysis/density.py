@@ -7,6 +7,8 @@ import numpy as np
 from ase_cg.analysis._frames import check_periodic, frames_of, iter_frames
 from ase_cg.units import AMU_PER_A3_TO_G_PER_CM3
 
+__all__ = ["density"]
+
 
 def density(images) -> np.ndarray:
     """Mass density of each frame.

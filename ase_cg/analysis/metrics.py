@@ -8,6 +8,8 @@ import numpy as np
 
 from ase_cg.analysis._frames import AnalysisError
 
+__all__ = ["integrated_absolute_error", "jensen_shannon", "max_abs_difference"]
+
 
 def _same_shape(name: str, *arrays) -> list[np.ndarray]:
     arrays = [np.asarray(a, dtype=np.float64) for a in arrays]

@@ -16,6 +16,8 @@ from ase_cg.analysis._frames import (
     particle_types,
 )
 
+__all__ = ["rdf"]
+
 
 class RDFAccumulator:
     """Pair-distance histograms of several type pairs and their ideal-gas normalisation.

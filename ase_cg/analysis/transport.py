@@ -16,6 +16,8 @@ from ase_cg.analysis._frames import (
     mol_ids_of,
 )
 
+__all__ = ["A2_PER_FS_TO_CM2_PER_S", "DiffusionFit", "diffusion_coefficient", "msd"]
+
 #: 1 Å²/fs in cm²/s (1e-16 cm² / 1e-15 s).
 A2_PER_FS_TO_CM2_PER_S = 0.1
 

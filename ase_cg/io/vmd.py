@@ -21,11 +21,29 @@ def read_vmd_structure(file: h5py.File, species, n_atoms: int, path: Path, group
     ``resid`` one per particle; ``bond_from``/``bond_to`` the bonded pairs as 1-based
     particle indices (VMD's molfile convention; ESPResSo's writer adds 1).  Entries of
     length ``n_atoms`` without ``indexOfSpecies`` are read per particle.
+
+    Parameters
+    ----------
+    file : h5py.File
+        The open H5MD file.
+    species : (n_atoms,) int or None
+        ``particles/<group>/species`` (the ids that ``indexOfSpecies`` lists).
+    n_atoms : int
+    path : Path
+        The file's path, for messages.
+    group_path : str
+        ``particles/<group>``, for messages.
+
+    Returns
+    -------
+    dict
+        The entries found: ``"atomicnumber"``, ``"name"``, ``"type"`` ((n_atoms,) per
+        particle), ``"resid"`` ((n_atoms,) int64), ``"bonds"`` ((n_bonds, 2) int64, 0-based);
+        empty when the file has no such group.
     """
     group = file.get("parameters/vmd_structure")
     if not isinstance(group, h5py.Group):
         return {}
-    n = n_atoms
     base = "parameters/vmd_structure"
     out: dict = {}
     index_of_species = group.get("indexOfSpecies")
@@ -49,19 +67,19 @@ def read_vmd_structure(file: h5py.File, species, n_atoms: int, path: Path, group
             values = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])
         if kinds is not None and len(values) == len(kinds):
             out[key] = values[per_kind]
-        elif len(values) == n:
+        elif len(values) == n_atoms:
             out[key] = values
         else:
             raise InputError(
                 f"{path}: dataset '{base}/{key}' has {len(values)} entries; expected one "
-                f"per species in indexOfSpecies or one per particle ({n})."
+                f"per species in indexOfSpecies or one per particle ({n_atoms})."
             )
     resid = group.get("resid")
     if isinstance(resid, h5py.Dataset):
-        if resid.shape != (n,) or resid.dtype.kind not in "iu":
+        if resid.shape != (n_atoms,) or resid.dtype.kind not in "iu":
             raise InputError(
                 f"{path}: dataset '{base}/resid' has shape {resid.shape} and dtype "
-                f"{resid.dtype}; expected ({n},) integers, one residue id per particle."
+                f"{resid.dtype}; expected ({n_atoms},) integers, one residue id per particle."
             )
         out["resid"] = resid[()].astype(np.int64)
     ends = [group.get(k) for k in ("bond_from", "bond_to")]
@@ -73,9 +91,9 @@ def read_vmd_structure(file: h5py.File, species, n_atoms: int, path: Path, group
                 f"{second.size} entries; they must pair up."
             )
         bonds = np.stack([first, second], axis=1) - 1  # 1-based in the VMD layout
-        if bonds.size and (bonds.min() < 0 or bonds.max() >= n):
+        if bonds.size and (bonds.min() < 0 or bonds.max() >= n_atoms):
             raise InputError(
-                f"{path}: dataset '{base}/bond_from': indices must be 1..{n} (VMD's "
+                f"{path}: dataset '{base}/bond_from': indices must be 1..{n_atoms} (VMD's "
                 f"1-based particle numbers), found {int(bonds.min()) + 1}.."
                 f"{int(bonds.max()) + 1}."
             )
