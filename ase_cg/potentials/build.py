@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from ase.units import kB
 from tqdm.auto import tqdm
 
 from ase_cg import _keys as K
@@ -180,8 +181,6 @@ def fit_prior(
         If the trajectory is empty, frames are not CG frames of ``mapping``, or no non-bonded
         pair comes within ``search_cutoff``.
     """
-    from ase.units import kB
-
     names = list(mapping.bead_types)
     n_types = len(names)
     bond_samples: dict[tuple[int, int], list[np.ndarray]] = {}

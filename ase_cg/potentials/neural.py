@@ -36,6 +36,7 @@ schnetpack's table into row ``t`` of ours.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -45,6 +46,7 @@ from torch import Tensor, nn
 
 from ase_cg.errors import InputError
 from ase_cg.potentials.base import CGGraph, EnergyTerm, register_term
+from ase_cg.potentials.schnetpack_compat import load_schnetpack_weights
 
 _ACTIVATIONS = ("silu", "shifted_softplus")
 _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
@@ -452,8 +454,6 @@ class NeuralPotential(EnergyTerm):
         The copy is detached from training (parameters do not require gradients) and in
         evaluation mode; see :class:`LAMMPSNeuralModule` for the signature.
         """
-        import copy
-
         network = copy.deepcopy(self.network)
         for parameter in network.parameters():
             parameter.requires_grad_(False)
@@ -482,6 +482,4 @@ class NeuralPotential(EnergyTerm):
         SchnetpackCompatError
             If the schnetpack modules have a layout this class cannot represent.
         """
-        from ase_cg.potentials.schnetpack_compat import load_schnetpack_weights
-
         return load_schnetpack_weights(cls, representation, head, type_map)

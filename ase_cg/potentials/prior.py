@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from ase.units import kB
 from torch import Tensor
 
 from ase_cg.potentials.base import (
@@ -174,8 +175,6 @@ def gaussian_boltzmann_inversion(samples: np.ndarray, temperature: float) -> tup
     k : float, eV per unit² of the samples
     q0 : float
     """
-    from ase.units import kB
-
     samples = np.asarray(samples, dtype=np.float64)
     if samples.size < 2 or not np.all(np.isfinite(samples)):
         raise ValueError("need at least two finite samples to fit a harmonic prior")

@@ -17,9 +17,12 @@ The cutoff is ``representation.cutoff_fn.cutoff``. schnetpack's per-atom offsets
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
+import torch.utils.data.dataloader as dataloader
 from torch import nn
 
 from ase_cg.errors import InputError
@@ -36,20 +39,14 @@ def import_schnetpack():
     longer defines; the name is restored on that module if it is missing (the fix
     upstream made). Raises ``ImportError`` if schnetpack is not installed.
     """
-    import typing
-
-    import torch.utils.data.dataloader as dataloader
-
     if not hasattr(dataloader, "T_co"):
         dataloader.T_co = typing.TypeVar("T_co", covariant=True)
-    import schnetpack
+    import schnetpack  # optional: the schnetpack extra
 
     return schnetpack
 
 
 def _activation_name(activation, where: str) -> str:
-    import torch.nn.functional as F
-
     spk = import_schnetpack()
     if activation is spk.nn.activations.shifted_softplus:
         return "shifted_softplus"
