@@ -43,6 +43,7 @@ from ase_cg import _keys as K
 from ase_cg._paths import atomic_path
 from ase_cg.config import config_from_dict, read_config_file
 from ase_cg.errors import ASECGError, InputError
+from ase_cg.mapping import CGMapping
 from ase_cg.model import atomic_torch_save, load_model, save_model
 from ase_cg.potentials import CGModel, SystemTopology, make_batch
 from ase_cg.trajectory import cg_trajectory, open_trajectory
@@ -280,6 +281,7 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
 
 def plot_loss_curve(rows: list[dict], path: Path) -> None:
     """PNG of training and validation loss (and FVU) per epoch."""
+    # heavy: matplotlib is imported only when a figure is drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -537,8 +539,6 @@ def _distributed_worker(
     try:
         mapping = None
         if mapping_path is not None:
-            from ase_cg.mapping import CGMapping
-
             mapping = CGMapping.load(mapping_path)
         data = ForceMatchingData(data_path, mapping=mapping)
         train(load_model(model_path), data, output_dir, TrainConfig(**config), resume=resume)

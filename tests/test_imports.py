@@ -123,7 +123,6 @@ LAZY_INTERNAL = ("ase_cg/commands/", "lammps_interface/__init__.py")
 NOT_YET_CONVERTED = (
     "ase_cg/autoencoder",
     "ase_cg/refine",
-    "ase_cg/training",
 )
 
 
