@@ -51,11 +51,15 @@ from tqdm.auto import tqdm
 from ase_cg._paths import atomic_path, write_text_atomic
 from ase_cg.config import config_from_dict
 from ase_cg.errors import InputError
+from ase_cg.fitting import pressure_correction, structural_correction, term_pressure
+from ase_cg.io import H5MDTrajectory, read_h5md
+from ase_cg.mapping import map_trajectory
+from ase_cg.model import load_model, save_model
+from ase_cg.pipeline import cg_temperature, simulate
+from ase_cg.units import AMU_PER_A3_TO_G_PER_CM3
+from lammps_interface.run import read_thermo
 
 __all__ = ["RefineConfig", "refine"]
-
-#: g/cm³ per amu/Å³
-_G_CM3 = units._amu * 1e3 / 1e-24
 
 
 @dataclass
@@ -142,15 +146,11 @@ class RefineConfig:
 
 def _reference_state(reference: Path, config: RefineConfig, mapping) -> tuple[float, float]:
     """``(temperature K, pressure bar)`` of the reference (config values win)."""
-    from ase_cg.io import H5MDTrajectory
-
     with H5MDTrajectory(reference) as trajectory:
         temperature = config.temperature
         if temperature is None:
             temperature = trajectory.parameters.get("ase_cg_reference", {}).get("temperature_K")
         if temperature is None:  # atoms or beads: 3 k_B T / 2 of kinetic energy each
-            from ase_cg.pipeline import cg_temperature
-
             temperature = cg_temperature(trajectory, slice(0, min(trajectory.n_frames, 50)))
         if temperature is None:
             raise InputError(f"{reference}: no temperature known; give --temperature K")
@@ -168,8 +168,6 @@ def _reference_state(reference: Path, config: RefineConfig, mapping) -> tuple[fl
 
 def _mapped_reference(reference: Path, directory: Path, mapping) -> Path:
     """The reference as CG frames: itself if it is CG, else mapped once into ``directory``."""
-    from ase_cg.io import H5MDTrajectory
-
     with H5MDTrajectory(reference) as trajectory:
         if trajectory.bead_types is not None:
             return reference
@@ -180,8 +178,6 @@ def _mapped_reference(reference: Path, directory: Path, mapping) -> Path:
                 f"{reference}: all-atom, and the model has no mapping to map it with; give a CG "
                 "(mapped) reference"
             )
-        from ase_cg.mapping import map_trajectory
-
         map_trajectory(reference, target, mapping, progress=False)
     return target
 
@@ -189,9 +185,6 @@ def _mapped_reference(reference: Path, directory: Path, mapping) -> Path:
 def _run(model_path: Path, start: Path, folder: Path, config: RefineConfig, iteration: int,
          temperature: float) -> dict:  # fmt: skip
     """CG NVT run of ``model_path``; mean pressure (bar), its block error and the density."""
-    from ase_cg.pipeline import simulate
-    from lammps_interface.run import read_thermo
-
     output = folder / "run.h5"
     summary = simulate(
         model_path,
@@ -226,19 +219,15 @@ def _run(model_path: Path, start: Path, folder: Path, config: RefineConfig, iter
 
 def _equilibrated(run: Path, fraction: float) -> list:
     """The frames of ``run`` after the leading ``fraction``."""
-    from ase_cg.io import read_h5md
-
     frames = read_h5md(run)
     return frames[int(round(fraction * len(frames))) :]
 
 
 def _density(path: Path) -> float:
     """Mean mass density of an H5MD trajectory, g/cm³."""
-    from ase_cg.io import H5MDTrajectory
-
     with H5MDTrajectory(path) as trajectory:
         volumes = np.abs(np.linalg.det(trajectory.cells()))
-        return float(trajectory.masses.sum() / volumes.mean() * _G_CM3)
+        return float(trajectory.masses.sum() / volumes.mean() * AMU_PER_A3_TO_G_PER_CM3)
 
 
 def _write_table(directory: Path, rows: list[dict]) -> None:
@@ -254,6 +243,7 @@ def _write_table(directory: Path, rows: list[dict]) -> None:
     writer.writerows(rows)
     write_text_atomic(directory / "iterations.csv", buffer.getvalue())
 
+    # heavy: matplotlib is imported only when a figure is drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -314,9 +304,6 @@ def refine(
         ``"model"`` (path of the refined model, ``DIR/model.pt``), ``"converged"`` (bool),
         ``"iterations"`` (the metrics of every iteration, as in ``iterations.csv``).
     """
-    from ase_cg.fitting import pressure_correction, structural_correction, term_pressure
-    from ase_cg.model import load_model, save_model
-
     config = RefineConfig() if config is None else config
     directory = Path(output_dir)
     directory.mkdir(parents=True, exist_ok=True)

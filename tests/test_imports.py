@@ -122,7 +122,6 @@ LAZY_INTERNAL = ("ase_cg/commands/", "lammps_interface/__init__.py")
 #: Modules (``.py`` or the package each becomes) still being converted to top-level imports.
 NOT_YET_CONVERTED = (
     "ase_cg/autoencoder",
-    "ase_cg/refine",
 )
 
 
