@@ -20,12 +20,12 @@ from ase_cg.autoencoder import (
     AutoencoderConfig,
     AutoencoderError,
     CGAutoencoder,
-    _pick_best,
     bond_cut_fraction,
     groups_connected,
     learn_mapping,
     regularised_pseudo_inverse,
 )
+from ase_cg.autoencoder.learn import _pick_best
 from ase_cg.cli import main
 from ase_cg.io import read_h5md, write_h5md
 from ase_cg.mapping import CGMapping, check_force_map, pseudo_inverse_force_map

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ase_cg.autoencoder import AutoencoderConfig, CGAutoencoder, _load, _MoleculeSampler
+from ase_cg.autoencoder import AutoencoderConfig, CGAutoencoder
+from ase_cg.autoencoder.data import load_training_data
+from ase_cg.autoencoder.sampling import MoleculeSampler
 
 
 def test_sampled_forces_equal_whole_box_forces(data_dir):
     config = AutoencoderConfig(max_frames=3)
-    data = _load(data_dir / "ethane_aa.h5", 2, config, disable=True)  # 216 molecules
+    data = load_training_data(data_dir / "ethane_aa.h5", 2, config, disable=True)  # 216 molecules
     cutoff = 8.0
     model = CGAutoencoder(
         ["C2H6"],
@@ -37,8 +39,8 @@ def test_sampled_forces_equal_whole_box_forces(data_dir):
         (grad,) = torch.autograd.grad(energy, [z_c])
         return centres[0], neighbours[0], -grad.detach().numpy()
 
-    whole = _MoleculeSampler(data, cutoff, None)
-    sampled = _MoleculeSampler(data, cutoff, 8)  # few, so that not every molecule is near
+    whole = MoleculeSampler(data, cutoff, None)
+    sampled = MoleculeSampler(data, cutoff, 8)  # few, so that not every molecule is near
     for frame in range(2):
         every, none, reference = forces(whole, frame, None)
         assert len(every) == 216 and len(none) == 0
