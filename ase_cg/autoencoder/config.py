@@ -64,25 +64,23 @@ class AutoencoderConfig:
     of 1 − Σ_I A_aI A_bI: the expected fraction of bonds whose two atoms the assignment puts in
     different beads (0: no bond cut; 1: all cut). It pulls each hydrogen into its own heavy
     atom's bead, which the reconstruction term alone does not do once methyl groups rotate.
-    0 switches it off. With the other defaults, 3 gave CH3|CH3 for ethane and CH3|CH2|CH3 for
-    propane in 5 of 5 seeds each (BENCHMARKS.md, "Learned mapping"); without the warm-up
-    ramp, 1 or 2 gave propane 4 of 5 with balance 2, and 3 or 5 without balance 0 of 5."""
+    0 switches it off. It works together with ``bond_warmup`` and ``balance_weight``, which
+    it must outweigh; the defaults give CH3|CH3 for ethane and CH3|CH2|CH3 for propane."""
 
     bond_warmup: float = 0.1
     """Fraction of the epochs over which the bond-cut and balance weights ramp up linearly
-    (epoch e uses (e + 1)/(n + 1) of them, n = bond_warmup·epochs). At full weight from the
-    first step, the bond cut amplifies chance asymmetries of the near-uniform assignment and
-    can join the two carbons of ethane in one bead before the reconstruction term separates
-    them (demo sizes, one optimiser step per epoch: 0 of 2 seeds); a hard switch after 0.2
-    loses propane instead (1 of 5); the 0.1 ramp gave 2 of 2 and 5 of 5."""
+    (epoch e uses (e + 1)/(n + 1) of them, n = bond_warmup·epochs), so that the reconstruction
+    term separates the heavy atoms first. At full weight from the first step, the bond cut
+    amplifies chance asymmetries of the near-uniform assignment and can join the two carbons
+    of ethane in one bead; a late hard switch instead leaves hydrogens on the wrong bead."""
 
     balance_weight: float = 2.0
     """Weight β of the bead-mass balance term β·Σ_I (M_I/M̄ − 1)²/n_beads (M̄ the mean bead
     mass of the molecule): the spread of the soft bead masses. The bond-cut term alone is as
     low for a bead of one hydrogen (one bond cut) as for a chemical bead; this term breaks
     that tie. 0 switches it off. A CH3|CH2|CH3 propane scores 0.001, propane with a bead of
-    one or two hydrogens about 0.5; 2 with ``bond_weight`` 3 is the measured default (5 with
-    ``bond_weight`` 1 gave propane 3 of 5: the bond cut must dominate)."""
+    one or two hydrogens about 0.5. Keep it below ``bond_weight``: the bond cut must
+    dominate."""
 
     init_scale: float = 0.1
     """Standard deviation of the initial assignment logits."""

@@ -86,11 +86,11 @@ class ClassicalConfig:
     """Pair splines skip bead pairs at most this many bonds apart (3: 1-2, 1-3, 1-4)."""
 
     pressure_weight: float = 0.0
-    """λ_P of the pressure-matching rows (module docstring), (eV/Å)² per bar²; 0: plain
-    force matching. The right size depends on the system: for CG ethane (432 beads, 240
-    frames) 1e-9 moves the training pressure from +484 bar off to 0.002 bar off at a force
-    residual 2e-5 higher (relative); 1e-7 costs 3 % of residual, 1e-6 11 % (the rows then fit
-    the virial's frame-to-frame fluctuation too). Check ``report["pressure"]`` and the residual."""
+    """λ_P of the pressure-matching rows (:mod:`ase_cg.fitting.linear`), (eV/Å)² per bar²; 0:
+    plain force matching. The right size depends on the system: start small (about 1e-9 for a
+    few hundred beads) and raise it until ``report["pressure"]["model_bar"]`` meets the
+    reference. Too large a weight fits the virial's frame-to-frame fluctuation as well and
+    costs force residual (``report["train"]``)."""
 
     pressure: float | None = None
     """Reference pressure, bar, for every frame; ``None``: the trajectory's per-frame

@@ -41,7 +41,7 @@ def ibi_pair_correction(
 
     Force matching gives the best pair + many-body forces, not the exact structure: orientational
     correlations that no function of the bead positions fitted to the noisy mapped force
-    captures leave a small RDF bias (for CG ethane the split first peak, see BENCHMARKS.md). This
+    captures leave a small RDF bias (for CG ethane, the split first peak). This
     term removes it where both RDFs are sampled (g > ``min_g``); below that the first sampled
     value is held (no force), the result is smoothed over three bins, tapered to zero over the
     last ``taper_width`` before ``cutoff`` (cosine), and fitted by least squares to a cubic

@@ -1,22 +1,6 @@
-"""The mapping file: JSON schema, its parser and its formatter.
+"""The mapping file's parser and formatter.
 
-Mapping file (JSON, :meth:`CGMapping.save`)::
-
-    {
-      "format": "ase_cg.mapping", "version": 1,
-      "units": {"length": "angstrom", "mass": "amu"},
-      "weighting": "mass",                       # or "geometry"
-      "molecule_types": [
-        {"name": "ethane",
-         "species": ["C", "C", "H", ...],        # template atoms
-         "positions": [[x, y, z], ...],          # Å
-         "masses": [12.011, ...],                # amu, > 0
-         "bonds": [[0, 1], [0, 2], ...],         # template atom index pairs
-         "groups": [[0, 2, 3, 4], [1, 5, 6, 7]], # template atom indices per bead
-         "bead_names": ["CH3", "CH3"]}           # bead-type name per bead
-      ]
-    }
-
+The JSON schema is drawn in :mod:`ase_cg.mapping.cgmapping`.
 """
 
 from __future__ import annotations

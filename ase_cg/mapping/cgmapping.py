@@ -17,6 +17,23 @@ The bead positions are a linear map of the atom positions,
 ``E`` has shape ``(n_beads, n_atoms)``, non-negative entries and rows summing to one. Bead masses
 are :math:`M_I` for both weightings; bead velocities are bead momenta over bead masses,
 :math:`v_I = \sum_{j\in I} m_j v_j / M_I`, so total momentum is conserved.
+
+Mapping file (JSON, :meth:`CGMapping.save`)::
+
+    {
+      "format": "ase_cg.mapping", "version": 1,
+      "units": {"length": "angstrom", "mass": "amu"},
+      "weighting": "mass",                       # or "geometry"
+      "molecule_types": [
+        {"name": "ethane",
+         "species": ["C", "C", "H", ...],        # template atoms
+         "positions": [[x, y, z], ...],          # Å
+         "masses": [12.011, ...],                # amu, > 0
+         "bonds": [[0, 1], [0, 2], ...],         # template atom index pairs
+         "groups": [[0, 2, 3, 4], [1, 5, 6, 7]], # template atom indices per bead
+         "bead_names": ["CH3", "CH3"]}           # bead-type name per bead
+      ]
+    }
 """
 
 from __future__ import annotations
