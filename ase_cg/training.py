@@ -46,6 +46,7 @@ from ase_cg.errors import ASECGError, InputError
 from ase_cg.mapping import CGMapping
 from ase_cg.model import atomic_torch_save, load_model, save_model
 from ase_cg.potentials import CGModel, SystemTopology, make_batch
+from ase_cg.report import new_figure, save_figure
 from ase_cg.trajectory import cg_trajectory, open_trajectory
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -281,14 +282,8 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
 
 def plot_loss_curve(rows: list[dict], path: Path) -> None:
     """PNG of training and validation loss (and FVU) per epoch."""
-    # heavy: matplotlib is imported only when a figure is drawn
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     epochs = [row["epoch"] for row in rows]
-    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
-    FigureCanvasAgg(figure)
-    axis = figure.add_subplot()
+    figure, axis = new_figure(size=(6.4, 4.0))
     axis.semilogy(epochs, [row["train_loss"] for row in rows], "o-", label="training")
     axis.semilogy(epochs, [row["validation_loss"] for row in rows], "s-", label="validation")
     axis.axhline(rows[-1]["force_variance"], color="grey", ls="--", label="Var(F_ins)")
@@ -296,7 +291,7 @@ def plot_loss_curve(rows: list[dict], path: Path) -> None:
     axis.set_ylabel("force-matching loss (eV²/Å²)")
     axis.set_title("Force matching")
     axis.legend()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
 
 
 def train(

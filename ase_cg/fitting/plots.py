@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ase_cg._paths import atomic_path
 from ase_cg.fitting.config import FitError
 from ase_cg.potentials.base import CGModel
 from ase_cg.potentials.classical import SplineTerm
+from ase_cg.report import new_figure, save_figure
 
 
 def plot_classical(model: CGModel, path: str | os.PathLike, *, n_points: int = 400) -> Path:
@@ -32,17 +32,12 @@ def plot_classical(model: CGModel, path: str | os.PathLike, *, n_points: int = 4
     -------
     Path of the written file.
     """
-    # heavy: matplotlib is imported only when a figure is drawn
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     terms = [term for term in model.terms if isinstance(term, SplineTerm)]
     if not terms:
         raise FitError("plot_classical: the model has no spline terms to plot")
     names = model.bead_type_names
-    figure = Figure(figsize=(4.2 * len(terms), 3.6), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, len(terms), squeeze=False)[0]
+    figure, axes = new_figure(1, len(terms), size=(4.2 * len(terms), 3.6))
+    axes = np.atleast_1d(axes)
     for axis, term in zip(axes, terms, strict=True):
         angular = term.kind in ("angle", "dihedral")
         scale = 180.0 / math.pi if angular else 1.0
@@ -82,6 +77,5 @@ def plot_classical(model: CGModel, path: str | os.PathLike, *, n_points: int = 4
         axis.set_ylabel("energy (eV)")
         axis.set_title(type(term).__name__)
         axis.legend(fontsize=8)
-    with atomic_path(path, suffix=".png") as temporary:
-        figure.savefig(temporary, dpi=120)
+    save_figure(figure, path, dpi=120)
     return Path(path)
