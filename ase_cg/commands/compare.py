@@ -6,7 +6,7 @@ import argparse
 
 from ase_cg import _args
 from ase_cg._paths import check_output_folder
-from ase_cg.commands import add_trajectory_options, trajectory_options
+from ase_cg.commands import add_output_folder, add_trajectory_options, trajectory_options
 
 NAME = "compare"
 HELP = (
@@ -29,13 +29,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         "frame and gives both sides' bonds, angles and dihedrals; without it both inputs must "
         "be CG (topology from the files' bonds)",
     )
-    parser.add_argument(
-        "-o",
-        "--output-dir",
-        default="report",
-        type=_args.output_folder,
-        help="report folder: index.md, index.html (self-contained), metrics.json and PNG figures "
+    add_output_folder(
+        parser,
+        "report folder: index.md, index.html (self-contained), metrics.json and PNG figures "
         "(created; files replaced)",
+        default="report",
     )
     parser.add_argument(
         "--r-max",
@@ -46,24 +44,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--n-bins", type=_args.positive_int, default=None, help="RDF bins; None: one per 0.1 Å"
     )
-    parser.add_argument(
-        "--bond-bins",
-        type=_args.positive_int,
-        default=80,
-        help="bins of the bond-length distributions",
-    )
-    parser.add_argument(
-        "--angle-bins",
-        type=_args.positive_int,
-        default=90,
-        help="bins of the bond-angle distributions",
-    )
-    parser.add_argument(
-        "--dihedral-bins",
-        type=_args.positive_int,
-        default=72,
-        help="bins of the dihedral distributions (−180°..180°)",
-    )
+    for kind, bins, what in (
+        ("bond", 80, "bond-length distributions"),
+        ("angle", 90, "bond-angle distributions"),
+        ("dihedral", 72, "dihedral distributions (−180°..180°)"),
+    ):
+        parser.add_argument(
+            f"--{kind}-bins", type=_args.positive_int, default=bins, help=f"bins of the {what}"
+        )
     parser.add_argument(
         "--fit-range",
         type=_args.nonnegative_float,

@@ -6,6 +6,7 @@ import argparse
 
 from ase_cg import _args
 from ase_cg._paths import check_output_folder
+from ase_cg.commands import add_ensemble_options, add_md_options, add_start_options
 
 NAME = "export-lammps"
 HELP = (
@@ -22,22 +23,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         type=_args.output_folder,
         help="output folder (created; its files are replaced)",
     )
-    parser.add_argument(
-        "--start",
-        default=None,
-        help="start structure: H5MD (.h5) or any ASE-readable file, CG or all-atom (mapped with "
-        "the model's mapping); default: build a box (--n-molecules, --density)",
-    )
-    parser.add_argument("--frame", type=int, default=-1, help="frame of --start")
-    parser.add_argument(
-        "--n-molecules", type=_args.positive_int, default=None, help="molecules in a new box"
-    )
-    parser.add_argument(
-        "--density",
-        type=_args.positive_float,
-        default=None,
-        help="new box density, g/cm³ (default: the model's training density)",
-    )
+    add_start_options(parser)
     parser.add_argument(
         "--seed", type=_args.nonnegative_int, default=None, help="random seed of a new box"
     )
@@ -85,37 +71,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--neighbor-delay", type=_args.nonnegative_int, default=0, help="neigh_modify delay D steps"
     )
-    parser.add_argument(
-        "--temperature",
-        type=_args.positive_float,
-        default=None,
-        help="deck temperature, K (default: the model's training temperature)",
+    add_md_options(
+        parser,
+        "deck temperature, K (default: the model's training temperature)",
+        time_step_help="deck time step, fs",
+        steps_help="deck MD steps",
     )
-    parser.add_argument(
-        "--time-step", type=_args.positive_float, default=2.0, help="deck time step, fs"
-    )
-    parser.add_argument("--steps", type=_args.positive_int, default=10000, help="deck MD steps")
     parser.add_argument(
         "--dump-every", type=_args.positive_int, default=100, help="steps between dump frames"
     )
-    parser.add_argument(
-        "--constrain-bonds",
-        action="store_true",
-        help="hold CG bonds at their equilibrium length with SHAKE, RATTLE for NVE (allows a "
-        "larger time step)",
-    )
-    parser.add_argument(
-        "--ensemble",
-        choices=["nvt", "nve", "npt"],
-        default="nvt",
-        help="deck integrator: fix nvt, fix nve or fix npt iso (Nosé–Hoover)",
-    )
-    parser.add_argument(
-        "--pressure",
-        type=_args.finite_float,
-        default=1.01325,
-        help="NPT deck pressure, bar (written in atm)",
-    )
+    add_ensemble_options(parser, "deck integrator: fix nvt, fix nve or fix npt iso (Nosé–Hoover)")
     parser.set_defaults(func=run)
 
 

@@ -7,7 +7,13 @@ import sys
 
 from ase_cg import _args
 from ase_cg._paths import check_output_folder
-from ase_cg.commands import add_trajectory_options, trajectory_options
+from ase_cg.commands import (
+    add_force_map_option,
+    add_no_progress_option,
+    add_output_folder,
+    add_trajectory_options,
+    trajectory_options,
+)
 
 NAME = "learn-mapping"
 HELP = (
@@ -52,12 +58,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="beads per molecule: N for every molecule type, or TYPE=N,... per type, keyed by "
         "Hill formula (C2H6=2) or reference molecule name (ethane=2,propane=3)",
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        type=_args.output_folder,
-        help="report folder: mapping.json, report.json, index.md, PNG figures",
+    add_output_folder(
+        parser, "report folder: mapping.json, report.json, index.md, PNG figures", flag="--output"
     )
     parser.add_argument(
         "--seeds", type=_args.positive_int, default=5, help="restarts with seeds 0..N-1 (default 5)"
@@ -99,15 +101,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=200,
         help="use at most this many frames, evenly spread (default 200)",
     )
-    parser.add_argument(
-        "--force-map",
-        choices=("pseudo_inverse", "bead_sum"),
-        default="pseudo_inverse",
-        help="force map while learning (default: the paper's pseudo-inverse (EEᵀ)⁻¹E)",
+    add_force_map_option(
+        parser, "pseudo_inverse", "force map while learning (default: the paper's (EEᵀ)⁻¹E)"
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="hide progress bars (shown on a terminal)"
-    )
+    add_no_progress_option(parser)
     parser.set_defaults(func=run)
 
 

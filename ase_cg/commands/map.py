@@ -6,7 +6,12 @@ import argparse
 
 from ase_cg import _args
 from ase_cg._paths import check_output_not_input
-from ase_cg.commands import add_trajectory_options, trajectory_options
+from ase_cg.commands import (
+    add_force_map_option,
+    add_no_progress_option,
+    add_trajectory_options,
+    trajectory_options,
+)
 
 NAME = "map"
 HELP = (
@@ -36,12 +41,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=256,
         help="frames read, mapped and written at a time (bounds memory)",
     )
-    parser.add_argument(
-        "--force-map",
-        choices=("bead_sum", "pseudo_inverse"),
-        default="bead_sum",
-        help="force map: bead sum of atomic forces, or the pseudo-inverse (EEᵀ)⁻¹E "
-        "; forces in eV/Å",
+    add_force_map_option(
+        parser, "bead_sum", "force map: bead sum of atomic forces, or the pseudo-inverse (EEᵀ)⁻¹E"
     )
     parser.add_argument(
         "--compression",
@@ -58,11 +59,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "e.g. LAMMPS fix shake/rattle)",
     )
     add_trajectory_options(parser)
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="hide the progress bar (frames/s); shown by default on a terminal",
-    )
+    add_no_progress_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ase_cg import _args
+from ase_cg.commands import add_md_options, add_output_folder, add_repeat_option
 
 NAME = "refine"
 HELP = (
@@ -22,18 +23,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="reference H5MD (all-atom, mapped with the model's mapping, or CG); its last frame "
         "starts every run; its observables/pressure is the target pressure",
     )
-    parser.add_argument(
-        "-o",
-        "--output-dir",
-        required=True,
-        type=_args.output_folder,
-        help="folder of the iterations (reuse it to resume)",
-    )
+    add_output_folder(parser, "folder of the iterations (reuse it to resume)")
     parser.add_argument(
         "--max-iterations", type=_args.positive_int, default=8, help="CG runs at most"
     )
-    parser.add_argument(
-        "--temperature", type=_args.positive_float, default=None, help="K; default: the reference's"
+    add_md_options(
+        parser,
+        "K; default: the reference's",
+        time_step_help="MD time step, fs",
+        steps_help="MD steps per iteration",
     )
     parser.add_argument(
         "--pressure",
@@ -52,22 +50,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--engine", choices=("lammps", "ase"), default="lammps", help="MD engine")
     parser.add_argument(
-        "--steps", type=_args.positive_int, default=10000, help="MD steps per iteration"
-    )
-    parser.add_argument(
-        "--time-step", type=_args.positive_float, default=2.0, help="MD time step, fs"
-    )
-    parser.add_argument(
         "--interval", type=_args.positive_int, default=50, help="steps between frames"
     )
-    parser.add_argument(
-        "--repeat",
-        type=_args.positive_int,
-        nargs=3,
-        default=(1, 1, 1),
-        metavar=("NX", "NY", "NZ"),
-        help="replicate the start frame (more beads, less pressure noise)",
-    )
+    add_repeat_option(parser, "replicate the start frame (more beads, less pressure noise)")
     parser.add_argument(
         "--ranks", type=_args.positive_int, default=1, help="MPI ranks (LAMMPS engine)"
     )

@@ -7,6 +7,12 @@ import sys
 import warnings
 
 from ase_cg import _args
+from ase_cg.commands import (
+    add_ensemble_options,
+    add_md_options,
+    add_repeat_option,
+    add_start_options,
+)
 from ase_cg.errors import InputError
 
 NAME = "simulate"
@@ -34,54 +40,19 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="MPI ranks of the LAMMPS engine (mpiexec)",
     )
-    parser.add_argument(
-        "--start",
-        default=None,
-        help="start structure: H5MD (.h5) or any ASE-readable file, CG or all-atom (mapped "
-        "with the model's mapping); none: build a box (--n-molecules, --density)",
-    )
-    parser.add_argument("--frame", type=int, default=-1, help="frame of --start (-1: the last)")
-    parser.add_argument(
-        "--repeat",
-        type=_args.positive_int,
-        nargs=3,
-        default=(1, 1, 1),
-        metavar=("N1", "N2", "N3"),
-        help="replicate the start structure N1×N2×N3 times (new molecule ids per copy)",
-    )
-    parser.add_argument(
-        "--n-molecules",
-        type=_args.positive_int,
-        default=None,
-        help="molecules in a new box (no --start)",
-    )
-    parser.add_argument(
-        "--density",
-        type=_args.positive_float,
-        default=None,
-        help="density of a new box, g/cm³ (no --start; default: the model's training density)",
+    add_start_options(parser)
+    add_repeat_option(
+        parser, "replicate the start structure NX×NY×NZ times (new molecule ids per copy)"
     )
     parser.add_argument(
         "-o", "--output", default="cg_md.h5", type=_args.output_file, help="H5MD trajectory written"
     )
-    parser.add_argument(
-        "--ensemble",
-        choices=["nvt", "nve", "npt"],
-        default="nvt",
-        help="ASE engine: nvt --thermostat, nve velocity Verlet, npt isotropic MTK (Berendsen with "
+    add_ensemble_options(
+        parser,
+        "ASE engine: nvt --thermostat, nve velocity Verlet, npt isotropic MTK (Berendsen with "
         "--constrain-bonds); LAMMPS engine: fix nvt / nve / npt iso (Nosé–Hoover)",
     )
-    parser.add_argument(
-        "--temperature",
-        type=_args.positive_float,
-        default=None,
-        help="temperature, K (default: the model's training temperature)",
-    )
-    parser.add_argument(
-        "--pressure", type=_args.finite_float, default=1.01325, help="NPT pressure, bar"
-    )
-    parser.add_argument("--time-step", type=_args.positive_float, default=2.0, help="time step, fs")
-    parser.add_argument("--steps", type=_args.positive_int, default=10000, help="MD steps")
+    add_md_options(parser, "temperature, K (default: the model's training temperature)")
     parser.add_argument(
         "--thermostat",
         choices=["bussi", "langevin"],  # ase_cg.md.THERMOSTATS (not imported: torch is slow)
@@ -97,11 +68,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--interval", type=_args.positive_int, default=100, help="steps between trajectory frames"
-    )
-    parser.add_argument(
-        "--constrain-bonds",
-        action="store_true",
-        help="hold CG bonds at fixed lengths (RATTLE), allowing a larger time step",
     )
     parser.add_argument(
         "--seed", type=_args.nonnegative_int, default=None, help="random seed (box, velocities)"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ase_cg import _args
 from ase_cg._paths import check_output_folder
-from ase_cg.commands import add_trajectory_options, trajectory_options
+from ase_cg.commands import add_output_folder, add_trajectory_options, trajectory_options
 from ase_cg.errors import InputError
 
 NAME = "train"
@@ -21,13 +21,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "H5MD, or .trr/dump with --topology)",
     )
     add_trajectory_options(parser)
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        type=_args.output_folder,
-        help="output folder (model.pt, metrics)",
-    )
+    add_output_folder(parser, "output folder (model.pt, metrics)", flag="--output")
     parser.add_argument(
         "--kind", choices=("classical", "neural"), default="neural", help="kind of CG potential"
     )
