@@ -119,8 +119,6 @@ def test_the_cycle_finder_finds_a_cycle():
 
 #: Where a function may import the package's own modules (see the module docstring).
 LAZY_INTERNAL = ("ase_cg/commands/", "lammps_interface/__init__.py")
-#: Modules (``.py`` or the package each becomes) still being converted to top-level imports.
-NOT_YET_CONVERTED: tuple[str, ...] = ()
 
 
 def function_level_imports(path: Path) -> list[tuple[int, str, bool]]:
@@ -155,8 +153,6 @@ def misplaced_imports() -> list[str]:
     wrong = []
     for path in modules().values():
         where = path.relative_to(ROOT).as_posix()
-        if where.startswith(NOT_YET_CONVERTED):
-            continue
         for line, module, explained in function_level_imports(path):
             top = module.split(".")[0]
             if module.startswith(".") or internal(module):
