@@ -1,7 +1,7 @@
 """An ASE calculator for CG models: energies, forces, stress and per-bead energies of CG beads.
 
 :class:`CGCalculator` evaluates a :class:`ase_cg.potentials.CGModel` on CG ``ase.Atoms`` (as made
-by :meth:`ase_cg.mapping.CGMapping.map` or :func:`ase_cg.md.build_cg_box`): one bead per atom,
+by :meth:`ase_cg.mapping.CGMapping.map` or :func:`ase_cg.start.build_cg_box`): one bead per atom,
 bead-type names in ``atoms.arrays["bead-type"]`` and molecule ids in ``atoms.arrays["mol-id"]``.
 It follows ASE's calculator contract, so ASE's MD integrators, optimizers and workflows drive CG
 models like any other potential.
@@ -305,7 +305,7 @@ class CGCalculator(Calculator):
             raise CGAtomsError(
                 f"the atoms carry no bead types: set atoms.arrays[{K.BEAD_TYPE!r}] to one name "
                 f"per bead (the model knows {model.bead_type_names}); CGMapping.map() and "
-                "ase_cg.md.build_cg_box() do this"
+                "ase_cg.start.build_cg_box() do this"
             )
         known = set(model.bead_type_names)
         unknown = [index for index, name in enumerate(names) if str(name) not in known]

@@ -30,9 +30,10 @@ from ase_cg.errors import InputError
 from ase_cg.fitting import ClassicalConfig, fit_classical, plot_classical
 from ase_cg.io import H5MDTrajectory, IncompleteTrajectoryWarning, read_h5md
 from ase_cg.mapping import CGMapping, map_trajectory
-from ase_cg.md import MDSummary, build_cg_box, read_start, repeat_molecules, run_md
+from ase_cg.md import MDSummary, run_md
 from ase_cg.model import REFERENCE_STATE, load_model, reference_state, save_model
 from ase_cg.potentials.build import NeuralConfig, build_neural_model
+from ase_cg.start import build_cg_box, read_start, repeat_molecules
 from ase_cg.training import ForceMatchingData, TrainConfig, train, train_distributed
 from ase_cg.trajectory import is_cg, opened
 from lammps_interface.engine import run_cg_md
@@ -261,7 +262,7 @@ def simulate(
     start : path, optional
         H5MD (``.h5``) or any ASE-readable file; a CG frame is used as it is, an all-atom frame
         is mapped with the model's mapping (velocities mapped too when present). Default:
-        build a box with :func:`ase_cg.md.build_cg_box`.
+        build a box with :func:`ase_cg.start.build_cg_box`.
     frame : int
         Frame of ``start`` (default the last).
     n_molecules : int or dict, optional
@@ -285,7 +286,7 @@ def simulate(
         MPI ranks of the LAMMPS engine.
     repeat : (3,) int
         Replicate the start structure (or the new box) this many times along each cell vector,
-        each copy's molecules with new ids (:func:`ase_cg.md.repeat_molecules`): a larger system for
+        each copy's molecules with new ids (:func:`ase_cg.start.repeat_molecules`): a larger system for
         better statistics, started from the same equilibrated frame.
     resume : bool
         Continue the interrupted run whose incomplete file is ``output``, from its last frame

@@ -2,7 +2,7 @@
 [--compile]``.
 
 Measures, on boxes of CH3|CH3 ethane beads (``data/ethane_mapping.json``) at 0.55 g/cm³ built
-with :func:`ase_cg.md.build_cg_box` and briefly relaxed:
+with :func:`ase_cg.start.build_cg_box` and briefly relaxed:
 
 1. one force call (energy + forces + stress) of :class:`~ase_cg.calculator.CGCalculator`, ms;
 2. MD steps/s of :func:`ase_cg.md.run_md` (Langevin, 2 fs, blow-up checks on, no

@@ -17,8 +17,9 @@ from ase.calculators.lammps import Prism
 from ase_cg import _keys as K
 from ase_cg._paths import write_text_atomic
 from ase_cg.errors import InputError
-from ase_cg.md import ENSEMBLES, build_cg_box, read_start
+from ase_cg.md import ENSEMBLES
 from ase_cg.model import load_model, reference_state
+from ase_cg.start import build_cg_box, read_start
 from lammps_interface.plugin import build_plugin
 from lammps_interface.run import DATA_FILE, DUMP_FILE
 from lammps_interface.tables import ARITY, pair_force_range, tabulate_terms, write_table_file
@@ -543,7 +544,7 @@ def export_lammps(
     frame : int, default -1
         Frame of ``start``.
     n_molecules, density, seed
-        New box (:func:`ase_cg.md.build_cg_box`); ``density`` defaults to the model's training
+        New box (:func:`ase_cg.start.build_cg_box`); ``density`` defaults to the model's training
         density.
     **options
         Passed to :func:`export` (``table_points``, ``temperature``, ``timestep`` …).

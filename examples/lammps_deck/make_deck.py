@@ -4,7 +4,7 @@
     .venv/bin/python examples/lammps_deck/make_deck.py --model data/ethane_neural.pt -o deck_nn
 
 The start configuration (``data.cg``) is a random box of CG ethane molecules at the liquid
-density (``ase_cg.md.build_cg_box``, no two beads of different molecules closer than 2 Å); the
+density (``ase_cg.start.build_cg_box``, no two beads of different molecules closer than 2 Å); the
 deck draws velocities at ${temperature} and runs NVT. A neural model adds ``cgtorch.pt`` and
 needs the ``cgtorch`` plugin (``lammps_interface.plugin``).
 """
