@@ -286,8 +286,8 @@ def simulate(
         MPI ranks of the LAMMPS engine.
     repeat : (3,) int
         Replicate the start structure (or the new box) this many times along each cell vector,
-        each copy's molecules with new ids (:func:`ase_cg.start.repeat_molecules`): a larger system for
-        better statistics, started from the same equilibrated frame.
+        each copy's molecules with new ids (:func:`ase_cg.start.repeat_molecules`): a larger
+        system for better statistics, started from the same equilibrated frame.
     resume : bool
         Continue the interrupted run whose incomplete file is ``output``, from its last frame
         (positions, velocities, box, step), up to step ``steps`` in all; its frames are kept
