@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from ase_cg.cli import main
 from ase_cg.fitting import pressure_correction, pressure_ramp, term_pressure
@@ -14,6 +15,7 @@ from ase_cg.io import read_h5md, write_h5md
 from ase_cg.model import load_model
 from ase_cg.pipeline import simulate
 from ase_cg.refine import RefineConfig, refine
+from ase_cg.testing import calculator_results, check_lammps_parity
 from lammps_interface.run import read_thermo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -85,6 +87,31 @@ def test_refine_resumes_after_an_interruption(data_dir, tmp_path):
     assert len(corrected.terms) == len(load_model(model).terms) + 2  # IBI term + ramp
     metrics = json.loads((out / "iter_00" / "metrics.json").read_text())
     assert metrics["ibi_applied"] and metrics["ramp_requested_bar"] != 0.0
+
+
+@pytest.mark.slow  # ~70 s CPU: SchNet in float64 on 432 beads, in LAMMPS and in torch
+def test_refine_of_a_neural_model_adds_splines_that_lammps_runs_beside_the_plugin(
+    data_dir, tmp_path
+):
+    start = load_model(data_dir / "ethane_neural.pt")
+    out = tmp_path / "refine"
+    refine(data_dir / "ethane_neural.pt", data_dir / "ethane_aa.h5", out,
+           config=_quick(max_iterations=1), progress=False)  # fmt: skip
+    corrected = load_model(out / "iter_01" / "model.pt").double()
+    assert len(corrected.terms) == len(start.terms) + 2  # IBI spline + ramp, nothing replaced
+    assert [term.kind for term in corrected.terms[len(start.terms) :]] == ["pair", "pair"]
+    neural = [i for i, term in enumerate(start.terms) if term.kind == "manybody"]
+    assert len(neural) == 1
+    kept, original = corrected.terms[neural[0]].state_dict(), start.terms[neural[0]].state_dict()
+    assert all(torch.equal(kept[key], original[key].double()) for key in original)
+    # the corrections reach LAMMPS as pair tables beside pair_style cgtorch, exactly
+    atoms = read_h5md(out / "iter_00" / "run.h5", "-1:")[0]
+    deviations = check_lammps_parity(corrected, atoms, tmp_path / "deck", rtol=1e-5,
+                                     neural_dtype=torch.float64, table_points=4000)  # fmt: skip
+    assert "cgtorch" in (tmp_path / "deck" / "system.in").read_text()
+    # and they matter there: far above the parity tolerance
+    without = calculator_results(start.double(), atoms)[0]
+    assert abs(calculator_results(corrected, atoms)[0] - without) > 1e3 * deviations["energy"]
 
 
 def test_refine_without_a_reference_pressure_says_how_to_give_one(data_dir, tmp_path, capsys):
