@@ -13,7 +13,7 @@ and writes one JSON record (``--output``).
 
 Usage::
 
-    .venv/bin/python bench/bench_refine.py --model data/ethane_classical.pt \\
+    .venv/bin/python bench/bench_refine.py --model data/ethane_classical_force_matched.pt \\
         --refine-dir /tmp/refine_classical --output bench/results/refine_ethane_classical.json
 """
 
@@ -50,7 +50,9 @@ def npt(model, reference, output, pressure, temperature, steps, seed):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=REPO / "data" / "ethane_classical.pt")
+    parser.add_argument(
+        "--model", type=Path, default=REPO / "data" / "ethane_classical_force_matched.pt"
+    )
     parser.add_argument("--reference", type=Path, default=REPO / "data" / "ethane_aa.h5")
     parser.add_argument("--mapping", type=Path, default=REPO / "data" / "ethane_mapping.json")
     parser.add_argument("--refine-dir", type=Path, required=True, help="refine folder (resumed)")

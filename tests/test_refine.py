@@ -42,7 +42,7 @@ def test_ramp_is_linear_in_its_amplitude_and_tapers_to_zero():
 
 
 def test_ramp_moves_the_pressure_by_the_predicted_amount(data_dir, tmp_path):
-    model = load_model(data_dir / "ethane_classical.pt")
+    model = load_model(data_dir / "ethane_classical_force_matched.pt")
     start = data_dir / "ethane_aa.h5"
     before = nvt_pressure(model, start, tmp_path / "before.h5")
     requested = -400.0
@@ -64,7 +64,7 @@ def _quick(**overrides):
 
 
 def test_refine_resumes_after_an_interruption(data_dir, tmp_path):
-    model, reference = data_dir / "ethane_classical.pt", data_dir / "ethane_aa.h5"
+    model, reference = data_dir / "ethane_classical_force_matched.pt", data_dir / "ethane_aa.h5"
     out = tmp_path / "refine"
     first = refine(model, reference, out, config=_quick(max_iterations=1), progress=False)
     assert len(first["iterations"]) == 1 and not first["converged"]
@@ -116,8 +116,9 @@ def test_refine_of_a_neural_model_adds_splines_that_lammps_runs_beside_the_plugi
 
 def test_refine_without_a_reference_pressure_says_how_to_give_one(data_dir, tmp_path, capsys):
     write_h5md(tmp_path / "ref.h5", read_h5md(data_dir / "ethane_aa.h5", "-2:"), time_step=1.0)
-    code = main(["refine", str(data_dir / "ethane_classical.pt"), str(tmp_path / "ref.h5"),
-                 "-o", str(tmp_path / "out"), "--temperature", "180"])  # fmt: skip
+    model = str(data_dir / "ethane_classical_force_matched.pt")
+    code = main(["refine", model, str(tmp_path / "ref.h5"), "-o", str(tmp_path / "out"),
+                 "--temperature", "180"])  # fmt: skip
     assert code == 1
     assert "no observables/pressure" in capsys.readouterr().err
 
@@ -127,7 +128,7 @@ def test_refine_converges_on_ethane(data_dir, tmp_path):
     # measured: 4 iterations, max |Δg| 0.104 → 0.030, pressure +273 → +106 bar (reference 115)
     config = RefineConfig(steps=5000, max_iterations=6, pressure_tolerance=40.0)
     result = refine(
-        data_dir / "ethane_classical.pt", data_dir / "ethane_aa.h5", tmp_path / "r",
+        data_dir / "ethane_classical_force_matched.pt", data_dir / "ethane_aa.h5", tmp_path / "r",
         config=config, progress=False,
     )  # fmt: skip
     assert result["converged"]
@@ -139,10 +140,10 @@ def test_refine_converges_on_ethane(data_dir, tmp_path):
 
 
 def test_shipped_refined_model_runs_at_the_reference_pressure(data_dir, tmp_path):
-    # data/ethane_classical_refined.pt (data/README.md): the force-matched model runs at
+    # data/ethane_classical.pt is refined (data/README.md): the force-matched model runs at
     # +273 bar in NVT, the reference at 115 ± 35; the refined one within the run's noise
-    refined = load_model(data_dir / "ethane_classical_refined.pt")
-    plain = load_model(data_dir / "ethane_classical.pt")
+    refined = load_model(data_dir / "ethane_classical.pt")
+    plain = load_model(data_dir / "ethane_classical_force_matched.pt")
     assert len(refined.terms) == len(plain.terms) + 6  # three IBI steps, three ramps
     assert [r["amplitude_eV"] < 0 for r in refined.provenance["pressure_correction"]] == [True] * 3
     pressure = nvt_pressure(refined, data_dir / "ethane_aa.h5", tmp_path / "refined.h5", seed=8)
