@@ -57,7 +57,12 @@ def main(argv=None) -> int:
     parser.add_argument("--mapping", type=Path, default=REPO / "data" / "ethane_mapping.json")
     parser.add_argument("--refine-dir", type=Path, required=True, help="refine folder (resumed)")
     parser.add_argument("--steps", type=int, default=5000, help="refine MD steps per iteration")
+    parser.add_argument("--max-iterations", type=int, default=8, help="refine iterations at most")
     parser.add_argument("--npt-steps", type=int, default=30000, help="NPT steps (2 fs)")
+    parser.add_argument(
+        "--which", nargs="+", choices=("before", "after"), default=["before", "after"],
+        help="NPT runs to make (two invocations with one each can run side by side)",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, required=True, help="JSON record written")
     args = parser.parse_args(argv)
 
@@ -65,8 +70,8 @@ def main(argv=None) -> int:
     from ase_cg.refine import RefineConfig, refine
 
     started = time.perf_counter()
-    result = refine(args.model, args.reference, args.refine_dir,
-                    config=RefineConfig(steps=args.steps), progress=False)  # fmt: skip
+    config = RefineConfig(steps=args.steps, max_iterations=args.max_iterations)
+    result = refine(args.model, args.reference, args.refine_dir, config=config, progress=False)
     refine_seconds = time.perf_counter() - started
     rows = result["iterations"]
     last = rows[-1]
@@ -87,6 +92,8 @@ def main(argv=None) -> int:
         },
     }
     for label, model in (("before", args.model), ("after", result["model"])):
+        if label not in args.which:
+            continue
         output = args.refine_dir / f"npt_{label}.h5"
         state = npt(model, args.reference, output, pressure, temperature, args.npt_steps, 7)
         state["density_relative_difference"] = (
