@@ -13,6 +13,10 @@ Structure
     :func:`bond_distribution`, :func:`angle_distribution`, :func:`dihedral_distribution`
     (minimum image; per-frame values from :func:`bond_lengths`, :func:`bond_angles`,
     :func:`dihedral_angles`), :func:`density`.
+Local order (one-bead liquids such as CG water)
+    :func:`neighbor_angle_distribution` (angles j–i–k between neighbours within a first-shell
+    cutoff; per frame :func:`neighbor_angles`) and :func:`tetrahedral_order` (distribution and
+    mean of the tetrahedral order parameter q; per frame :func:`tetrahedral_order_parameters`).
 Dynamics
     :func:`msd` (mean-squared displacement, unwrapped across frames, of particles or molecule
     centres of mass) and :func:`diffusion_coefficient` (Einstein relation, linear fit).
@@ -22,7 +26,8 @@ Comparison
     writes a report folder (``index.md``, ``metrics.json``, PNG figures).
 
 Modules: :mod:`~ase_cg.analysis.radial` (RDF), :mod:`~ase_cg.analysis.bonded` (bonds, angles,
-dihedrals), :mod:`~ase_cg.analysis.density`, :mod:`~ase_cg.analysis.transport` (MSD,
+dihedrals), :mod:`~ase_cg.analysis.order` (neighbour angles, tetrahedral order),
+:mod:`~ase_cg.analysis.density`, :mod:`~ase_cg.analysis.transport` (MSD,
 diffusion), :mod:`~ase_cg.analysis.metrics` (curve and histogram distances),
 :mod:`~ase_cg.analysis.comparison` (:func:`compare` and its report).
 
@@ -43,6 +48,13 @@ from ase_cg.analysis.bonded import (
 from ase_cg.analysis.comparison import compare
 from ase_cg.analysis.density import density
 from ase_cg.analysis.metrics import integrated_absolute_error, jensen_shannon, max_abs_difference
+from ase_cg.analysis.order import (
+    FIRST_SHELL_CUTOFF,
+    neighbor_angle_distribution,
+    neighbor_angles,
+    tetrahedral_order,
+    tetrahedral_order_parameters,
+)
 from ase_cg.analysis.radial import rdf
 from ase_cg.analysis.transport import (
     A2_PER_FS_TO_CM2_PER_S,
@@ -57,6 +69,7 @@ __all__ = [
     "A2_PER_FS_TO_CM2_PER_S",
     "AnalysisError",
     "DiffusionFit",
+    "FIRST_SHELL_CUTOFF",
     "angle_distribution",
     "bond_angles",
     "bond_distribution",
@@ -71,6 +84,10 @@ __all__ = [
     "jensen_shannon",
     "max_abs_difference",
     "msd",
+    "neighbor_angle_distribution",
+    "neighbor_angles",
     "rdf",
+    "tetrahedral_order",
+    "tetrahedral_order_parameters",
     "topology_from_bonds",
 ]
