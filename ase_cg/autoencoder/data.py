@@ -18,6 +18,8 @@ from ase_cg.trajectory import open_trajectory
 
 @dataclass
 class TypeData:
+    """One molecule type of the training data: its template and where its molecules are."""
+
     name: str
     template: Atoms  # whole molecule, masses set
     bonds: np.ndarray  # (n_bonds, 2) template bonds
@@ -27,6 +29,8 @@ class TypeData:
 
 @dataclass
 class TrainingData:
+    """All-atom frames cut into whole molecules per type (positions Å, forces eV/Å)."""
+
     source: str
     types: list
     positions: list = field(default_factory=list)  # per type (n_frames, n_mol_t, n_at_t, 3)
@@ -145,6 +149,11 @@ def _select_frames(
 
 
 def load_training_data(trajectory, n_beads, config: AutoencoderConfig, disable) -> TrainingData:
+    """Read the frames :func:`~ase_cg.autoencoder.learn_mapping` learns from.
+
+    ``n_beads``: beads per molecule (int), or per molecule type or formula (dict);
+    ``disable``: hide the progress bar. Molecules are made whole and put in template order.
+    """
     traj, owned = _open(trajectory)
     try:
         source = str(getattr(traj, "path", trajectory))

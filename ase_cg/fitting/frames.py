@@ -154,6 +154,7 @@ def open_cg_frames(trajectory, mapping_or_topology):
 
 
 def describe_source(source) -> str:
+    """The file name of a frame source for messages (its type name if it has no file)."""
     return str(getattr(source, "path", type(source).__name__))
 
 

@@ -213,6 +213,7 @@ class MoleculeType:
 
 
 def template_arrays(template: Atoms, name: str):
+    """``(numbers (n,) int64, positions (n, 3) Å, masses (n,) amu)`` of a template molecule."""
     if not isinstance(template, Atoms):
         raise MappingError(
             f"molecule type '{name}': the template must be an ase.Atoms, got "
@@ -229,11 +230,8 @@ def template_arrays(template: Atoms, name: str):
     return numbers, np.asarray(template.positions, dtype=np.float64), masses
 
 
-# --------------------------------------------------------------------------------------------
-# The mapping
-
-
 def concat_topology(parts: dict) -> dict[str, np.ndarray]:
+    """``{"bonds": (n, 2), "angles": (n, 3), "dihedrals": (n, 4)}`` int64 from lists of parts."""
     width = {"bonds": 2, "angles": 3, "dihedrals": 4}
     return {
         key: (np.concatenate(arrays) if arrays else np.zeros((0, width[key])))

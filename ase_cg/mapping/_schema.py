@@ -42,6 +42,9 @@ _MOLECULE_KEYS = ("name", "species", "positions", "masses", "bonds", "groups", "
 
 
 def parse_mapping_dict(data, source: str) -> list[MoleculeType]:
+    """Molecule types of a mapping dict (:meth:`CGMapping.to_dict` layout), checked key by key;
+    errors name ``source`` and the key."""
+
     def fail(key, message):
         raise MappingFileError(f"{source}: key '{key}': {message}")
 
