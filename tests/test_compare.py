@@ -8,10 +8,17 @@ import json
 import numpy as np
 import pytest
 from ase import Atoms
-from ase.build import molecule
+from ase.build import bulk, molecule
 
 from ase_cg import cli
-from ase_cg.analysis import AnalysisError, compare, topology_from_bonds
+from ase_cg.analysis import (
+    AnalysisError,
+    compare,
+    max_abs_difference,
+    neighbor_angle_distribution,
+    tetrahedral_order,
+    topology_from_bonds,
+)
 from ase_cg.io import write_h5md
 from ase_cg.mapping import CGMapping
 from ase_cg.report import (
@@ -94,6 +101,11 @@ def test_compare_with_itself_gives_zero_and_writes_the_report(rng, tmp_path):
         assert f"]({name})" in index
         assert (report / name).read_bytes()[:8] == PNG_MAGIC
     assert "| RDF CH3-CH3" in index and "max \\|Δg\\|" in index
+    # two-bead molecules: no local-order section, only the reason in the metrics
+    assert metrics["local_order"] == {
+        "skipped": "reference: molecules of more than one bead; CG: molecules of more than one bead"
+    }
+    assert "Local order" not in index
     assert json.loads((report / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     assert not list(report.glob(".*"))  # no temporary files left behind
 
@@ -324,3 +336,68 @@ def test_compare_single_frames_without_times_skips_diffusion(rng, tmp_path):
         "Skipped: the reference run has fewer than 3 frames"
         in (tmp_path / "r" / "index.md").read_text()
     )
+
+
+def one_bead_liquid(rng, tetrahedral, n_frames=4):
+    """216 one-bead molecules at 2.8 Å spacing: a rattled diamond lattice (tetrahedral first
+    shell) or uniform random points at the same density (an ideal gas)."""
+    lattice = bulk("O", "diamond", a=2.8 * 4.0 / np.sqrt(3.0), cubic=True).repeat(3)
+    images = []
+    for _ in range(n_frames):
+        atoms = lattice.copy()
+        if tetrahedral:
+            atoms.positions += rng.normal(scale=0.12, size=atoms.positions.shape)
+        else:
+            atoms.positions = rng.random((len(atoms), 3)) @ atoms.cell[:]
+        atoms.set_masses(np.full(len(atoms), 18.015))
+        atoms.arrays["mol-id"] = np.arange(len(atoms))
+        atoms.arrays["bead-type"] = np.full(len(atoms), "W")
+        images.append(atoms)
+    return images
+
+
+def test_compare_measures_local_order_of_one_bead_molecules(rng, tmp_path, capsys):
+    reference = one_bead_liquid(rng, tetrahedral=True)
+    cg = one_bead_liquid(rng, tetrahedral=False)
+    metrics = compare(reference, cg, output_dir=tmp_path / "report", angle_bins=60)
+    order = metrics["local_order"]
+    # the same numbers as the stand-alone analysis functions on the same bins
+    angles = {
+        side: neighbor_angle_distribution(images, 3.18, 60)[1]
+        for side, images in (("reference", reference), ("cg", cg))
+    }
+    assert order["angle_max_abs_difference"] == pytest.approx(
+        max_abs_difference(angles["reference"], angles["cg"]), rel=1e-12
+    )
+    q_reference, q_cg = tetrahedral_order(reference)[2], tetrahedral_order(cg)[2]
+    assert order["mean_q_reference"] == pytest.approx(q_reference, rel=1e-12)
+    assert order["mean_q_cg"] == pytest.approx(q_cg, rel=1e-12)
+    assert order["mean_q_difference"] == pytest.approx(q_cg - q_reference, rel=1e-12)
+    # physics: the rattled diamond stays tetrahedral, the ideal gas is not
+    assert order["mean_q_reference"] > 0.9 and abs(order["mean_q_cg"]) < 0.15
+    assert order["mean_angle_reference"] == pytest.approx(109.47, abs=1.0)
+    assert order["angle_max_abs_difference"] > 10 * order["halves_angle_max_abs_difference_cg"]
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert "## Local order (one-bead molecules)" in index and "| tetrahedral order q" in index
+    assert "](local_order.png)" in index
+    assert (tmp_path / "report" / "local_order.png").read_bytes()[:8] == PNG_MAGIC
+    # a run against itself: no difference
+    same = compare(reference, reference, output_dir=tmp_path / "same", angle_bins=60)
+    assert same["local_order"]["angle_max_abs_difference"] == 0.0
+    assert same["local_order"]["mean_q_difference"] == 0.0
+    # a shell without neighbours: the q part stays, the angle metrics say why they are missing
+    empty = compare(reference, cg, output_dir=tmp_path / "empty", shell_cutoff=1.0)
+    assert empty["local_order"]["angle_max_abs_difference"] is None
+    assert "--shell-cutoff" in (tmp_path / "empty" / "index.md").read_text()
+    with pytest.raises(AnalysisError, match="shell_cutoff = -1"):
+        compare(reference, cg, output_dir=tmp_path / "bad", shell_cutoff=-1.0)
+    # the command, on H5MD files: the same q (positions stored as float32)
+    write_h5md(tmp_path / "reference.h5", reference)
+    write_h5md(tmp_path / "cg.h5", cg)
+    arguments = ["compare", str(tmp_path / "reference.h5"), str(tmp_path / "cg.h5")]
+    assert cli.main([*arguments, "--output-dir", "cli", "--shell-cutoff", "3.18"]) == 0
+    printed = capsys.readouterr().out
+    line = next(x for x in printed.splitlines() if "tetrahedral order q:" in x)
+    numbers = [float(word) for word in line.split() if word[-1].isdigit()]
+    assert numbers == pytest.approx([q_reference, q_cg], abs=2e-4)
+    assert "neighbour angles within 3.18 Å: max |Δp| = " in printed

@@ -1,4 +1,5 @@
-"""The figures of :func:`ase_cg.analysis.compare`: RDF, bonded distributions, MSD, density."""
+"""The figures of :func:`ase_cg.analysis.compare`: RDF, bonded distributions, MSD, density,
+local order of one-bead molecules."""
 
 from __future__ import annotations
 
@@ -125,5 +126,42 @@ def plot_density(folder, series) -> str:
     ax.set_title("Mass density")
     ax.legend(frameon=False, fontsize=9)
     name = "density.png"
+    save_figure(figure, Path(folder) / name)
+    return name
+
+
+def plot_local_order(folder, angles, order, shell_cutoff, metrics) -> str:
+    """Neighbour-angle and q distributions, each as ``(centres, p_ref, p_cg)``, side by side."""
+    figure, (left, right) = new_figure(1, 2, size=(11.0, 4.0))
+    for ax, (centres, p_ref, p_cg) in ((left, angles), (right, order)):
+        ax.plot(centres, p_ref, color=AA_COLOR, lw=2.2, drawstyle="steps-mid", label=AA_LABEL)
+        ax.plot(
+            centres, p_cg, color=CG_COLOR, lw=1.4, ls="--", drawstyle="steps-mid", label=CG_LABEL
+        )
+        ax.set_ylim(bottom=0.0)
+    left.set_xlabel("neighbour angle j–i–k (°)")
+    left.set_ylabel("probability density (1/°)")
+    left.set_xlim(0.0, 180.0)
+    left.set_xticks(np.arange(0, 181, 30))
+    left.axvline(np.degrees(np.arccos(-1.0 / 3.0)), color="0.6", lw=0.8, ls=":")
+    difference = metrics["angle_max_abs_difference"]
+    left.set_title(
+        f"Neighbours within {shell_cutoff:.3g} Å"
+        + ("" if difference is None else f"   (max |Δp| = {difference:.3g} /°)"),
+        fontsize=10,
+    )
+    left.legend(frameon=False, fontsize=8)
+    seen = np.flatnonzero((order[1] > 0) | (order[2] > 0))
+    low = order[0][seen[0]] if len(seen) else -3.0
+    right.set_xlim(max(-3.0, low - 0.05), 1.0)
+    right.set_xlabel("tetrahedral order q")
+    right.set_ylabel("probability density")
+    right.set_title(
+        f"q of the four nearest   (Δ mean q = {metrics['mean_q_difference']:+.3f})", fontsize=10
+    )
+    for side, color, style in (("reference", AA_COLOR, "-"), ("cg", CG_COLOR, "--")):
+        right.axvline(metrics[f"mean_q_{side}"], color=color, lw=0.8, ls=style)
+    right.legend(frameon=False, fontsize=8)
+    name = "local_order.png"
     save_figure(figure, Path(folder) / name)
     return name

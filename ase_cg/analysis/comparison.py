@@ -25,12 +25,14 @@ from ase_cg.analysis._sections import (
     bonded_section,
     density_section,
     diffusion_section,
+    local_order_section,
     pressure_section,
     rdf_section,
     stored_pressures,
     summary_section,
 )
 from ase_cg.analysis.bonded import BONDED, as_index_array, topology_from_bonds
+from ase_cg.analysis.order import FIRST_SHELL_CUTOFF, frame_angles, frame_order_parameters
 from ase_cg.analysis.radial import RDFAccumulator
 from ase_cg.analysis.transport import Unwrapper, centres_of_mass
 from ase_cg.mapping import CGMapping
@@ -71,10 +73,15 @@ class _Observed:
     times: list | None = None
     centres: list | None = None  # (n_molecules or n_beads, 3) continuous positions per frame
     msd_of: str = "beads"
+    # one-bead molecules only: per frame, neighbour angles (degrees) and q of every bead
+    shell_angles: list | None = None
+    order_parameters: list | None = None
+    order_skipped: str | None = None  # why the local order is not measured
 
 
-def _observe(frames, label, topology, pairs, r_max, n_bins) -> _Observed:
-    """One pass over a CG (or mapped) trajectory: RDF counts, bonded values, density, MSD input."""
+def _observe(frames, label, topology, pairs, r_max, n_bins, shell_cutoff) -> _Observed:
+    """One pass over a CG (or mapped) trajectory: RDF counts, bonded values, density, MSD input,
+    and for one-bead molecules the neighbour angles and tetrahedral order."""
     observed = _Observed(
         label=label, rdf=RDFAccumulator(r_max, n_bins, pairs, True, label, n_blocks=2)
     )
@@ -91,6 +98,10 @@ def _observe(frames, label, topology, pairs, r_max, n_bins) -> _Observed:
     observed.bead_types = tuple(sorted(set(names.tolist())))
     molecular = observed.n_molecules < len(first)
     observed.msd_of = "molecule centres of mass" if molecular else "beads"
+    if molecular:
+        observed.order_skipped = "molecules of more than one bead"
+    else:
+        observed.shell_angles, observed.order_parameters = [], []
     for kind, width, _ in BONDED:
         terms = as_index_array(topology.get(kind, ()), width, kind, len(first))
         keys = np.array([_type_key(names[t]) for t in terms])
@@ -102,6 +113,12 @@ def _observe(frames, label, topology, pairs, r_max, n_bins) -> _Observed:
                 "the analysis needs a fixed number of particles"
             )
         observed.rdf.add(atoms, frame, block=int(2 * frame >= len(frames)))
+        if observed.order_skipped is None:
+            try:
+                observed.shell_angles.append(frame_angles(atoms, shell_cutoff, frame, label))
+                observed.order_parameters.append(frame_order_parameters(atoms, frame, label))
+            except AnalysisError as error:  # e.g. a box too small for the shell: no section
+                observed.order_skipped = str(error)
         cell, volume = check_periodic(atoms, frame, label)
         observed.densities.append(masses.sum() / volume * AMU_PER_A3_TO_G_PER_CM3)
         for kind, _, function in BONDED:
@@ -160,6 +177,7 @@ def compare(
     bond_bins: int = 80,
     angle_bins: int = 90,
     dihedral_bins: int = 72,
+    shell_cutoff: float | None = None,
     fit_range_fs: tuple[float, float] | None = None,
     topology: dict | None = None,
     title: str = "CG vs all-atom comparison",
@@ -178,7 +196,12 @@ def compare(
     - pressure, when both trajectories store it (``observables/pressure``: mean, block error,
       difference);
     - MSD of molecule centres of mass (of beads for one-bead molecules), diffusion coefficient
-      by :func:`diffusion_coefficient`, and the ratio D_CG / D_AA.
+      by :func:`diffusion_coefficient`, and the ratio D_CG / D_AA;
+    - for one-bead molecules (every molecule one bead, e.g. CG water): the distribution of the
+      angles j–i–k between neighbours within ``shell_cutoff``
+      (:func:`neighbor_angle_distribution`, compared by :func:`max_abs_difference` and
+      :func:`jensen_shannon`) and of the tetrahedral order parameter q
+      (:func:`tetrahedral_order`, compared by the difference of the means).
 
     Written to ``output_dir``::
 
@@ -188,6 +211,7 @@ def compare(
         ├── rdf_<A>-<B>.png   g(r) overlay with a difference panel, per bead-type pair
         ├── bonds.png, angles.png, dihedrals.png   (those the topology has)
         ├── density.png
+        ├── local_order.png   neighbour angles and q (one-bead molecules only)
         └── msd.png           (when both trajectories carry frame times)
 
     Parameters
@@ -208,7 +232,12 @@ def compare(
         RDF bins; default one per 0.1 Å.
     bond_bins, angle_bins, dihedral_bins : int
         Bins of the bonded distributions (common to both sides; bonds and angles span both
-        sides' observed ranges, dihedrals −180°..180°).
+        sides' observed ranges, dihedrals −180°..180°); ``angle_bins`` also bins the
+        neighbour angles of one-bead molecules (0°..180°).
+    shell_cutoff : float, Å, optional
+        First-shell radius of the neighbour angles of one-bead molecules; default
+        :data:`FIRST_SHELL_CUTOFF` (3.18 Å, water's O–O shell; give the first minimum of g(r)
+        for other liquids).
     fit_range_fs : (float, float), fs, optional
         Lag times of the diffusion fit, for both runs; default 10 %–50 % of each run's own
         time span.
@@ -239,6 +268,12 @@ def compare(
         - ``"diffusion"``: ``reference_cm2_s``, ``cg_cm2_s``, ``*_A2_fs``, ``ratio``
           (D_CG / D_AA), ``*_fit_range_fs``, ``of`` (molecule centres of mass or beads), or
           ``skipped`` with the reason;
+        - ``"local_order"``: for one-bead molecules, ``shell_cutoff_A``,
+          ``angle_max_abs_difference`` (1/degree), ``angle_jensen_shannon`` (nats),
+          ``halves_angle_max_abs_difference_reference`` / ``_cg`` (the noise of that
+          difference), ``mean_angle_*`` (degrees), ``mean_q_reference``, ``mean_q_cg``,
+          ``std_q_*``, ``mean_q_error_*`` (5-block standard error, None for < 5 frames),
+          ``mean_q_difference`` (CG − AA); else ``skipped`` with the reason;
         - ``"inputs"``, ``"parameters"`` (``r_max_A``, ``n_bins``), ``"files"``.
 
     Raises
@@ -247,6 +282,13 @@ def compare(
         Inputs without bead types (an all-atom reference without ``mapping``), different bead
         types on both sides, non-periodic frames, a changing number of beads.
     """
+    if shell_cutoff is None:
+        shell_cutoff = FIRST_SHELL_CUTOFF
+    if not shell_cutoff > 0.0:
+        raise AnalysisError(
+            f"compare: shell_cutoff = {shell_cutoff} Å; give the positive first-shell radius of "
+            "one-bead molecules (the first minimum of their g(r))"
+        )
     folder = Path(output_dir)
     if folder.exists() and not folder.is_dir():
         raise AnalysisError(f"compare: output_dir {folder} exists and is not a folder")
@@ -301,7 +343,13 @@ def compare(
         for side, frames in sides.items():
             label = "reference" if side == "reference" else "CG"
             observed[side] = _observe(
-                frames, label, _topology_of(frames, mapping, topology), pairs, r_max, n_bins
+                frames,
+                label,
+                _topology_of(frames, mapping, topology),
+                pairs,
+                r_max,
+                n_bins,
+                shell_cutoff,
             )
         inputs = {
             side: {
@@ -327,6 +375,7 @@ def compare(
             {"bonds": bond_bins, "angles": angle_bins, "dihedrals": dihedral_bins},
         ),
         density_section(folder, observed),
+        local_order_section(folder, observed, shell_cutoff, angle_bins),
         pressure_section(pressures),
         diffusion_section(folder, observed, fit_range_fs),
     ):

@@ -118,10 +118,11 @@ def neighbor_angles(atoms: Atoms, cutoff: float = FIRST_SHELL_CUTOFF) -> np.ndar
     AnalysisError
         A non-periodic frame or a cutoff beyond half the box.
     """
-    return _angles(atoms, cutoff, 0, "neighbor_angles")
+    return frame_angles(atoms, cutoff, 0, "neighbor_angles")
 
 
-def _angles(atoms: Atoms, cutoff: float, frame: int, what: str) -> np.ndarray:
+def frame_angles(atoms: Atoms, cutoff: float, frame: int, what: str) -> np.ndarray:
+    """:func:`neighbor_angles` of frame ``frame``, errors naming ``what`` and the frame."""
     vectors, distances, counts = _neighbors(atoms, cutoff, frame, what)
     if vectors.shape[1] < 2:
         return np.zeros(0)
@@ -155,10 +156,12 @@ def tetrahedral_order_parameters(atoms: Atoms) -> np.ndarray:
         A non-periodic frame, fewer than five particles, or a particle without four neighbours
         within half the box.
     """
-    return _order_parameters(atoms, 0, "tetrahedral_order_parameters")
+    return frame_order_parameters(atoms, 0, "tetrahedral_order_parameters")
 
 
-def _order_parameters(atoms: Atoms, frame: int, what: str) -> np.ndarray:
+def frame_order_parameters(atoms: Atoms, frame: int, what: str) -> np.ndarray:
+    """:func:`tetrahedral_order_parameters` of frame ``frame``, errors naming ``what`` and the
+    frame."""
     cell, volume = check_periodic(atoms, frame, what)
     n = len(atoms)
     if n < 5:
@@ -218,7 +221,7 @@ def neighbor_angle_distribution(
     name = "neighbor_angle_distribution"
     with frames_of(images, name) as frames:
         values = [
-            _angles(atoms, cutoff, frame, name)
+            frame_angles(atoms, cutoff, frame, name)
             for frame, atoms in enumerate(iter_frames(frames, desc=name))
         ]
     values = np.concatenate(values) if values else np.zeros(0)
@@ -259,7 +262,7 @@ def tetrahedral_order(images, bins=200) -> tuple[np.ndarray, np.ndarray, float]:
     name = "tetrahedral_order"
     with frames_of(images, name) as frames:
         values = [
-            _order_parameters(atoms, frame, name)
+            frame_order_parameters(atoms, frame, name)
             for frame, atoms in enumerate(iter_frames(frames, desc=name))
         ]
     values = np.concatenate(values) if values else np.zeros(0)

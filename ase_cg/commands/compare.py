@@ -11,7 +11,8 @@ from ase_cg.commands import add_output_folder, add_trajectory_options, trajector
 NAME = "compare"
 HELP = (
     "Compare a CG trajectory with the all-atom reference (RDFs, bonded distributions, density, "
-    "pressure, diffusion) and write a Markdown + PNG report."
+    "pressure, diffusion; neighbour angles and tetrahedral order for one-bead molecules) and "
+    "write a Markdown + PNG report."
 )
 
 
@@ -53,6 +54,13 @@ def register(parser: argparse.ArgumentParser) -> None:
             f"--{kind}-bins", type=_args.positive_int, default=bins, help=f"bins of the {what}"
         )
     parser.add_argument(
+        "--shell-cutoff",
+        type=_args.positive_float,
+        default=None,
+        help="first-shell radius of the neighbour angles of one-bead molecules, Å; None: "
+        "3.18 Å, water's O–O shell (give the first minimum of g(r) for other liquids)",
+    )
+    parser.add_argument(
         "--fit-range",
         type=_args.nonnegative_float,
         nargs=2,
@@ -87,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             bond_bins=args.bond_bins,
             angle_bins=args.angle_bins,
             dihedral_bins=args.dihedral_bins,
+            shell_cutoff=args.shell_cutoff,
             fit_range_fs=tuple(args.fit_range) if args.fit_range else None,
             title=args.title,
         )
@@ -101,6 +110,17 @@ def run(args: argparse.Namespace) -> int:
     lines.append(
         f"  density: {density['reference_g_cm3']:.4f} (AA) vs {density['cg_g_cm3']:.4f} (CG) g/cm³"
     )
+    order = metrics["local_order"]
+    if "skipped" not in order:
+        if order["angle_max_abs_difference"] is not None:
+            lines.append(
+                f"  neighbour angles within {order['shell_cutoff_A']:.3g} Å: max |Δp| = "
+                f"{order['angle_max_abs_difference']:.4g} /°"
+            )
+        lines.append(
+            f"  tetrahedral order q: {order['mean_q_reference']:.4f} (AA) vs "
+            f"{order['mean_q_cg']:.4f} (CG)"
+        )
     pressure = metrics["pressure"]
     if "cg_bar" in pressure:
         lines.append(
