@@ -5,6 +5,8 @@ it (a number to print) when it passes:
 
 * :func:`check_forces`: forces against central finite differences of the energy;
 * :func:`check_stress`: stress against finite differences of the energy under strain;
+* :func:`check_gradient` and :func:`check_strain_derivative`: the same two checks for a model
+  used without a calculator, through any function that gives its energy;
 * :func:`check_rigid_motion`: energy, forces and stress unchanged by a translation of all beads
   and by moving beads by whole cell vectors;
 * :func:`check_lammps_parity`: the model exported to LAMMPS (tables + the ``cgtorch`` plugin)
@@ -80,6 +82,97 @@ def check_stress(
     """Stress of ``atoms.calc`` (Voigt, eV/Å³) against finite differences under strain."""
     stress = atoms.get_stress()
     numeric = calculate_numerical_stress(atoms, eps=eps)
+    return _deviation("stress vs strain derivative", stress, numeric, rtol, atol)
+
+
+def check_gradient(
+    energy,
+    positions: np.ndarray,
+    forces: np.ndarray,
+    *,
+    indices=None,
+    eps: float = 1e-5,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+) -> float:
+    """Forces against central differences of ``energy(positions)``, the energy of a model.
+
+    Parameters
+    ----------
+    energy : callable
+        ``energy(positions) -> float``, eV, for positions (n_beads, 3), Å.
+    positions : (n_beads, 3) float, Å
+    forces : (n_beads, 3) float, eV/Å
+        The model's forces at ``positions``.
+    indices : sequence of int, optional
+        Beads to displace (default all; 6 energies per bead).
+    eps : float, Å
+        Displacement.
+    rtol, atol : float
+        Tolerances (atol in eV/Å).
+
+    Returns
+    -------
+    float
+        Largest absolute deviation, eV/Å.
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    indices = range(len(positions)) if indices is None else [int(i) for i in indices]
+    numeric = np.zeros((len(indices), 3))
+    for row, bead in enumerate(indices):
+        for axis in range(3):
+            plus, minus = positions.copy(), positions.copy()
+            plus[bead, axis] += eps
+            minus[bead, axis] -= eps
+            numeric[row, axis] = -(energy(plus) - energy(minus)) / (2 * eps)
+    got = np.asarray(forces, dtype=np.float64)[list(indices)]
+    return _deviation("forces vs finite differences", got, numeric, rtol, atol)
+
+
+def check_strain_derivative(
+    energy,
+    positions: np.ndarray,
+    cell: np.ndarray,
+    stress: np.ndarray,
+    *,
+    eps: float = 1e-6,
+    rtol: float = 1e-5,
+    atol: float = 1e-9,
+) -> float:
+    """Stress against central differences of ``energy(positions, cell)`` under strain.
+
+    σ_ab = (1/V) ∂E/∂ε_ab with positions and cell vectors (rows) multiplied by 1 + ε.
+
+    Parameters
+    ----------
+    energy : callable
+        ``energy(positions, cell) -> float``, eV.
+    positions : (n_beads, 3) float, Å
+    cell : (3, 3) float, Å
+        Cell vectors as rows.
+    stress : (3, 3) float, eV/Å³
+        The model's stress at ``positions`` and ``cell``.
+    eps : float
+        Strain.
+    rtol, atol : float
+        Tolerances (atol in eV/Å³).
+
+    Returns
+    -------
+    float
+        Largest absolute deviation, eV/Å³.
+    """
+    positions, cell = np.asarray(positions, np.float64), np.asarray(cell, np.float64)
+    numeric = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            strain = np.zeros((3, 3))
+            strain[a, b] = eps
+            plus, minus = np.eye(3) + strain, np.eye(3) - strain
+            difference = energy(positions @ plus, cell @ plus) - energy(
+                positions @ minus, cell @ minus
+            )
+            numeric[a, b] = difference / (2 * eps) / abs(np.linalg.det(cell))
     return _deviation("stress vs strain derivative", stress, numeric, rtol, atol)
 
 

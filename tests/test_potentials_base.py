@@ -16,6 +16,7 @@ from ase_cg.potentials import (
     SystemTopology,
     make_batch,
 )
+from ase_cg.testing import check_gradient, check_strain_derivative
 
 
 def trimer_liquid(rng, n_molecules=12, box=9.0, triclinic=True):
@@ -60,16 +61,12 @@ def test_forces_equal_finite_differences(rng):
     model = prior_model()
     batch = make_batch(positions, cell, topology, model.cutoff)
     forces = model(batch)[K.FORCES].detach().numpy()
-    h = 1e-5
-    for bead in rng.choice(len(positions), 6, replace=False):
-        for axis in range(3):
-            plus, minus = positions.copy(), positions.copy()
-            plus[bead, axis] += h
-            minus[bead, axis] -= h
-            numeric = -(
-                energy_of(model, plus, cell, topology) - energy_of(model, minus, cell, topology)
-            ) / (2 * h)
-            assert forces[bead, axis] == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+    check_gradient(
+        lambda x: energy_of(model, x, cell, topology),
+        positions,
+        forces,
+        indices=rng.choice(len(positions), 6, replace=False),
+    )
     assert np.abs(forces).max() > 1e-3  # the check is not vacuous
 
 
@@ -78,20 +75,7 @@ def test_stress_equals_strain_derivative(rng):
     model = prior_model()
     batch = make_batch(positions, cell, topology, model.cutoff)
     stress = model(batch, compute_stress=True)[K.STRESS][0].detach().numpy()
-    volume = abs(np.linalg.det(cell))
-    h = 1e-6
-    for a in range(3):
-        for b in range(3):
-            strain = np.zeros((3, 3))
-            strain[a, b] = h
-            e_plus = energy_of(
-                model, positions @ (np.eye(3) + strain), cell @ (np.eye(3) + strain), topology
-            )
-            e_minus = energy_of(
-                model, positions @ (np.eye(3) - strain), cell @ (np.eye(3) - strain), topology
-            )
-            numeric = (e_plus - e_minus) / (2 * h) / volume
-            assert stress[a, b] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+    check_strain_derivative(lambda x, h: energy_of(model, x, h, topology), positions, cell, stress)
     assert np.allclose(stress, stress.T, atol=1e-10)
 
 

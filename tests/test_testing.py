@@ -8,7 +8,14 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from ase_cg.calculator import CGCalculator
 from ase_cg.md import build_cg_box
-from ase_cg.testing import check_forces, check_lammps_parity, check_rigid_motion, check_stress
+from ase_cg.testing import (
+    check_forces,
+    check_gradient,
+    check_lammps_parity,
+    check_rigid_motion,
+    check_strain_derivative,
+    check_stress,
+)
 
 
 class Scaled(Calculator):
@@ -58,3 +65,25 @@ def test_lammps_parity_of_a_bonded_model(prior_model, liquid, tmp_path):
     deviations = check_lammps_parity(prior_model, liquid, tmp_path)
     assert set(deviations) == {"energy", "forces", "virial"}
     assert np.isfinite(list(deviations.values())).all()
+
+
+def test_energy_function_checks_pass_and_fail_on_a_harmonic_well(rng):
+    """E = Σ k|x − x0|² / 2 + c V: forces −k(x − x0), stress c (x0 moves with the strain)."""
+    k, c = 2.0, 0.01
+    cell = np.diag([5.0, 6.0, 7.0])
+    anchors = rng.random((4, 3)) @ cell
+    positions = anchors + rng.normal(scale=0.2, size=anchors.shape)
+    fractional = np.linalg.solve(cell.T, anchors.T).T
+
+    def energy(x, h=cell):
+        return 0.5 * k * ((x - fractional @ h) ** 2).sum() + c * abs(np.linalg.det(h))
+
+    forces = -k * (positions - anchors)
+    assert check_gradient(energy, positions, forces) < 1e-8
+    with pytest.raises(AssertionError, match="forces vs finite differences"):
+        check_gradient(energy, positions, 1.01 * forces, indices=[2])
+    strain = k * (positions - anchors).T @ (positions - anchors) / abs(np.linalg.det(cell))
+    stress = strain + c * np.eye(3)
+    assert check_strain_derivative(energy, positions, cell, stress) < 1e-8
+    with pytest.raises(AssertionError, match="stress vs strain derivative"):
+        check_strain_derivative(energy, positions, cell, stress + 1e-4)
