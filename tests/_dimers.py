@@ -1,13 +1,15 @@
-"""A LAMMPS liquid of Lennard-Jones dimers: force-matching data with a known answer.
+"""Dimer liquids of the tests.
 
-Shared by the force-matching tests (``test_fitting.py``) and the pressure-matching tests
-(``test_pressure_matching.py``).
+* :func:`simulate_dimers`: a LAMMPS liquid of Lennard-Jones dimers, force-matching data with a
+  known answer (the force- and pressure-matching tests);
+* :func:`ch3_dimers`: CG frames of CH3–CH3 dimers from given bead positions (the analysis and
+  comparison tests).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from ase import units
+from ase import Atoms, units
 
 from ase_cg._lammps import import_lammps
 from ase_cg.potentials import SystemTopology
@@ -15,6 +17,26 @@ from ase_cg.potentials import SystemTopology
 EPSILON, SIGMA, LJ_CUTOFF = 0.01, 3.0, 9.0  # eV, Å, Å
 K_BOND, R0_BOND, MASS = 10.0, 1.5, 15.0  # eV/Å² (E = ½ k (r − r0)²), Å, amu
 TEMPERATURE = 150.0  # K
+
+
+def ch3_dimers(ends: np.ndarray, box: float) -> Atoms:
+    """CG frame of dimers of two ``CH3`` beads (15.035 amu), wrapped into a cubic box.
+
+    ``ends`` (n_molecules, 2, 3), Å: the two beads of each molecule; ``box``, Å: the edge.
+    Molecule ``m`` is beads ``2m`` and ``2m + 1`` (``mol-id`` m).
+    """
+    n_beads = 2 * len(ends)
+    atoms = Atoms(
+        numbers=np.zeros(n_beads, dtype=int),
+        positions=np.asarray(ends).reshape(-1, 3),
+        cell=np.eye(3) * box,
+        pbc=True,
+        masses=np.full(n_beads, 15.035),
+    )
+    atoms.wrap()
+    atoms.arrays["mol-id"] = np.repeat(np.arange(len(ends)), 2)
+    atoms.arrays["bead-type"] = np.full(n_beads, "CH3")
+    return atoms
 
 
 def simulate_dimers(folder, n_molecules=100, box=20.0, n_frames=100, every=10, seed=7, noise=0.0):

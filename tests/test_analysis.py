@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _dimers import ch3_dimers
 from ase import Atoms
 from ase.build import bulk
 
@@ -94,17 +95,7 @@ def random_dimers(rng, n_molecules, box, bond_mean, bond_sigma):
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     lengths = rng.normal(bond_mean, bond_sigma, n_molecules)
     second = first + direction * lengths[:, None]
-    positions = np.stack([first, second], axis=1).reshape(-1, 3)
-    atoms = Atoms(
-        numbers=np.zeros(2 * n_molecules, dtype=int),
-        positions=positions,
-        cell=np.eye(3) * box,
-        pbc=True,
-        masses=np.full(2 * n_molecules, 15.035),
-    )
-    atoms.wrap()
-    atoms.arrays["mol-id"] = np.repeat(np.arange(n_molecules), 2)
-    atoms.arrays["bead-type"] = np.full(2 * n_molecules, "CH3")
+    atoms = ch3_dimers(np.stack([first, second], axis=1), box)
     bonds = np.stack([np.arange(0, 2 * n_molecules, 2), np.arange(1, 2 * n_molecules, 2)], 1)
     return atoms, bonds, lengths
 
@@ -264,14 +255,20 @@ def test_jensen_shannon_properties(rng):
         analysis.jensen_shannon([1, -1], [1, 1])
 
 
-def test_functions_read_h5md_files_like_lists_of_atoms(rng, tmp_path):
+def dimer_file(rng, path, n_frames, n_molecules, box, dt):
+    """Independent random-dimer frames ``dt`` fs apart, written to H5MD: (frames, bonds)."""
     images = []
-    for step in range(6):
-        atoms, bonds, _ = random_dimers(rng, 50, 9.0, 1.69, 0.03)
-        atoms.info["time"] = 20.0 * step
+    for step in range(n_frames):
+        atoms, bonds, _ = random_dimers(rng, n_molecules, box, 1.69, 0.03)
+        atoms.info["time"] = dt * step
         images.append(atoms)
-    write_h5md(tmp_path / "cg.h5", images, bonds=bonds)
+    write_h5md(path, images, bonds=bonds)
+    return images, bonds
+
+
+def test_functions_read_h5md_files_like_lists_of_atoms(rng, tmp_path):
     path = tmp_path / "cg.h5"
+    images, bonds = dimer_file(rng, path, 6, 50, 9.0, 20.0)
     r, g_list = analysis.rdf(images, 4.5, 45)
     _, g_file = analysis.rdf(str(path), 4.5, 45)
     np.testing.assert_allclose(g_file, g_list, atol=0.05)  # positions stored as float32
@@ -327,12 +324,7 @@ def test_rdf_agrees_with_mdanalysis_interrdf_with_exclusion_blocks(rng, tmp_path
     import MDAnalysis as mda
     from MDAnalysis.analysis.rdf import InterRDF
 
-    images = []
-    for step in range(4):
-        atoms, bonds, _ = random_dimers(rng, 150, 12.0, 1.69, 0.03)
-        atoms.info["time"] = 10.0 * step
-        images.append(atoms)
-    write_h5md(tmp_path / "dimers.h5", images, bonds=bonds)
+    dimer_file(rng, tmp_path / "dimers.h5", 4, 150, 12.0, 10.0)
     universe = mda.Universe.empty(300, trajectory=False)
     universe.load_new(str(tmp_path / "dimers.h5"), format="H5MD")
     reference = InterRDF(

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from _dimers import ch3_dimers
 from ase import Atoms
 from ase.build import bulk, molecule
 
@@ -59,17 +60,7 @@ def dimer_liquid(
         direction = rng.normal(size=(n_molecules, 3))
         direction /= np.linalg.norm(direction, axis=1, keepdims=True)
         half = 0.5 * rng.normal(bond, sigma_bond, n_molecules)[:, None] * direction
-        positions = np.stack([centres - half, centres + half], axis=1).reshape(-1, 3)
-        atoms = Atoms(
-            numbers=np.zeros(2 * n_molecules, dtype=int),
-            positions=positions,
-            cell=np.eye(3) * box,
-            pbc=True,
-            masses=np.full(2 * n_molecules, 15.035),
-        )
-        atoms.wrap()
-        atoms.arrays["mol-id"] = np.repeat(np.arange(n_molecules), 2)
-        atoms.arrays["bead-type"] = np.full(2 * n_molecules, "CH3")
+        atoms = ch3_dimers(np.stack([centres - half, centres + half], axis=1), box)
         atoms.info["time"] = frame * dt
         images.append(atoms)
     topology = {"bonds": np.arange(2 * n_molecules).reshape(-1, 2)}

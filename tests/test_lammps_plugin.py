@@ -183,22 +183,15 @@ def plugin():
 @pytest.fixture(scope="module")
 def system(tmp_path_factory, plugin):
     directory = tmp_path_factory.mktemp("cgtorch")
-    write_torchscript_model(
-        ToyManyBody(),
-        directory / "model.pt",
-        bead_type_names=NAMES,
-        cutoff=CUTOFF,
-        n_interactions=2,
-        dtype=torch.float64,
-    )
-    write_torchscript_model(
-        ToyManyBody(),
-        directory / "model32.pt",
-        bead_type_names=NAMES,
-        cutoff=CUTOFF,
-        n_interactions=2,
-        dtype=torch.float32,
-    )
+    for name, dtype in (("model.pt", torch.float64), ("model32.pt", torch.float32)):
+        write_torchscript_model(
+            ToyManyBody(),
+            directory / name,
+            bead_type_names=NAMES,
+            cutoff=CUTOFF,
+            n_interactions=2,
+            dtype=dtype,
+        )
     positions, types = configuration()
     deck = write_system(directory, positions, types)
     return directory, deck, positions, types

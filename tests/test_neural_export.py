@@ -7,25 +7,18 @@ import json
 import numpy as np
 import pytest
 import torch
+from _torch import randomise
 
 from ase_cg.neighbors import neighbor_pairs
 from ase_cg.potentials.neural import NeuralPotential
 from lammps_interface.torchscript import METADATA_FILE, export_aoti
 
 
-def randomise(module: torch.nn.Module, seed: int = 11, scale: float = 0.3) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in module.parameters():
-            noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
-            parameter.copy_(scale * noise.to(parameter.dtype))
-
-
 @pytest.mark.slow
 def test_aoti_package_equals_eager(rng, tmp_path):
     term = NeuralPotential(2, n_atom_basis=8, n_filters=8, n_interactions=2, n_rbf=6, cutoff=4.0)
     term = term.double()
-    randomise(term)
+    randomise(term, seed=11)
     path = export_aoti(term, tmp_path / "schnet.pt2", ["A", "B"])
     package = torch._inductor.aoti_load_package(str(path))
     metadata = json.loads(package.get_metadata()[METADATA_FILE])

@@ -92,23 +92,15 @@ def test_train_neural_cli_writes_model_and_metrics(ethane_files, tmp_path):
     assert {type(term).__name__ for term in model.terms} >= {"NeuralPotential", "HarmonicBonds"}
 
 
-def test_unknown_config_section_and_key_are_refused(ethane_files, tmp_path):
+@pytest.mark.parametrize(
+    ("text", "unknown"), [("trian: {epochs: 2}\n", "trian"), ("train: {epoch: 2}\n", "epoch")]
+)
+def test_unknown_config_section_and_key_are_refused(ethane_files, tmp_path, text, unknown):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("trian: {epochs: 2}\n")
-    with pytest.raises(InputError, match="trian"):
+    bad.write_text(text)
+    with pytest.raises(InputError, match=unknown):
         train_model(
-            ethane_files["cg"],
-            tmp_path / "x",
-            mapping_path=ethane_files["mapping"],
-            config_path=bad,
-        )
-    bad.write_text("train: {epoch: 2}\n")
-    with pytest.raises(InputError, match="epoch"):
-        train_model(
-            ethane_files["cg"],
-            tmp_path / "y",
-            mapping_path=ethane_files["mapping"],
-            config_path=bad,
+            ethane_files["cg"], tmp_path, mapping_path=ethane_files["mapping"], config_path=bad
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _torch import randomise
 from ase import Atoms
 
 from ase_cg import _keys as K
@@ -27,14 +28,6 @@ def spk():
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def randomise(module: torch.nn.Module, seed: int = 3, scale: float = 0.3) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in module.parameters():
-            noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
-            parameter.copy_(scale * noise.to(parameter.dtype))
-
-
 def schnetpack_model(spk, head_activation=None, n_interactions=2):
     representation = spk.representation.SchNet(
         n_atom_basis=16,
@@ -52,7 +45,7 @@ def schnetpack_model(spk, head_activation=None, n_interactions=2):
         input_modules=[spk.atomistic.PairwiseDistances()],
         output_modules=[head, spk.atomistic.Forces(energy_key="energy", force_key="forces")],
     ).double()
-    randomise(model)
+    randomise(model, seed=3)
     return model, representation, head
 
 

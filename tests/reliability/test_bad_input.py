@@ -285,17 +285,10 @@ def parse_or_refuse(path: Path) -> None:
 
 
 @FUZZ
+@pytest.mark.parametrize("suffix", [".yaml", ".toml"])
 @given(text=st.text(max_size=80))
-def test_fuzz_yaml_config_text(tmp_path, text):
-    path = tmp_path / "train.yaml"
-    path.write_text(text)
-    parse_or_refuse(path)
-
-
-@FUZZ
-@given(text=st.text(max_size=80))
-def test_fuzz_toml_config_text(tmp_path, text):
-    path = tmp_path / "train.toml"
+def test_fuzz_config_text(tmp_path, suffix, text):
+    path = tmp_path / f"train{suffix}"
     path.write_text(text)
     parse_or_refuse(path)
 
