@@ -10,17 +10,20 @@ environment when the model has a many-body term.
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ase_cg._paths import write_text_atomic
 from lammps_interface import export
 from lammps_interface.plugin import lammps_plugin_env
 
@@ -282,9 +285,16 @@ def machine() -> dict:
     }
 
 
+def report_header() -> dict:
+    """``command``, ``date`` (UTC) and ``machine`` (:func:`machine`): the head of a report."""
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+    }
+
+
 def write_json(path: Path, payload: str) -> None:
-    """Write ``payload`` to ``path`` atomically."""
+    """Write ``payload`` to ``path`` atomically (its folder is created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(payload)
-    os.replace(tmp, path)
+    write_text_atomic(path, payload)

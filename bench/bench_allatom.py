@@ -18,13 +18,11 @@ Usage: ``python bench/bench_allatom.py [--molecules 400] [--cores 1 2] [--repeat
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import sys
 from pathlib import Path
 
-from _cg_runs import machine, write_json
+from _cg_runs import report_header, write_json
 
 from ase_cg.reference import ETHANE, pack_molecules
 from ase_cg.reference.speed import measure_gromacs, measure_lammps
@@ -85,9 +83,7 @@ def main() -> None:
     parser.add_argument("--gmx-steps", type=int, default=4000, help="GROMACS steps (half timed)")
     args = parser.parse_args()
     report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        **report_header(),
         "n_molecules": args.molecules,
         "cores": args.cores,
     }

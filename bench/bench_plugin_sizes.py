@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import json
 import os
-import sys
 from pathlib import Path
 
 import torch
-from _cg_runs import NEURAL, Case, load, machine, run, start_box, write_json
+from _cg_runs import NEURAL, Case, load, report_header, run, start_box, write_json
 
 from ase_cg.potentials import CGModel
 from ase_cg.potentials.neural import NeuralPotential
@@ -107,9 +105,7 @@ def main() -> None:
         ratio = "n/a" if r["vs_best_allatom"] is None else f"{r['vs_best_allatom']:.2f}"
         print(f"| {r['case']} | {r['bead_steps_per_s']:.3g} | {r['ns_per_day']:.2f} | {ratio} |")
     report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        **report_header(),
         "baseline": baseline,
         "results": rows,
     }

@@ -29,14 +29,12 @@ Usage: ``python bench/bench_speedup.py --molecules 400 --cores 1``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import sys
 from pathlib import Path
 
 import torch
-from _cg_runs import CLASSICAL, NEURAL, Case, machine, run, start_box, write_json
+from _cg_runs import CLASSICAL, NEURAL, Case, report_header, run, start_box, write_json
 from bench_allatom import measure
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -107,9 +105,7 @@ def main() -> None:
     parser.add_argument("--no-plugin", action="store_true", help="skip the plugin cases")
     args = parser.parse_args()
     report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        **report_header(),
         "n_molecules": args.molecules,
         "cores": args.cores,
     }

@@ -12,13 +12,11 @@ Usage: ``python bench/bench_tables_tuning.py [--molecules 400] [--repeat 3]``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import sys
 from pathlib import Path
 
-from _cg_runs import CLASSICAL, Case, machine, run, start_box, write_json
+from _cg_runs import CLASSICAL, Case, report_header, run, start_box, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tables_tuning.json"
 AUTO = {"pair_cutoff": "auto"}
@@ -96,9 +94,7 @@ def main() -> None:
         if case.name in dict((n, 0) for n, *_ in LADDER):
             previous = r["ns_per_day"]
     report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        **report_header(),
         "n_molecules": args.molecules,
         "results": [best[c.name] for c in todo if c.name in best],
     }

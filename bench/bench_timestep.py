@@ -18,9 +18,7 @@ Usage: ``python bench/bench_timestep.py [--model data/ethane_classical.pt] [--mo
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,7 @@ from _cg_runs import (
     Case,
     energy_drift,
     load,
-    machine,
+    report_header,
     run,
     start_box,
     write_json,
@@ -105,9 +103,7 @@ def main() -> None:
     largest = max(stable, default=None)
     print(f"largest stable time step: {largest} fs")
     report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        **report_header(),
         "model": Path(args.model).name,
         "export_options": options,
         "criteria": {
