@@ -11,6 +11,8 @@ and :mod:`ase_cg.errors` (about 0.1 s in all). The library modules a subcommand 
 torch, h5py, ASE or MDAnalysis (seconds), so each ``func`` imports them itself, when it runs;
 these are the package's only function-level imports of its own modules besides
 ``lammps_interface.export``.
+
+The ``add_*`` functions below add the groups of options that several subcommands share.
 """
 
 from __future__ import annotations
