@@ -63,12 +63,11 @@ from ase_cg.report import (
     write_json,
     write_report,
 )
+from ase_cg.shipped import DATA_DIR, shipped_data
 from lammps_interface.plugin import PluginBuildError, build_plugin
 
-__all__ = ["DATA_DIR", "DemoSizes", "demo"]
+__all__ = ["DemoSizes", "demo"]
 
-#: The folder of the shipped files (reference, mapping, models).
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 #: Timed steps of the demo's own all-atom speed runs (2 fs each; GROMACS times half of twice
 #: as many).
 ALLATOM_STEPS = 300
@@ -243,7 +242,7 @@ def demo(
     folder = Path(output_dir)
     work = folder / "work"
     work.mkdir(parents=True, exist_ok=True)
-    n_stages = 7 + (reference is None and not (DATA_DIR / "ethane_aa.h5").exists())
+    n_stages = 7 + (reference is None and not (DATA_DIR / "ethane_aa.h5").is_file())
     n_stages += mapping is None
     clock = _Clock(n_stages, stream)
     notes: list[str] = []
@@ -251,7 +250,7 @@ def demo(
     # --- 1. reference and mapping
     if reference is None:
         reference = DATA_DIR / "ethane_aa.h5"
-        if not reference.exists():
+        if not reference.is_file():
             reference = work / "reference_aa.h5"
             with clock.stage(
                 f"generating an all-atom reference ({sizes.reference_molecules} ethane, "
@@ -263,7 +262,7 @@ def demo(
                 f"({sizes.reference_molecules} molecules, {sizes.reference_ps:g} ps)."
             )
     reference = Path(reference)
-    mapping_path = Path(mapping) if mapping is not None else DATA_DIR / "ethane_mapping.json"
+    mapping_path = Path(mapping) if mapping is not None else shipped_data("ethane_mapping.json")
     cg_mapping = CGMapping.load(mapping_path)
     learned = None
     if mapping is None:

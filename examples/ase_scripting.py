@@ -25,16 +25,15 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from ase.optimize import FIRE
 
+from ase_cg import shipped_data
 from ase_cg.analysis import rdf
 from ase_cg.calculator import CGCalculator
 from ase_cg.md import build_cg_box
 
-DATA = Path(__file__).resolve().parent.parent / "data"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DATA / "ethane_classical.pt", help="model file")
+    parser.add_argument("--model", default=shipped_data("ethane_classical.pt"), help="model file")
     parser.add_argument("--molecules", type=int, default=216, help="ethane molecules in the box")
     parser.add_argument("--density", type=float, default=0.5495, help="box density, g/cm³")
     parser.add_argument("--steps", type=int, default=2000, help="Langevin steps of 2 fs")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+from ase_cg import shipped_data
 
 
 def reference(output: Path, n_molecules: int, production_ps: float) -> Path:
@@ -70,13 +70,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="workflow", help="folder of every step's files")
     parser.add_argument(
-        "--reference", default=DATA / "ethane_aa.h5", help="all-atom H5MD (unless --generate)"
+        "--reference",
+        default=shipped_data("ethane_aa.h5"),
+        help="all-atom H5MD (unless --generate)",
     )
     parser.add_argument(
         "--generate", type=int, metavar="N", help="generate a reference of N molecules instead"
     )
     parser.add_argument("--production-ps", type=float, default=5.0, help="with --generate, ps")
-    parser.add_argument("--mapping", default=DATA / "ethane_mapping.json", help="mapping JSON")
+    parser.add_argument(
+        "--mapping", default=shipped_data("ethane_mapping.json"), help="mapping JSON"
+    )
     parser.add_argument("--kind", choices=("classical", "neural"), default="classical")
     parser.add_argument("--config", default=None, help="training config (YAML, see README)")
     parser.add_argument("--steps", type=int, default=2000, help="CG MD steps of 2 fs")

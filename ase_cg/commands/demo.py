@@ -22,12 +22,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--reference", default=None,
-        help="all-atom H5MD with forces and velocities; default data/ethane_aa.h5 (generated "
-        "into the report's work/ folder if missing)",
+        help="all-atom H5MD with forces and velocities; default the shipped ethane_aa.h5 "
+        "(ase_cg.shipped_data; generated into the report's work/ folder if missing)",
     )  # fmt: skip
     parser.add_argument(
         "--mapping", default=None,
-        help="CGMapping JSON; default data/ethane_mapping.json (CH3|CH3)",
+        help="CGMapping JSON; default the shipped ethane_mapping.json (CH3|CH3)",
     )  # fmt: skip
     parser.add_argument(
         "--frames", type=_args.positive_int, default=None,

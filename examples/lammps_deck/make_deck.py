@@ -14,17 +14,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ase_cg import shipped_data
 from ase_cg.md import build_cg_box
 from ase_cg.model import load_model
 from lammps_interface import export
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "data"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DATA / "ethane_classical.pt", help="model file")
+    parser.add_argument("--model", default=shipped_data("ethane_classical.pt"), help="model file")
     parser.add_argument("-o", "--output", default=HERE, help="deck folder")
     parser.add_argument("--molecules", type=int, default=216, help="ethane molecules")
     parser.add_argument("--density", type=float, default=0.5495, help="g/cm³")
