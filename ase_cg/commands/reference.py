@@ -13,7 +13,10 @@ HELP = "Simulate an all-atom OPLS-AA liquid (e.g. ethane) with LAMMPS; write H5M
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``ase-cg reference``."""
     parser.add_argument(
-        "molecule", nargs="?", default="ethane", help="molecule template name (ethane, propane)"
+        "molecule",
+        nargs="?",
+        default="ethane",
+        help="molecule template name (ethane, propane, water)",
     )
     parser.add_argument(
         "-o", "--output", default=None, type=_args.output_file, help="H5MD file to write"
@@ -77,7 +80,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stride", type=_args.positive_int, default=100, help="time steps between frames"
     )
-    parser.add_argument("--time-step", type=_args.positive_float, default=1.0, help="time step, fs")
+    parser.add_argument(
+        "--time-step",
+        type=_args.positive_float,
+        default=None,
+        help="time step, fs; None: the molecule's (1 fs; 2 fs for rigid water)",
+    )
     parser.add_argument("--seed", type=_args.nonnegative_int, default=0, help="random seed")
     parser.add_argument(
         "--ranks",
@@ -93,7 +101,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run :func:`ase_cg.reference.generate_reference` with the parsed arguments."""
-    from ase_cg.reference import generate_reference
+    from ase_cg.reference import MOLECULES, generate_reference
 
     if args.add_pressure is not None:
         from ase_cg.reference.pressure import add_reference_pressure
@@ -109,7 +117,11 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         raise ValueError("give -o/--output (the H5MD file to write), or --add-pressure FILE")
     if args.frames is not None:
-        production_ps = args.frames * args.stride * args.time_step / 1000.0
+        time_step = args.time_step
+        if time_step is None:
+            # an unknown name gets time step 1 here and generate_reference's error below
+            time_step = MOLECULES[args.molecule].time_step_fs if args.molecule in MOLECULES else 1.0
+        production_ps = args.frames * args.stride * time_step / 1000.0
     else:
         production_ps = 20.0 if args.production_ps is None else args.production_ps
     path = generate_reference(

@@ -1,8 +1,9 @@
-"""All-atom reference liquids: molecule templates, packing, OPLS-AA in LAMMPS, H5MD output.
+"""All-atom reference liquids: molecule templates, packing, OPLS-AA (and SPC/E water) in LAMMPS,
+H5MD output.
 
 >>> from ase_cg.reference import MOLECULES, generate_reference
 >>> sorted(MOLECULES)
-['ethane', 'propane']
+['ethane', 'propane', 'water']
 
 ``generate_reference("ethane", output="ethane.h5")`` packs 216 molecules at the template's
 liquid state point (180 K, 0.5495 g/cm³), minimises, equilibrates and writes the production
@@ -15,6 +16,7 @@ from ase_cg.reference.molecules import (
     ETHANE,
     MOLECULES,
     PROPANE,
+    WATER,
     Angle,
     Bond,
     Dihedral,
@@ -27,6 +29,7 @@ __all__ = [
     "ETHANE",
     "MOLECULES",
     "PROPANE",
+    "WATER",
     "Angle",
     "Bond",
     "Dihedral",

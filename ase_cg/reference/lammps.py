@@ -8,7 +8,10 @@ The deck is OPLS-AA as LAMMPS writes it::
     bond_style harmonic / angle_style harmonic / dihedral_style opls
 
 All parameters travel in the data file (``Pair/Bond/Angle/Dihedral Coeffs``), written by
-:func:`write_lammps_data` from a :class:`~ase_cg.reference.molecules.MoleculeTemplate`.
+:func:`write_lammps_data` from a :class:`~ase_cg.reference.molecules.MoleculeTemplate`. Rigid
+templates (water) add ``fix shake`` on all their bond and angle types
+(:func:`constraint_commands`) for MD; energies and forces of single configurations
+(:func:`compute_energy_forces`) are those of the potential, without constraint forces.
 """
 
 from __future__ import annotations
@@ -79,6 +82,35 @@ def force_field_commands(data_file: str | os.PathLike) -> list[str]:
         f"kspace_style pppm {KSPACE_ACCURACY}",
         "neighbor 2.0 bin",
         "neigh_modify delay 0 every 1 check yes",
+    ]
+
+
+#: Relative tolerance and iteration limit of SHAKE for rigid templates.
+SHAKE_TOLERANCE = 1.0e-8
+SHAKE_ITERATIONS = 200
+#: LAMMPS fix id of the SHAKE constraints.
+CONSTRAINT_FIX = "constraints"
+
+
+def constraint_commands(template: MoleculeTemplate) -> list[str]:
+    """``fix shake`` holding every bond and angle type of a rigid template (else nothing).
+
+    To follow :func:`force_field_commands` (after ``read_data``); the bond and angle type
+    numbers are those :func:`write_lammps_data` gives the template's distinct parameter sets.
+    SHAKE must be the last fix defined (after the integrator and any thermostat that adds
+    forces, or the constraints drift by ~1e-5 Å per ps): after changing fixes, issue
+    ``unfix`` :data:`CONSTRAINT_FIX` and these commands again.
+    """
+    if not template.rigid:
+        return []
+    n_bond_types = len(dict.fromkeys((b.k, b.r0) for b in template.bonds))
+    n_angle_types = len(dict.fromkeys((a.k_theta, a.theta0) for a in template.angles))
+    bond_types = " ".join(str(t) for t in range(1, n_bond_types + 1))
+    angle_types = " ".join(str(t) for t in range(1, n_angle_types + 1))
+    return [
+        f"fix {CONSTRAINT_FIX} all shake {SHAKE_TOLERANCE} {SHAKE_ITERATIONS} 0"
+        + (f" b {bond_types}" if bond_types else "")
+        + (f" a {angle_types}" if angle_types else "")
     ]
 
 
@@ -161,20 +193,23 @@ def write_lammps_data(path: str | os.PathLike, template: MoleculeTemplate, atoms
         i = template.atom_types.index(name)
         eps = template.lj_epsilon[i] / ENERGY_FROM_REAL
         lines.append(f"{t} {eps:.12g} {_num(template.lj_sigma[i])}  # {name}")
-    lines += ["", "Bond Coeffs # harmonic", ""]
-    lines += [
-        f"{t} {k / ENERGY_FROM_REAL:.12g} {_num(r0)}" for t, (k, r0) in enumerate(bond_params, 1)
-    ]
-    lines += ["", "Angle Coeffs # harmonic", ""]
-    lines += [
-        f"{t} {k / ENERGY_FROM_REAL:.12g} {_num(theta0)}"
-        for t, (k, theta0) in enumerate(angle_params, 1)
-    ]
-    lines += ["", "Dihedral Coeffs # opls", ""]
-    lines += [
-        f"{t} " + " ".join(f"{v / ENERGY_FROM_REAL:.12g}" for v in params)
-        for t, params in enumerate(dihedral_params, 1)
-    ]
+    coefficients = {
+        "Bond Coeffs # harmonic": [
+            f"{t} {k / ENERGY_FROM_REAL:.12g} {_num(r0)}"
+            for t, (k, r0) in enumerate(bond_params, 1)
+        ],
+        "Angle Coeffs # harmonic": [
+            f"{t} {k / ENERGY_FROM_REAL:.12g} {_num(theta0)}"
+            for t, (k, theta0) in enumerate(angle_params, 1)
+        ],
+        "Dihedral Coeffs # opls": [
+            f"{t} " + " ".join(f"{v / ENERGY_FROM_REAL:.12g}" for v in params)
+            for t, params in enumerate(dihedral_params, 1)
+        ],
+    }
+    for title, rows in coefficients.items():
+        if rows:  # LAMMPS reads an empty section as an error
+            lines += ["", title, "", *rows]
 
     positions = atoms.positions
     images = np.floor(positions / lengths).astype(np.int64)
@@ -191,6 +226,8 @@ def write_lammps_data(path: str | os.PathLike, template: MoleculeTemplate, atoms
     ]
 
     def topology(title: str, terms: tuple, params: list, key) -> list[str]:
+        if not terms:  # LAMMPS reads an empty section as an error
+            return []
         rows, n = ["", title, ""], 0
         for m in range(n_molecules):
             offset = m * n_atoms + 1

@@ -2,8 +2,8 @@
 
 A :class:`MoleculeTemplate` holds everything the reference builder and the LAMMPS deck need
 about one molecule type; nothing downstream is specific to a molecule. Add a molecule by
-writing one more template (see :data:`ETHANE` and :data:`PROPANE`) and registering it in
-:data:`MOLECULES`.
+writing one more template (see :data:`ETHANE`, :data:`PROPANE` and the rigid :data:`WATER`)
+and registering it in :data:`MOLECULES`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ase_cg.reference.forcefield import (
     ATOM_TYPES,
     BOND_PARAMETERS,
     DIHEDRAL_PARAMETERS,
+    KCAL_PER_MOL,
     angle_key,
     bond_key,
     dihedral_key,
@@ -102,6 +103,11 @@ class MoleculeTemplate:
         Mass density of the liquid at ``temperature`` (saturated liquid).
     references : str
         Where the force field and the state point come from.
+    rigid : bool
+        Every bond and angle is held at its r_0 and θ_0 by SHAKE during MD (rigid water
+        models); their harmonic constants then only serve the minimisation.
+    time_step_fs : float, fs
+        Default MD time step of the reference run.
     """
 
     name: str
@@ -118,6 +124,8 @@ class MoleculeTemplate:
     temperature: float
     density: float
     references: str = field(default="")
+    rigid: bool = False
+    time_step_fs: float = 1.0
 
     def __post_init__(self) -> None:
         n_atoms = len(self.elements)
@@ -151,6 +159,10 @@ class MoleculeTemplate:
                 raise MoleculeTemplateError(
                     f"{where}: {term} must name distinct atom indices in 0..{n_atoms - 1}"
                 )
+        if not self.time_step_fs > 0:
+            raise MoleculeTemplateError(
+                f"{where}: time_step_fs must be > 0, got {self.time_step_fs}"
+            )
         if not (self.temperature > 0 and self.density > 0):
             raise MoleculeTemplateError(
                 f"{where}: state point needs temperature > 0 K and density > 0 g/cm³, got "
@@ -333,5 +345,40 @@ PROPANE = MoleculeTemplate.from_opls(
     ),
 )
 
+_SPCE_OH = 1.0  # O–H bond, Å
+_SPCE_HOH = 109.47  # H–O–H angle, degrees
+_SPCE_Q_H = 0.4238  # e
+
+#: Water, SPC/E (H. J. C. Berendsen, J. R. Grigera, T. P. Straatsma, J. Phys. Chem. 91, 6269
+#: (1987)): O −0.8476 e with Lennard-Jones σ = 3.166 Å, ε = 0.1553 kcal/mol; H +0.4238 e without
+#: Lennard-Jones; rigid, O–H 1.0 Å and H–O–H 109.47° held by SHAKE. The harmonic constants
+#: (450 kcal/mol/Å², 55 kcal/mol/rad², as in LAMMPS's SPC/E examples) only act in the
+#: minimisation. State point: 300 K, 0.997 g/cm³ (SPC/E gives 0.998 g/cm³ at 1 atm); 2 fs steps.
+WATER = MoleculeTemplate(
+    name="water",
+    elements=("O", "H", "H"),
+    positions=_SPCE_OH
+    * np.array(
+        [
+            [0.0, 0.0, 0.0],
+            [np.sin(np.radians(_SPCE_HOH / 2)), 0.0, np.cos(np.radians(_SPCE_HOH / 2))],
+            [-np.sin(np.radians(_SPCE_HOH / 2)), 0.0, np.cos(np.radians(_SPCE_HOH / 2))],
+        ]
+    ),
+    atom_types=("spce_O", "spce_H", "spce_H"),
+    charges=np.array([-2.0 * _SPCE_Q_H, _SPCE_Q_H, _SPCE_Q_H]),
+    masses=np.array([15.9994, 1.008, 1.008]),
+    lj_sigma=np.array([3.166, 0.0, 0.0]),
+    lj_epsilon=np.array([0.1553 * KCAL_PER_MOL, 0.0, 0.0]),
+    bonds=(Bond(0, 1, 450.0 * KCAL_PER_MOL, _SPCE_OH), Bond(0, 2, 450.0 * KCAL_PER_MOL, _SPCE_OH)),
+    angles=(Angle(1, 0, 2, 55.0 * KCAL_PER_MOL, _SPCE_HOH),),
+    dihedrals=(),
+    temperature=300.0,
+    density=0.997,
+    references="SPC/E: Berendsen, Grigera & Straatsma, J. Phys. Chem. 91, 6269 (1987)",
+    rigid=True,
+    time_step_fs=2.0,
+)
+
 #: Registered molecule templates, by name.
-MOLECULES: dict[str, MoleculeTemplate] = {m.name: m for m in (ETHANE, PROPANE)}
+MOLECULES: dict[str, MoleculeTemplate] = {m.name: m for m in (ETHANE, PROPANE, WATER)}

@@ -43,11 +43,22 @@ def add_reference_pressure(
     -------
     (n_frames,) float64
         Pressure per frame, bar.
+
+    Raises
+    ------
+    InputError
+        Unknown or rigid molecule (its constraint virial is not in the file), no velocities.
     """
     path = Path(path)
     if molecule not in MOLECULES:
         raise InputError(f"unknown molecule {molecule!r}; known: {sorted(MOLECULES)}")
     template = MOLECULES[molecule]
+    if template.rigid:
+        raise InputError(
+            f"{path}: {molecule!r} is rigid (SHAKE); its pressure needs the constraint virial "
+            "of the run, which a re-evaluation cannot give: regenerate the reference with "
+            "ase-cg reference (it stores the pressure)"
+        )
     with H5MDTrajectory(path) as trajectory:
         if not trajectory.has_velocities:
             raise InputError(f"{path}: no velocities; the kinetic part of the pressure needs them")

@@ -1,6 +1,7 @@
 """All-atom reference trajectories: pack, minimise, equilibrate and sample a liquid with LAMMPS.
 
-The run, in LAMMPS ``units real`` with the OPLS-AA deck of :mod:`ase_cg.reference.lammps`:
+The run, in LAMMPS ``units real`` with the deck of :mod:`ase_cg.reference.lammps` (OPLS-AA, or
+SPC/E water; rigid templates held by SHAKE from the minimisation on):
 
 1. pack ``n_molecules`` randomly oriented molecules on a lattice at the target density
    (:func:`~ase_cg.reference.builder.pack_molecules`);
@@ -11,7 +12,8 @@ The run, in LAMMPS ``units real`` with the OPLS-AA deck of :mod:`ase_cg.referenc
    the box is then set to the mean volume of the second half and the system re-equilibrated
    in NVT for 2 ps (or ``equilibration_ps`` if shorter);
 5. production NVT with a Nosé–Hoover thermostat (which adds no force to the atoms, so the
-   stored forces are exactly −∇V), one frame every ``stride`` steps.
+   stored forces are exactly −∇V; for rigid templates they also hold SHAKE's constraint
+   forces, which cancel in each molecule's total force), one frame every ``stride`` steps.
 
 Each frame is gathered by atom id and written to H5MD by :class:`ase_cg.io.H5MDWriter`:
 positions wrapped into the box atom by atom (molecules may be split across the boundary;
@@ -55,9 +57,11 @@ from ase_cg.errors import InputError
 from ase_cg.io import H5MDWriter
 from ase_cg.reference.builder import G_PER_CM3, pack_molecules
 from ase_cg.reference.lammps import (
+    CONSTRAINT_FIX,
     ENERGY_FROM_REAL,
     FORCE_FROM_REAL,
     VELOCITY_FROM_REAL,
+    constraint_commands,
     force_field_commands,
     gather_array,
     thermo_pressure,
@@ -143,7 +147,7 @@ def generate_reference(
     equilibration_ps: float = 20.0,
     production_ps: float = 20.0,
     stride: int = 100,
-    time_step_fs: float = 1.0,
+    time_step_fs: float | None = None,
     seed: int = 0,
     ranks: int = 1,
     progress: bool = True,
@@ -173,6 +177,7 @@ def generate_reference(
     stride : int
         Time steps between stored frames.
     time_step_fs : float, fs
+        Default: the template's (1 fs; 2 fs for rigid water).
     seed : int
         Makes the run reproducible (packing, velocities, thermostat; exact on one rank).
     ranks : int
@@ -208,7 +213,7 @@ def generate_reference(
         equilibration_ps=float(equilibration_ps),
         production_ps=float(production_ps),
         stride=int(stride),
-        time_step_fs=float(time_step_fs),
+        time_step_fs=float(template.time_step_fs if time_step_fs is None else time_step_fs),
         seed=int(seed),
         ranks=int(ranks),
     )
@@ -366,6 +371,7 @@ def simulate(
         temperature = settings.temperature
         damp = THERMOSTAT_DAMPING_FS
         lmp.commands_list(force_field_commands(data_file))
+        lmp.commands_list(constraint_commands(template))  # from the minimisation on
         lmp.commands_list(
             [
                 f"timestep {settings.time_step_fs}",
@@ -383,19 +389,29 @@ def simulate(
         total = n_equilibration * (2 if settings.npt else 1) + n_settle + n_production
         bar = tqdm(total=total, unit="step", disable=not (progress and rank == 0))
         runner = _Runner(lmp, bar, settings.time_step_fs)
+        constraints = constraint_commands(template)
 
-        runner.command("fix integrate all nve")
-        runner.command(
-            f"fix thermostat all langevin {temperature} {temperature} {damp} {seeds[1]} zero yes"
+        def fixes(*commands: str, box_changing: bool = False) -> None:
+            """Set fixes and (rigid templates) SHAKE again: after them (a thermostat's force
+            or velocity scaling before SHAKE breaks the constraints), but before a barostat
+            (LAMMPS requires it)."""
+            again = [f"unfix {CONSTRAINT_FIX}", *constraints] if constraints else []
+            for text in (*again, *commands) if box_changing else (*commands, *again):
+                runner.command(text)
+
+        fixes(
+            "fix integrate all nve",
+            f"fix thermostat all langevin {temperature} {temperature} {damp} {seeds[1]} zero yes",
         )
         runner.run(n_equilibration, EQUILIBRATION_CHUNK, "NVT equilibration")
         runner.command("unfix thermostat")
         runner.command("unfix integrate")
         if settings.npt:
             volumes: list[float] = []
-            runner.command(
+            fixes(
                 f"fix integrate all npt temp {temperature} {temperature} {damp} "
-                f"iso {settings.pressure} {settings.pressure} {BAROSTAT_DAMPING_FS}"
+                f"iso {settings.pressure} {settings.pressure} {BAROSTAT_DAMPING_FS}",
+                box_changing=True,
             )
             runner.run(
                 n_equilibration,
@@ -409,7 +425,7 @@ def simulate(
                 f"change_box all x final 0 {length!r} y final 0 {length!r} z final 0 {length!r} "
                 "remap units box"
             )
-        runner.command(f"fix integrate all nvt temp {temperature} {temperature} {damp}")
+        fixes(f"fix integrate all nvt temp {temperature} {temperature} {damp}")
         runner.run(n_settle, EQUILIBRATION_CHUNK, "NVT after NPT")
 
         n_molecules = settings.n_molecules
