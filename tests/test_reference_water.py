@@ -13,7 +13,13 @@ from ase import units
 from ase_cg.cli import main
 from ase_cg.errors import InputError
 from ase_cg.io import H5MDTrajectory
-from ase_cg.reference import MOLECULES, WATER, compute_energy_forces, write_lammps_data
+from ase_cg.reference import (
+    MOLECULES,
+    WATER,
+    compute_energy_forces,
+    generate_reference,
+    write_lammps_data,
+)
 from ase_cg.reference.builder import G_PER_CM3, pack_molecules
 from ase_cg.reference.forcefield import KCAL_PER_MOL
 from ase_cg.reference.lammps import constraint_commands
@@ -114,3 +120,19 @@ def test_pressure_re_evaluation_refuses_rigid_water(water_run: Path):
         add_reference_pressure(water_run, "water")
     with H5MDTrajectory(water_run) as trajectory:
         assert "pressure" in trajectory.observable_names
+
+
+def test_npt_water_keeps_shake_before_the_barostat(tmp_path: Path):
+    # LAMMPS refuses SHAKE defined after a box-changing fix; the molecules stay rigid through
+    # NPT, the box change and NVT
+    path = generate_reference(
+        "water", output=tmp_path / "npt.h5", n_molecules=N_MOLECULES, npt=True,
+        equilibration_ps=0.2, production_ps=0.08, stride=20, seed=2, progress=False,
+    )  # fmt: skip
+    with H5MDTrajectory(path) as trajectory:
+        positions, cells = trajectory.positions(), trajectory.cells()
+    lengths = np.diag(cells[0])
+    oh = positions[:, 1::3] - positions[:, 0::3]
+    r = np.linalg.norm(oh - lengths * np.round(oh / lengths), axis=-1)
+    assert np.abs(r - 1.0).max() < 1e-4
+    assert lengths[0] != pytest.approx(np.cbrt(N_MOLECULES * WATER.molar_mass / 0.997 / G_PER_CM3))
