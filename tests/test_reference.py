@@ -356,7 +356,7 @@ def test_propane_on_two_ranks(tmp_path: Path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"molecule": "water"}, "unknown molecule 'water'"),
+        ({"molecule": "benzene"}, "unknown molecule 'benzene'"),
         ({"stride": 0}, "stride must be >= 1"),
         ({"production_ps": 0.01, "stride": 100}, "gives no frame"),
         ({"n_molecules": 0}, "n_molecules must be >= 1"),
