@@ -1,6 +1,7 @@
 """SPC/E water reference: the rigid template, its LAMMPS deck (no dihedrals, SHAKE), and a tiny
 run that keeps every molecule rigid, at the right temperature for 6 degrees of freedom per
-molecule, with forces whose per-molecule sums are those of the potential."""
+molecule, with forces whose per-molecule sums are those of the potential; the shipped one-bead
+mapping and ``compare``'s local-order section on that run."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import numpy as np
 import pytest
 from ase import units
 
+from ase_cg.analysis import compare, tetrahedral_order
 from ase_cg.cli import main
 from ase_cg.errors import InputError
 from ase_cg.io import H5MDTrajectory
+from ase_cg.mapping import CGMapping
 from ase_cg.reference import (
     MOLECULES,
     WATER,
@@ -24,6 +27,7 @@ from ase_cg.reference.builder import G_PER_CM3, pack_molecules
 from ase_cg.reference.forcefield import KCAL_PER_MOL
 from ase_cg.reference.lammps import constraint_commands
 from ase_cg.reference.pressure import add_reference_pressure
+from ase_cg.trajectory import cg_trajectory
 
 N_MOLECULES = 64
 HOH = np.radians(109.47)
@@ -136,3 +140,23 @@ def test_npt_water_keeps_shake_before_the_barostat(tmp_path: Path):
     r = np.linalg.norm(oh - lengths * np.round(oh / lengths), axis=-1)
     assert np.abs(r - 1.0).max() < 1e-4
     assert lengths[0] != pytest.approx(np.cbrt(N_MOLECULES * WATER.molar_mass / 0.997 / G_PER_CM3))
+
+
+def test_one_bead_mapping_and_compare_report_local_order(water_run: Path, data_dir, tmp_path):
+    mapping = CGMapping.load(data_dir / "water_mapping.json")
+    with H5MDTrajectory(water_run) as trajectory:
+        atom_forces = trajectory.forces()
+        beads = cg_trajectory(trajectory, mapping)
+        frames = [beads[i] for i in range(len(beads))]
+    assert len(frames[0]) == N_MOLECULES
+    assert set(frames[0].arrays["bead-type"]) == {"W"}
+    np.testing.assert_allclose(frames[0].get_masses(), WATER.molar_mass)
+    # the bead force of a one-bead molecule is the molecule's total force
+    np.testing.assert_allclose(
+        frames[3].get_forces(), atom_forces[3].reshape(N_MOLECULES, 3, 3).sum(axis=1), atol=1e-6
+    )
+    metrics = compare(water_run, frames, mapping=mapping, output_dir=tmp_path / "report")
+    order = metrics["local_order"]
+    assert order["mean_q_difference"] == 0.0 and order["angle_max_abs_difference"] == 0.0
+    assert order["mean_q_reference"] == pytest.approx(tetrahedral_order(frames)[2], rel=1e-12)
+    assert (tmp_path / "report" / "local_order.png").exists()
