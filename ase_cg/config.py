@@ -100,3 +100,19 @@ def config_from_dict(values: dict, cls, *, source: str = "config", error=InputEr
             raise
         text = str(problem).removeprefix(f"invalid {cls.__name__}: ")
         raise error(f"{source}: invalid {cls.__name__}: {text}") from None
+
+
+def load_config(path: str | os.PathLike | None, cls, overrides: dict | None = None):
+    """Read a dataclass config from a YAML or TOML file; unknown keys are errors.
+
+    Parameters
+    ----------
+    path : YAML (``.yaml``/``.yml``) or TOML (``.toml``) file, or None for defaults
+    cls : dataclass type
+    overrides : dict, optional
+        Values that take precedence over the file's (e.g. from command-line flags); None
+        values are ignored.
+    """
+    values = read_config_file(path) if path is not None else {}
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return config_from_dict(values, cls, source=str(path or "config"))

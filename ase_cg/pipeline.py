@@ -27,14 +27,21 @@ from ase_cg._paths import check_output_not_input
 from ase_cg.calculator import CGCalculator
 from ase_cg.config import config_from_dict, read_config_file
 from ase_cg.errors import InputError
-from ase_cg.fitting import ClassicalConfig, fit_classical, plot_classical
+from ase_cg.fitting import (
+    ClassicalConfig,
+    ForceMatchingData,
+    TrainConfig,
+    fit_classical,
+    plot_classical,
+    train,
+    train_distributed,
+)
 from ase_cg.io import H5MDTrajectory, IncompleteTrajectoryWarning, read_h5md
 from ase_cg.mapping import CGMapping, map_trajectory
 from ase_cg.md import MDSummary, run_md
 from ase_cg.model import REFERENCE_STATE, load_model, reference_state, save_model
 from ase_cg.potentials.build import NeuralConfig, build_neural_model
 from ase_cg.start import build_cg_box, read_start, repeat_molecules
-from ase_cg.training import ForceMatchingData, TrainConfig, train, train_distributed
 from ase_cg.trajectory import is_cg, opened
 from lammps_interface.engine import run_cg_md
 

@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+from ase.calculators.fd import calculate_numerical_stress
 
 from ase_cg.calculator import CGCalculator
 from lammps_interface.deck import export
@@ -54,26 +54,20 @@ def check_forces(
 ) -> float:
     """Forces of ``atoms.calc`` against central differences of its energy.
 
-    Parameters
-    ----------
-    atoms : ase.Atoms
-        With a calculator attached.
-    indices : sequence of int, optional
-        Beads to displace (default all; finite differences cost 6 energies per bead).
-    eps : float, Å
-        Displacement.
-    rtol, atol : float
-        Tolerances (atol in eV/Å).
-
-    Returns
-    -------
-    float
-        Largest absolute deviation, eV/Å.
+    :func:`check_gradient` on the calculator's energy (``atoms`` must have a calculator; the
+    options and the returned largest deviation, eV/Å, are those of :func:`check_gradient`).
     """
-    indices = range(len(atoms)) if indices is None else list(indices)
-    forces = atoms.get_forces()[list(indices)]
-    numeric = calculate_numerical_forces(atoms, eps=eps, iatoms=list(indices))
-    return _deviation("forces vs finite differences", forces, numeric, rtol, atol)
+    forces = atoms.get_forces()
+    probe = atoms.copy()
+    probe.calc = atoms.calc
+
+    def energy(positions):
+        probe.positions = positions
+        return probe.get_potential_energy()
+
+    return check_gradient(
+        energy, atoms.positions, forces, indices=indices, eps=eps, rtol=rtol, atol=atol
+    )
 
 
 def check_stress(

@@ -20,7 +20,7 @@ Results go to ``bench/results/scale.json``; RELIABILITY.md quotes them.
 Usage: ``.venv/bin/python bench/bench_scale.py stream|lammps|all [--workdir DIR] [--gib 1.4]
 [--case tables|plugin] [--ranks 1 2 4]``.
 (DDP training on 2 processes is tested in
-``tests/test_pipeline.py::test_two_process_training_matches_one_process``.)
+``tests/integration/test_pipeline.py::test_two_process_training_matches_one_process``.)
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ def child_stream(path: str, mode: str) -> None:
     """One measurement in this (fresh) process; prints a JSON line with the peak RSS."""
     import torch
 
+    from ase_cg.fitting import ForceMatchingData, TrainConfig, train
     from ase_cg.mapping import CGMapping
-    from ase_cg.training import ForceMatchingData, TrainConfig, train
 
     torch.set_num_threads(1)
     mapping = CGMapping.load(ROOT / "data" / "ethane_mapping.json")

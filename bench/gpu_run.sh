@@ -77,11 +77,11 @@ stage plugin 180 "$VENV/bin/python" -c \
     "from lammps_interface.plugin import build_plugin; print(build_plugin())"
 stage bench 160 "$VENV/bin/python" bench/bench_gpu.py --gpu-steps 50 --output "$OUT/bench_gpu.json"
 # AOTInductor loading crashed the interpreter on the GPU machine: its test runs on its own
-aoti=tests/test_neural_export.py::test_aoti_package_equals_eager
+aoti=tests/lammps/test_neural_export.py::test_aoti_package_equals_eager
 stage tests 200 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -o addopts="-ra" \
-    --tb=short tests/test_cuda.py tests/test_lammps_plugin.py tests/test_neural_export.py \
-    tests/test_lammps_export.py tests/test_md_lammps.py --deselect "$aoti" \
-    "tests/test_mapping.py::test_pseudo_inverse_force_map_on_cuda" --junitxml="$OUT/pytest.xml"
+    --tb=short tests/lammps/test_cuda.py tests/lammps/test_lammps_plugin.py tests/lammps/test_neural_export.py \
+    tests/lammps/test_lammps_export.py tests/lammps/test_md_lammps.py --deselect "$aoti" \
+    "tests/unit/test_mapping.py::test_pseudo_inverse_force_map_on_cuda" --junitxml="$OUT/pytest.xml"
 stage aoti 60 "$VENV/bin/python" -X faulthandler -m pytest -q -p no:cacheprovider \
     -o addopts="-ra" --tb=short "$aoti"
 exit "$status"

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from ase_cg import _keys as K
+from ase_cg.fitting import TrainConfig
 from ase_cg.io import H5MDWriter
 from ase_cg.potentials import CGModel, EnergyTerm, SystemTopology, make_batch, register_term
 from ase_cg.potentials.base import pair_energies_to_beads
-from ase_cg.training import TrainConfig
 
 #: the data set's true parameters: ε (eV), σ (Å)
 TRUE_EPSILON, TRUE_SIGMA = 0.01, 3.0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _paths import DATA_DIR
 from hypothesis import settings
 
 # Property tests draw the same examples on every run (CI must not pass or fail by chance); run
@@ -13,9 +14,6 @@ from hypothesis import settings
 settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False, max_examples=500)
 settings.load_profile("repeatable")
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO_ROOT / "data"
 
 
 @pytest.fixture(autouse=True)

@@ -517,79 +517,42 @@ def summary_section(metrics, inputs) -> Section:
         return f"{mean:.{digits}g} ± {std if std > 1e-9 * abs(mean) else 0.0:.2g}"
 
     summary_rows = []
+
+    def row(quantity, reference, cg, metric, value):
+        summary_rows.append([quantity, reference, cg, metric, value])
+
     for key, v in metrics["rdf"].items():
-        peaks = [v[f"first_peak_{s}"] for s in ("reference", "cg")]
-        summary_rows.append(
-            [f"RDF {key}: first peak r (Å), g"]
-            + [f"{p['r_A']:.3g} Å, {p['g']:.3g}" for p in peaks]
-            + ["max |Δg|", v["max_abs_difference"]]
-        )
+        peaks = [f"{v[f'first_peak_{s}']['r_A']:.3g} Å, {v[f'first_peak_{s}']['g']:.3g}"
+                 for s in ("reference", "cg")]  # fmt: skip
+        row(f"RDF {key}: first peak r (Å), g", *peaks, "max |Δg|", v["max_abs_difference"])
     for kind, _, _ in BONDED:
         unit = BONDED_LABEL[kind][0].split("(")[-1].rstrip(")")
         for key, v in metrics[kind].items():
             if "jensen_shannon" in v:
-                summary_rows.append(
-                    [
-                        f"{kind[:-1]} {key} ({unit})",
-                        pm(v["mean_reference"], v["std_reference"]),
-                        pm(v["mean_cg"], v["std_cg"]),
-                        "JS divergence (nats)",
-                        v["jensen_shannon"],
-                    ]
-                )
+                row(f"{kind[:-1]} {key} ({unit})", pm(v["mean_reference"], v["std_reference"]),
+                    pm(v["mean_cg"], v["std_cg"]), "JS divergence (nats)",
+                    v["jensen_shannon"])  # fmt: skip
     d = metrics["density"]
-    summary_rows.append(
-        [
-            "density (g/cm³)",
-            pm(d["reference_g_cm3"], d["reference_std_g_cm3"]),
-            pm(d["cg_g_cm3"], d["cg_std_g_cm3"]),
-            "CG/AA − 1",
-            d["relative_difference"],
-        ]
-    )
+    row("density (g/cm³)", pm(d["reference_g_cm3"], d["reference_std_g_cm3"]),
+        pm(d["cg_g_cm3"], d["cg_std_g_cm3"]), "CG/AA − 1", d["relative_difference"])  # fmt: skip
     lo = metrics["local_order"]
     if "skipped" not in lo:
         if lo["angle_max_abs_difference"] is not None:
-            summary_rows.append(
-                [
-                    f"neighbour angle within {lo['shell_cutoff_A']:.3g} Å (°), mean",
-                    f"{lo['mean_angle_reference']:.4g}",
-                    f"{lo['mean_angle_cg']:.4g}",
-                    "max |Δp| (1/°)",
-                    lo["angle_max_abs_difference"],
-                ]
-            )
-        summary_rows.append(
-            [
-                "tetrahedral order q",
-                pm(lo["mean_q_reference"], lo["std_q_reference"]),
-                pm(lo["mean_q_cg"], lo["std_q_cg"]),
-                "Δ mean q (CG − AA)",
-                lo["mean_q_difference"],
-            ]
-        )
-    if "cg_bar" in metrics["pressure"]:
-        pr = metrics["pressure"]
-        summary_rows.append(
-            [
-                "pressure (bar)",
-                pm(pr["reference_bar"], pr["reference_error_bar"]),
-                pm(pr["cg_bar"], pr["cg_error_bar"]),
-                "CG − AA (bar)",
-                pr["difference_bar"],
-            ]
-        )
-    if "ratio" in metrics["diffusion"]:
-        dm = metrics["diffusion"]
-        summary_rows.append(
-            [
-                "D (cm²/s)",
-                f"{dm['reference_cm2_s']:.3e}",
-                f"{dm['cg_cm2_s']:.3e}",
-                "D_CG / D_AA",
-                dm["ratio"],
-            ]
-        )
+            row(f"neighbour angle within {lo['shell_cutoff_A']:.3g} Å (°), mean",
+                f"{lo['mean_angle_reference']:.4g}", f"{lo['mean_angle_cg']:.4g}",
+                "max |Δp| (1/°)", lo["angle_max_abs_difference"])  # fmt: skip
+        row("tetrahedral order q", pm(lo["mean_q_reference"], lo["std_q_reference"]),
+            pm(lo["mean_q_cg"], lo["std_q_cg"]), "Δ mean q (CG − AA)",
+            lo["mean_q_difference"])  # fmt: skip
+    pr = metrics["pressure"]
+    if "cg_bar" in pr:
+        row("pressure (bar)", pm(pr["reference_bar"], pr["reference_error_bar"]),
+            pm(pr["cg_bar"], pr["cg_error_bar"]), "CG − AA (bar)",
+            pr["difference_bar"])  # fmt: skip
+    dm = metrics["diffusion"]
+    if "ratio" in dm:
+        row("D (cm²/s)", f"{dm['reference_cm2_s']:.3e}", f"{dm['cg_cm2_s']:.3e}", "D_CG / D_AA",
+            dm["ratio"])  # fmt: skip
     input_rows = [
         [
             AA_LABEL if s == "reference" else CG_LABEL,

@@ -1,4 +1,5 @@
-"""Settings and errors of the classical force-matching fit (:class:`ClassicalConfig`)."""
+"""Settings of force matching: the classical linear fit (:class:`ClassicalConfig`, errors
+:class:`FitError`) and gradient training (:class:`TrainConfig`)."""
 
 from __future__ import annotations
 
@@ -139,3 +140,59 @@ class ClassicalConfig:
         """JSON-able dict (tuples as lists)."""
         out = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a force-matching run (loadable from YAML/TOML with
+    :func:`ase_cg.config.load_config`)."""
+
+    epochs: int = 20
+    """Passes over the training frames."""
+    batch_frames: int = 4
+    """Frames per optimiser step (split across processes when data-parallel)."""
+    learning_rate: float = 1e-3
+    """Initial Adam learning rate."""
+    lr_factor: float = 0.5
+    """Factor applied to the learning rate when the validation loss stops improving."""
+    lr_patience: int = 2
+    """Epochs without improvement before the learning rate is reduced."""
+    early_stopping: int = 6
+    """Stop after this many epochs without a new best validation loss (0: never)."""
+    validation_fraction: float = 0.2
+    """Fraction of the frames, taken as the last time block, held out for validation."""
+    frame_stride: int = 1
+    """Use every n-th frame of the file (neighbouring frames are strongly correlated)."""
+    max_frames: int | None = None
+    """Use at most this many frames (after the stride); None: all."""
+    dtype: str = "float32"
+    """Floating-point type of the model while training: ``float32`` or ``float64``."""
+    device: str = "cpu"
+    """``cpu`` or ``cuda`` (``cuda:N``)."""
+    seed: int = 0
+    """Seed of the frame order (and of any stochastic model initialisation done by callers)."""
+    checkpoint_every: int = 50
+    """Write a checkpoint every this many optimiser steps (and at each epoch end)."""
+    grad_clip: float | None = 10.0
+    """Clip the gradient norm to this value; None: no clipping."""
+    progress: bool = True
+    """Show a progress bar with loss and frames/s."""
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} = {getattr(self, name)!r} must be >= 1"
+            for name in ("batch_frames", "frame_stride", "checkpoint_every")
+            if not getattr(self, name) >= 1
+        ]
+        if not self.epochs >= 0:  # 0: build and save the initial model only
+            problems.append(f"epochs = {self.epochs!r} must be >= 0")
+        if self.max_frames is not None and not self.max_frames >= 1:
+            problems.append(f"max_frames = {self.max_frames!r} must be >= 1 (or None: all)")
+        if not self.learning_rate > 0:
+            problems.append(f"learning_rate = {self.learning_rate!r} must be > 0")
+        if not 0 <= self.validation_fraction < 1:
+            problems.append(f"validation_fraction = {self.validation_fraction!r} must be in [0, 1)")
+        if self.dtype not in ("float32", "float64"):
+            problems.append(f"dtype = {self.dtype!r} must be 'float32' or 'float64'")
+        if problems:
+            raise InputError("invalid TrainConfig: " + "; ".join(problems))

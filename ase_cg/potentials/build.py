@@ -1,7 +1,7 @@
 """Build a neural CG model from mapped data: a fitted physical prior plus an untrained SchNet.
 
 The prior keeps CG MD stable where the training data never went; the SchNet term learns the
-rest by force matching (:mod:`ase_cg.training`). From the mapped reference trajectory:
+rest by force matching (:mod:`ase_cg.fitting.gradient`). From the mapped reference trajectory:
 
 * bonds: for each pair of bead types, Boltzmann inversion of a Gaussian fitted to the bond
   lengths, ``k = k_B T / var(r)``, ``r0 = mean(r)`` (:class:`HarmonicBonds`);

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ase_cg.fitting import ForceMatchingData, TrainConfig, train
 from ase_cg.io import H5MDWriter
 from ase_cg.potentials import CGModel
-from ase_cg.training import ForceMatchingData, TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared _lj module
 from _lj import LearnableLJ, lj_train_config, write_lj_dataset  # noqa: E402
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> None:
         save_model(model, path)
         print("saved", flush=True)
     elif command == "ddp":
-        from ase_cg.training import train_distributed
+        from ase_cg.fitting import train_distributed
 
         model_path, data_path, output, epochs = args
         train_distributed(model_path, data_path, output, train_config(int(epochs)), world_size=2)

@@ -4,7 +4,7 @@ Every input, however damaged, either loads or raises one of the documented excep
 (:class:`~ase_cg.errors.InputError` and its subclasses ``MappingFileError`` and
 ``ModelFileError``, all ``ValueError``) with a message naming the file; nothing else escapes.
 A model file carrying a pickled object is refused without running it.
-(The H5MD reader is fuzzed in ``tests/test_io_errors.py``.)
+(The H5MD reader is fuzzed in ``tests/unit/test_io_errors.py``.)
 
 The sweep found exceptions that escaped (TypeError, AttributeError, UnicodeDecodeError, errors
 not naming the file); they are fixed, and a test for each case below keeps them fixed.
@@ -21,18 +21,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from _paths import DATA_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ase_cg.config import load_config
 from ase_cg.errors import InputError
+from ase_cg.fitting import TrainConfig
 from ase_cg.mapping import CGMapping
 from ase_cg.model import ModelFileError, load_model, save_model
 from ase_cg.pipeline import _config_sections
 from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion
 from ase_cg.potentials.neural import NeuralPotential
-from ase_cg.training import load_config
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = DATA_DIR
 FUZZ = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -46,6 +48,11 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
     max_leaves=8,
 )
+
+
+def load_train_config(path):
+    """A :class:`TrainConfig` from a YAML/TOML file (the trainer's config reader)."""
+    return load_config(path, TrainConfig)
 
 
 def tree_paths(tree, prefix=()):
@@ -277,7 +284,7 @@ config_values = st.dictionaries(
 
 
 def parse_or_refuse(path: Path) -> None:
-    for parse in (load_config, _config_sections):
+    for parse in (load_train_config, _config_sections):
         try:
             parse(path)
         except (InputError, FileNotFoundError) as error:
@@ -303,7 +310,7 @@ def test_fuzz_config_keys_and_values(tmp_path, values):
     parse_or_refuse(path)
 
 
-@pytest.mark.parametrize("parse", [load_config, _config_sections], ids=["train", "sections"])
+@pytest.mark.parametrize("parse", [load_train_config, _config_sections], ids=["train", "sections"])
 def test_non_string_config_keys_raise_input_error(tmp_path, parse):
     path = tmp_path / "keys.yaml"
     path.write_text("1: 2\nlearning_rat: 3\n")
@@ -315,12 +322,12 @@ def test_unparsable_config_files_name_the_file(tmp_path):
     for name, text in (("a.yaml", "epochs: [1\n"), ("b.yaml", "{[1]: 2}"), ("c.toml", "x = \n")):
         path = tmp_path / name
         path.write_text(text)
-        for parse in (load_config, _config_sections):
+        for parse in (load_train_config, _config_sections):
             with pytest.raises(InputError, match=name):
                 parse(path)
 
 
 def test_missing_config_file_is_file_not_found(tmp_path):
-    for parse in (load_config, _config_sections):
+    for parse in (load_train_config, _config_sections):
         with pytest.raises(FileNotFoundError):
             parse(tmp_path / "nope.yaml")

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from _paths import DATA_DIR
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -27,7 +28,7 @@ from ase_cg.model import load_model, save_model
 from ase_cg.potentials import CGModel
 from ase_cg.potentials.neural import NeuralPotential
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = DATA_DIR
 
 
 @pytest.fixture(scope="module")

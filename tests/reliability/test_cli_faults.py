@@ -9,10 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _paths import DATA_DIR
 
 from ase_cg.cli import main
 from ase_cg.commands import info
@@ -27,7 +27,7 @@ from ase_cg.md import build_cg_box
 from ase_cg.model import load_model
 from lammps_interface import export
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = DATA_DIR
 
 
 def test_classical_train_uses_max_frames_and_frame_stride(tmp_path, capsys):

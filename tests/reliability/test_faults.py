@@ -20,10 +20,10 @@ import pytest
 import torch
 
 from ase_cg.errors import InputError
+from ase_cg.fitting import CHECKPOINT_NAME, ForceMatchingData, train
 from ase_cg.io import H5MDTrajectory, H5MDWriter
 from ase_cg.model import ModelFileError, load_model, save_model
 from ase_cg.potentials import CGModel
-from ase_cg.training import CHECKPOINT_NAME, ForceMatchingData, train
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -187,8 +187,8 @@ def test_data_parallel_training_killed_resumes_exactly(tmp_path):
     """SIGKILL to every process of a 2-process run; resuming equals an uninterrupted run."""
     import os
 
+    from ase_cg.fitting import train_distributed
     from ase_cg.potentials.neural import NeuralPotential
-    from ase_cg.training import train_distributed
 
     data_path, initial = tmp_path / "cg.h5", tmp_path / "initial.pt"
     _worker.write_data(data_path)

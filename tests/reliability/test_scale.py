@@ -2,7 +2,7 @@
 
 The full-size numbers (1.4 GiB file, 100 000 beads) come from ``bench/bench_scale.py`` and are
 in RELIABILITY.md; DDP training on 2 processes is
-``tests/test_pipeline.py::test_two_process_training_matches_one_process``.
+``tests/integration/test_pipeline.py::test_two_process_training_matches_one_process``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 spec = importlib.util.spec_from_file_location("bench_scale", ROOT / "bench" / "bench_scale.py")
 bench_scale = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench_scale)

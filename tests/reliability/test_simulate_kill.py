@@ -21,12 +21,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from _paths import REPO_ROOT
 
 from ase_cg.cli import main
 from ase_cg.io import H5MDTrajectory, IncompleteTrajectoryWarning
 from ase_cg.model import save_model
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 INTERVAL = 10
 RUN = ["--n-molecules", "8", "--density", "0.3", "--time-step", "1", "--seed", "1"]
 

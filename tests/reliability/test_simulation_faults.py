@@ -1,8 +1,8 @@
 """Exploding CG MD in LAMMPS: the run stops with an error, the frames written so far are usable.
 
-(The ASE engine's blow-ups — huge time step, overlapping beads, non-finite values — are tested
-in ``tests/test_md.py``: ``MDBlowUpError`` names the step and the bead, and the H5MD written so
-far holds every frame before the failure.)
+(The ASE engine's blow-ups — huge time step, overlapping beads, non-finite values — are
+tested in ``tests/integration/test_md.py``: ``MDBlowUpError`` names the step and the bead, and
+the H5MD written so far holds every frame before the failure.)
 """
 
 from __future__ import annotations

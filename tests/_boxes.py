@@ -1,4 +1,4 @@
-"""Small atomistic boxes for the mapping tests (imported by tests/test_mapping*.py)."""
+"""Small atomistic boxes for the mapping tests (ethane, propane, butane groups, permutations)."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _chains import CHAIN_CONFIG, chain_liquid, random_chain_model
 from _dimers import EPSILON, K_BOND, LJ_CUTOFF, R0_BOND, SIGMA, TEMPERATURE, simulate_dimers
-from test_classical import CHAIN_CONFIG, chain_liquid, random_chain_model
 
 from ase_cg import _keys as K
 from ase_cg.fitting import (

@@ -11,13 +11,13 @@ from ase_cg import _keys as K
 from ase_cg.analysis import density
 from ase_cg.cli import main
 from ase_cg.errors import InputError
+from ase_cg.fitting import ForceMatchingData, TrainConfig, train, train_distributed
 from ase_cg.io import H5MDTrajectory, read_h5md
 from ase_cg.mapping import CGMapping, map_trajectory
 from ase_cg.model import load_model, reference_state
 from ase_cg.pipeline import cg_temperature, train_model
 from ase_cg.potentials import make_batch
 from ase_cg.reference import generate_reference
-from ase_cg.training import ForceMatchingData, TrainConfig, train, train_distributed
 
 SMALL_NEURAL = {
     "n_atom_basis": 8,

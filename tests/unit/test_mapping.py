@@ -5,10 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse
-from ase.build import molecule
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from test_mapping_helpers import (
+from _boxes import (
     BUTANE_GROUPS,
     ETHANE_GROUPS,
     PROPANE_GROUPS,
@@ -16,6 +13,9 @@ from test_mapping_helpers import (
     molecule_box,
     permuted,
 )
+from ase.build import molecule
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ase_cg.mapping import (
     CGMapping,

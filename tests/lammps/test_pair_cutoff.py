@@ -8,11 +8,10 @@ function m is exactly zero beyond knot m + 1; the force-shifted repulsion
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from _paths import DATA_DIR
 
 from ase_cg.calculator import CGCalculator
 from ase_cg.errors import InputError
@@ -24,7 +23,7 @@ from lammps_interface import export
 from lammps_interface.run import evaluate
 from lammps_interface.tables import pair_force_range
 
-ETHANE = CGMapping.load(Path(__file__).resolve().parents[1] / "data" / "ethane_mapping.json")
+ETHANE = CGMapping.load(DATA_DIR / "ethane_mapping.json")
 SPACING = 0.01
 
 
@@ -114,7 +113,7 @@ def test_cli_exports_the_shipped_model_with_auto_cutoff(tmp_path):
     from ase_cg.cli import main
     from ase_cg.model import load_model
 
-    model_path = Path(__file__).resolve().parents[1] / "data" / "ethane_classical.pt"
+    model_path = DATA_DIR / "ethane_classical.pt"
     argv = ["export-lammps", str(model_path), str(tmp_path), "--n-molecules", "32"]
     argv += ["--density", "0.5495", "--pair-cutoff", "auto", "--pair-table-style", "linear"]
     assert main(argv) == 0

@@ -17,11 +17,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _paths import REPO_ROOT
 
 from ase_cg import shipped_data
 from ase_cg.shipped import DATA_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 SHIPPED = ("ethane_aa.h5", "ethane_mapping.json", "ethane_classical.pt", "ethane_neural.pt")
 MAX_WHEEL_BYTES = 20_000_000
 

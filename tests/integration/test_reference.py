@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from _paths import DATA_DIR
 from ase import units
 
 from ase_cg.cli import main
@@ -31,7 +32,7 @@ from ase_cg.reference import (
 from ase_cg.reference.builder import G_PER_CM3
 from ase_cg.reference.forcefield import KCAL_PER_MOL
 
-SHIPPED = Path(__file__).resolve().parents[1] / "data" / "ethane_aa.h5"
+SHIPPED = DATA_DIR / "ethane_aa.h5"
 
 
 # -- helpers -------------------------------------------------------------------------------

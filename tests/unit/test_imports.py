@@ -17,7 +17,9 @@ import ast
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 PACKAGES = ("ase_cg", "lammps_interface")
 
 

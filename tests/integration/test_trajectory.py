@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _paths import TEST_DATA
 from ase.units import kcal, mol
 
 from ase_cg.errors import InputError
@@ -22,7 +23,7 @@ from ase_cg.trajectory import (
     open_trajectory,
 )
 
-HERE = Path(__file__).parent / "data"
+HERE = TEST_DATA
 EV_PER_KCAL_MOL = kcal / mol
 
 

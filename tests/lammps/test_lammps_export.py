@@ -7,11 +7,10 @@ molecule with angle and dihedral tables. LAMMPS runs in subprocesses.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from _paths import DATA_DIR
 from ase import Atoms
 
 from ase_cg.errors import InputError
@@ -26,7 +25,7 @@ from lammps_interface import export
 from lammps_interface.run import evaluate, run_deck
 from lammps_interface.units import EV_TO_KCAL_PER_MOL
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = DATA_DIR
 
 ETHANE = CGMapping.load(DATA / "ethane_mapping.json")
 

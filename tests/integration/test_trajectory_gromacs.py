@@ -7,11 +7,10 @@ frames.  No GROMACS is needed to run these tests.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from _paths import TEST_DATA
 
 from ase_cg import _keys as K
 from ase_cg.errors import InputError
@@ -27,7 +26,7 @@ from ase_cg.trajectory import (
     open_trajectory,
 )
 
-HERE = Path(__file__).parent / "data"
+HERE = TEST_DATA
 TPR, TRR = HERE / "ethane_gmx.tpr", HERE / "ethane_gmx.trr"
 N_FRAMES, N_ATOMS = 16, 512
 EV_PER_KJ_MOL = 1.0 / 96.48533212331

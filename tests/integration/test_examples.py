@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _paths import REPO_ROOT
 from ase.io import read
 
 from ase_cg._lammps import lammps_subprocess_env
 from ase_cg.io import H5MDTrajectory
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = REPO_ROOT / "examples"
 
 
 def run_example(*args, cwd, timeout=600) -> str:

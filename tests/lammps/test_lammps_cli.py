@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from _paths import DATA_DIR
 
 from ase_cg.cli import main
 from ase_cg.io import read_h5md
@@ -11,7 +11,7 @@ from ase_cg.model import save_model
 from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion
 from lammps_interface.plugin import PLUGIN_FILE
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = DATA_DIR
 
 
 def test_export_then_run(tmp_path, capsys):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _boxes import ethane_mapping, molecule_box
 from ase.build import molecule
-from test_mapping_helpers import ethane_mapping, molecule_box
 
 from ase_cg.cli import main
 from ase_cg.io import H5MDTrajectory, H5MDWriter, read_h5md

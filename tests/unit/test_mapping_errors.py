@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from _boxes import ETHANE_GROUPS, ethane_mapping, molecule_box
 from ase import Atoms
 from ase.build import molecule
-from test_mapping_helpers import ETHANE_GROUPS, ethane_mapping, molecule_box
 
 from ase_cg.errors import InputError
 from ase_cg.mapping import CGMapping, MappingError, MappingFileError

@@ -7,18 +7,18 @@ import pytest
 import torch
 from _lj import LearnableLJ, lj_train_config, write_lj_dataset
 
+from ase_cg.config import load_config
 from ase_cg.errors import InputError
-from ase_cg.io import H5MDWriter
-from ase_cg.potentials import CGModel
-from ase_cg.training import (
+from ase_cg.fitting import (
     ForceMatchingData,
     TrainConfig,
     TrainingDiverged,
     evaluate,
-    load_config,
     split_frames,
     train,
 )
+from ase_cg.io import H5MDWriter
+from ase_cg.potentials import CGModel
 
 
 def lj_force(epsilon, sigma, r):
@@ -95,10 +95,10 @@ def test_unknown_config_keys_are_errors(tmp_path):
     path = tmp_path / "train.yaml"
     path.write_text("epochs: 3\nlearning_rat: 0.1\n")
     with pytest.raises(InputError, match="learning_rat"):
-        load_config(path)
-    assert load_config(None).epochs == TrainConfig().epochs
+        load_config(path, TrainConfig)
+    assert load_config(None, TrainConfig).epochs == TrainConfig().epochs
     (tmp_path / "t.toml").write_text("epochs = 3\n")
-    assert load_config(tmp_path / "t.toml", overrides={"seed": 7}).seed == 7
+    assert load_config(tmp_path / "t.toml", TrainConfig, overrides={"seed": 7}).seed == 7
 
 
 def test_time_block_split_keeps_validation_last():

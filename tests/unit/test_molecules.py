@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _boxes import molecule_box
 from ase import Atoms
 from ase.build import molecule
-from test_mapping_helpers import molecule_box
 
 from ase_cg.molecules import (
     MoleculeError,
