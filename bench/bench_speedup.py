@@ -14,10 +14,13 @@ For ``--molecules`` ethane molecules on ``--cores`` cores, measured one after th
     (``bench/bench_timestep.py``);
 
   the table cases run on ``--cores`` MPI ranks;
-  - ``plugin 2 fs``: ``data/ethane_neural.pt`` (SchNet 2 interactions × 32 features, 7 Å, plus a
-    repulsion table and a bond) in the cgtorch plugin, float32, ``--cores`` MPI ranks of one
-    LibTorch thread (faster than one rank of several threads on this kind of machine);
-  - ``plugin SHAKE``: the same, bond constrained, at its largest stable time step.
+  - ``plugin 2 fs``: ``data/ethane_neural.pt`` (SchNet 2 interactions × 32 features, 7 Å, plus
+    pair tables and a bond) in the cgtorch plugin, float32, filters read from the export's
+    tables (0.002 Å), ``--cores`` MPI ranks of one LibTorch thread (faster than one rank of
+    several threads on this kind of machine);
+  - ``plugin SHAKE``: the same, bond constrained, at its largest stable time step;
+  - ``plugin SHAKE, exact filters``: the same with the filter networks evaluated
+    (``neural_filter_spacing=None``), to show what the tables gain.
 
 Each case runs ``--repeat`` times (best kept). ns/day is per simulated time; the ratio is against
 the fastest all-atom run of this same invocation. Prints a markdown table and writes
@@ -89,6 +92,17 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
                 constrain=True,
                 ranks=cores,
                 export_options=neural,
+            ),
+            60,
+        ),
+        (
+            Case(
+                f"CG SchNet plugin 2×32, SHAKE, {plugin_shake:g} fs, exact filters",
+                str(NEURAL),
+                plugin_shake,
+                constrain=True,
+                ranks=cores,
+                export_options={**neural, "neural_filter_spacing": None},
             ),
             60,
         ),

@@ -23,7 +23,7 @@ from ase_cg.start import build_cg_box, read_start
 from lammps_interface.plugin import build_plugin
 from lammps_interface.run import DATA_FILE, DUMP_FILE
 from lammps_interface.tables import ARITY, pair_force_range, tabulate_terms, write_table_file
-from lammps_interface.torchscript import write_neural_term
+from lammps_interface.torchscript import FILTER_SPACING, write_neural_term
 from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL, FS_TO_ASE_TIME
 
 #: eV/Å, default force below which ``export(pair_cutoff="auto")`` takes the pair force as zero
@@ -174,6 +174,7 @@ def export(
     table_inner: float = 0.5,
     neural_dtype: torch.dtype | None = None,
     neural_device: str = "auto",
+    neural_filter_spacing: float | None = FILTER_SPACING,
     skin: float = 2.0,
     pair_cutoff: float | str | None = None,
     pair_force_tolerance: float = PAIR_FORCE_TOLERANCE,
@@ -224,6 +225,10 @@ def export(
     neural_device : {"auto", "cpu", "cuda"}, default "auto"
         Where the plugin runs the many-body term: ``auto`` takes a GPU when torch sees one
         (ranks on a node share its GPUs round-robin), else the CPU.
+    neural_filter_spacing : float or None, default 0.002
+        Å, grid spacing of the tables the plugin reads each interaction's filter from
+        (:class:`~ase_cg.potentials.neural.FilterTable`: errors O(h²), 5e-6 of the largest
+        force at 0.002 Å for the shipped ethane model); None or 0 evaluates the filter networks.
     skin : float, default 2.0
         Å, neighbour skin (``neighbor`` command); the ghost shell is the cutoff + skin.
     pair_cutoff : float or "auto", optional
@@ -352,7 +357,10 @@ def export(
     excluded = " ".join(f"{f:.1f}" for f in exclusion)
     if manybody is not None:
         outputs["neural"] = directory / NEURAL_FILE
-        write_neural_term(manybody, outputs["neural"], list(names), dtype=neural_dtype)
+        write_neural_term(
+            manybody, outputs["neural"], list(names), dtype=neural_dtype,
+            filter_spacing=neural_filter_spacing,
+        )  # fmt: skip
         build_plugin()  # cached; `lmp -in in.cg` finds it through the entry point
     if terms["pair"] and manybody is not None:
         # A global special factor of exactly 0 drops the pair from the neighbour list (the

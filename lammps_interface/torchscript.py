@@ -61,6 +61,9 @@ METADATA_FILE = "cgtorch.json"
 #: ``format`` and ``version`` of that metadata
 METADATA_FORMAT = "ase_cg.cgtorch"
 METADATA_VERSION = 2
+#: default grid spacing (Å) of the filter tables of exported SchNet terms
+#: (:class:`~ase_cg.potentials.neural.FilterTable`; None or 0 evaluates the filter networks)
+FILTER_SPACING = 0.002
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 #: the methods ``pair_style cgtorch`` calls (``torch.jit.export`` them)
@@ -163,6 +166,7 @@ def write_neural_term(
     bead_type_names: list[str],
     *,
     dtype: torch.dtype | None = None,
+    filter_spacing: float | None = FILTER_SPACING,
 ) -> Path:
     """Write a SchNet term (its :meth:`~NeuralPotential.lammps_module`) for the plugin.
 
@@ -175,8 +179,12 @@ def write_neural_term(
         One name per bead type of the term, in index order (the CGModel's).
     dtype : torch.float32 or torch.float64, optional
         Weights' dtype in the file; default the term's.
+    filter_spacing : float or None, Å
+        Grid spacing of the filter tables the plugin reads instead of evaluating each
+        interaction's filter network (:class:`~ase_cg.potentials.neural.FilterTable`); None or
+        0: the networks themselves (exact, slower).
     """
-    module = term.lammps_module()
+    module = term.lammps_module(filter_spacing or None)
     if len(bead_type_names) != term.n_types:
         raise InputError(
             f"bead_type_names {list(bead_type_names)!r}: the term has {term.n_types} bead types; "

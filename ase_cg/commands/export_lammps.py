@@ -43,6 +43,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="precision of the exported many-body term (default: the model's)",
     )
     parser.add_argument(
+        "--neural-filter-spacing",
+        type=_args.nonnegative_float,
+        default=None,
+        help="grid spacing (Å) of the tables the plugin reads the SchNet filters from (default "
+        "0.002, errors 5e-6 of the largest force); 0: evaluate the filter networks (exact, "
+        "slower)",
+    )
+    parser.add_argument(
         "--skin", type=_args.nonnegative_float, default=2.0, help="neighbour skin, Å"
     )
     parser.add_argument(
@@ -101,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         export_lammps,
     )
     from lammps_interface.run import DATA_FILE
+    from lammps_interface.torchscript import FILTER_SPACING
 
     names = [DECK_FILE, NEURAL_FILE, SYSTEM_FILE, DATA_FILE, *TABLE_FILES.values()]
     check_output_folder(args.directory, [args.model, args.start], names, option="directory")
@@ -115,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
         table_points=args.table_points,
         table_inner=args.table_inner,
         neural_dtype=None if args.neural_dtype is None else getattr(torch, args.neural_dtype),
+        neural_filter_spacing=(
+            FILTER_SPACING if args.neural_filter_spacing is None else args.neural_filter_spacing
+        ),
         skin=args.skin,
         pair_cutoff=args.pair_cutoff,
         pair_force_tolerance=args.pair_force_tolerance,

@@ -27,7 +27,11 @@ data-dependent Python numbers, so it scripts (TorchScript) and exports (``torch.
 
 For the LAMMPS plugin (``pair_style cgtorch``), :meth:`NeuralPotential.lammps_module` gives the
 network with the plugin's layer-by-layer methods; :mod:`lammps_interface.torchscript` writes it
-(and :func:`lammps_interface.torchscript.export_aoti` compiles it ahead of time).
+(and :func:`lammps_interface.torchscript.export_aoti` compiles it ahead of time). By default the
+exported module reads each interaction's filter from a :class:`FilterTable` (W and dW/dr on a
+0.002 Å grid: forces within a few 1e-6 of the network's) instead of evaluating the Gaussian
+basis and the filter network on every pair, which takes the plugin from 32 to 55 ns/day on one
+core for the shipped ethane model (BENCHMARKS.md).
 
 Bead-type embeddings: schnetpack embeds by atomic number (a 100-row table); here the table has
 one row per bead type. :meth:`NeuralPotential.from_schnetpack` copies row ``type_map[t]`` of
@@ -111,7 +115,16 @@ class SchNetInteraction(nn.Module):
         pair_i, pair_j : (n_pairs,) int64
             Undirected pairs (each once).
         """
-        filters = self.filter2(shifted_softplus(self.filter1(basis))) * envelope.unsqueeze(1)
+        return self.aggregate_filtered(x, self.filters(basis, envelope), pair_i, pair_j)
+
+    def filters(self, basis: Tensor, envelope: Tensor) -> Tensor:
+        """The continuous filters W (n_pairs, n_filters) of the pairs, envelope included."""
+        return self.filter2(shifted_softplus(self.filter1(basis))) * envelope.unsqueeze(1)
+
+    def aggregate_filtered(
+        self, x: Tensor, filters: Tensor, pair_i: Tensor, pair_j: Tensor
+    ) -> Tensor:
+        """:meth:`aggregate` from the pairs' filters (n_pairs, n_filters)."""
         h = self.in2f(x)
         aggregated = torch.zeros(h.shape[0], h.shape[1], dtype=h.dtype, device=h.device)
         aggregated = aggregated.index_add(0, pair_i, h.index_select(0, pair_j) * filters)
@@ -218,6 +231,70 @@ class SchNetEnergy(nn.Module):
         return self.head(x).squeeze(1) + self.type_energy_shift.index_select(0, bead_types)
 
 
+class FilterTable(nn.Module):
+    """One interaction's filter W(r) (envelope included) tabulated on a uniform grid in r.
+
+    The filter network depends on the distance alone, so at run time it can be read from a
+    table: W by linear interpolation between the grid values, and dW/dr by linear interpolation
+    between the exact derivatives at the grid points (taken by autograd of the network in
+    float64 when the table is built). The derivative table, not the slope of the interpolated W,
+    is what autograd sees (``W = lerp(W).detach() + (r − r.detach()) · lerp(dW/dr)``), so forces
+    are continuous and accurate to O(h²) like LAMMPS's own tables; so is the energy. Per pair
+    and layer it replaces the Gaussian basis, two dense layers and the softplus by one row
+    gather and two multiply-adds.
+
+    Parameters
+    ----------
+    network : SchNetEnergy
+    layer : int
+        The interaction whose filter is tabulated.
+    spacing : float, Å
+        Largest grid spacing h (errors: h²/8 times the largest second derivative of W, in W;
+        h²/8 times the third, in dW/dr).
+    """
+
+    def __init__(self, network: SchNetEnergy, layer: int, spacing: float) -> None:
+        super().__init__()
+        if not spacing > 0:
+            raise InputError(f"filter table spacing must be > 0 Å, got {spacing!r}")
+        n_cells = int(math.ceil(network.cutoff / spacing))
+        self.spacing = float(network.cutoff / n_cells)
+        self.cutoff = network.cutoff
+        self.n_cells = n_cells
+        exact = copy.deepcopy(network).double()
+        distances = torch.arange(n_cells + 1, dtype=torch.float64) * self.spacing
+        with torch.enable_grad():
+            distances.requires_grad_(True)
+            vectors = torch.stack([distances, 0.0 * distances, 0.0 * distances], dim=1)
+            basis, envelope = exact.pair_basis(vectors)
+            values = exact.interactions[layer].filters(basis, envelope)
+            slopes = [
+                torch.autograd.grad(column.sum(), distances, retain_graph=True)[0]
+                for column in values.unbind(1)
+            ]
+        values, slopes = values.detach(), torch.stack(slopes, dim=1)
+        rows = torch.cat(
+            [values[:-1], values[1:] - values[:-1], slopes[:-1], slopes[1:] - slopes[:-1]], 1
+        )
+        self.n_filters = int(values.shape[1])
+        self.register_buffer("rows", rows.to(network.rbf_offsets.dtype))
+
+    def forward(self, pair_vectors: Tensor) -> Tensor:
+        """Filters (n_pairs, n_filters) of pair vectors (n_pairs, 3), Å; zero at r ≥ cutoff."""
+        vectors = pair_vectors.to(self.rows.dtype)
+        distances = torch.sqrt((vectors * vectors).sum(dim=1))
+        position = distances.detach() * (1.0 / self.spacing)
+        cell = torch.clamp(position.floor(), max=float(self.n_cells - 1))
+        fraction = (position - cell).unsqueeze(1)
+        rows = self.rows.index_select(0, cell.long())
+        n = self.n_filters
+        value = rows[:, :n] + fraction * rows[:, n : 2 * n]
+        slope = rows[:, 2 * n : 3 * n] + fraction * rows[:, 3 * n :]
+        offset = (distances - distances.detach()).unsqueeze(1)
+        inside = (distances < self.cutoff).to(vectors.dtype).unsqueeze(1)
+        return (value + offset * slope) * inside
+
+
 class LAMMPSNeuralModule(nn.Module):
     """The LAMMPS plugin's view of a :class:`NeuralPotential` (``pair_style cgtorch``).
 
@@ -235,10 +312,15 @@ class LAMMPSNeuralModule(nn.Module):
     :func:`evaluate_layers` chains them for one process that owns every bead.
     """
 
-    def __init__(self, network: SchNetEnergy) -> None:
+    def __init__(self, network: SchNetEnergy, filter_spacing: float | None = None) -> None:
         super().__init__()
         self.network = network
         self.cutoff = network.cutoff  # Å, checked against the metadata by the plugin
+        layers = range(len(network.interactions)) if filter_spacing else ()
+        self.filter_tables = nn.ModuleList(
+            FilterTable(network, layer, filter_spacing) for layer in layers
+        )
+        self.tabulated = bool(filter_spacing)
 
     @torch.jit.export
     def embed(self, bead_types: Tensor) -> Tensor:
@@ -254,8 +336,17 @@ class LAMMPSNeuralModule(nn.Module):
         pair_j: Tensor,
         pair_vectors: Tensor,
     ) -> Tensor:
-        basis, envelope = self.network.pair_basis(pair_vectors)
         aggregated = torch.empty(0)
+        if self.tabulated:
+            filters = torch.empty(0)
+            for index, table in enumerate(self.filter_tables):
+                if index == layer:
+                    filters = table(pair_vectors)
+            for index, interaction in enumerate(self.network.interactions):
+                if index == layer:
+                    aggregated = interaction.aggregate_filtered(x, filters, pair_i, pair_j)
+            return aggregated
+        basis, envelope = self.network.pair_basis(pair_vectors)
         for index, interaction in enumerate(self.network.interactions):
             if index == layer:
                 aggregated = interaction.aggregate(x, basis, envelope, pair_i, pair_j)
@@ -448,16 +539,18 @@ class NeuralPotential(EnergyTerm):
         shift_buffer = self.network.type_energy_shift
         shift_buffer.copy_(values.to(shift_buffer.dtype))
 
-    def lammps_module(self) -> LAMMPSNeuralModule:
+    def lammps_module(self, filter_spacing: float | None = None) -> LAMMPSNeuralModule:
         """A TorchScript-able copy of the network with the LAMMPS plugin's calling convention.
 
         The copy is detached from training (parameters do not require gradients) and in
-        evaluation mode; see :class:`LAMMPSNeuralModule` for the signature.
+        evaluation mode; see :class:`LAMMPSNeuralModule` for the signature. With
+        ``filter_spacing`` (Å) each interaction's filter network is read from a
+        :class:`FilterTable` of that spacing instead of being evaluated.
         """
         network = copy.deepcopy(self.network)
         for parameter in network.parameters():
             parameter.requires_grad_(False)
-        return LAMMPSNeuralModule(network).eval()
+        return LAMMPSNeuralModule(network, filter_spacing).eval()
 
     @classmethod
     def from_schnetpack(

@@ -70,7 +70,8 @@ def neural(tmp_path_factory):
     ).double()
     atoms = build_cg_box(model, 64, 0.5495, seed=1)
     directory = tmp_path_factory.mktemp("neural")
-    files = export(model, directory, atoms=atoms, neural_dtype=torch.float64, temperature=180.0)
+    files = export(model, directory, atoms=atoms, neural_dtype=torch.float64, temperature=180.0,
+                   neural_filter_spacing=None)  # fmt: skip
     return model, atoms, files
 
 
@@ -94,6 +95,17 @@ def test_neural_model_plugin_equals_calculator(neural):
     # features cross rank boundaries layer by layer: the default ghost shell (cutoff + skin)
     assert "comm_modify" not in text
     assert_same(evaluate(files["system"]), calculator_results(model, atoms))
+
+
+def test_neural_model_with_filter_tables_equals_calculator(neural, tmp_path):
+    """The default export reads the SchNet filters from 0.002 Å tables: LAMMPS forces and
+    energy stay within 1e-5 of the calculator's (the exact export above: 1e-6)."""
+    model, atoms, _ = neural
+    files = export(model, tmp_path, atoms=atoms, neural_dtype=torch.float64, temperature=180.0)
+    lammps = evaluate(files["system"])
+    energy, forces, _ = calculator_results(model, atoms)
+    assert abs(lammps.energy - energy) < 1e-5 * abs(energy)
+    assert np.abs(lammps.forces - forces).max() < 1e-5 * np.abs(forces).max()
 
 
 @pytest.mark.mpi

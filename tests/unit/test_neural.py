@@ -12,7 +12,12 @@ from ase_cg import _keys as K
 from ase_cg.errors import InputError
 from ase_cg.model import load_model, save_model
 from ase_cg.potentials import CGModel, HarmonicBonds, Repulsion, SystemTopology, make_batch
-from ase_cg.potentials.neural import NeuralPotential, NeuralPotentialError, evaluate_layers
+from ase_cg.potentials.neural import (
+    FilterTable,
+    NeuralPotential,
+    NeuralPotentialError,
+    evaluate_layers,
+)
 from ase_cg.testing import check_gradient, check_strain_derivative
 from lammps_interface.torchscript import METADATA_FILE, write_neural_term
 
@@ -219,7 +224,7 @@ def test_torchscript_export_equals_eager(rng, tmp_path, dtype):
     positions, cell, topology = dimer_liquid(rng)
     model = neural_model(dtype, with_prior=False)
     term = model.terms[0]
-    path = write_neural_term(term, tmp_path / "schnet.pt", ["A", "B"])
+    path = write_neural_term(term, tmp_path / "schnet.pt", ["A", "B"], filter_spacing=None)
     extra = {METADATA_FILE: ""}
     scripted = torch.jit.load(str(path), _extra_files=extra)
     metadata = json.loads(extra[METADATA_FILE])
@@ -250,6 +255,60 @@ def test_torchscript_export_equals_eager(rng, tmp_path, dtype):
         energies.double(), reference[K.BEAD_ENERGIES].detach().double(), **tolerance
     )
     torch.testing.assert_close(-gradient, reference[K.FORCES], **tolerance)
+
+
+def half_list_inputs(model, positions, cell, topology):
+    """Bead types, half-list pairs and a function of positions giving their vectors."""
+    batch, shifts = pair_inputs(model, positions, cell, topology)
+    half = batch[K.PAIR_I] < batch[K.PAIR_J]
+    pair_i, pair_j = batch[K.PAIR_I][half], batch[K.PAIR_J][half]
+    return batch[K.BEAD_TYPE_INDEX], pair_i, pair_j, lambda x: x[pair_j] - x[pair_i] + shifts[half]
+
+
+def test_filter_tables_converge_as_the_spacing_squared(rng, tmp_path):
+    """The plugin's filter tables: forces and energies of the exported (scripted) term approach
+    the eager model's as h², and are within 1e-5 of the largest force at the default spacing."""
+    positions, cell, topology = dimer_liquid(rng)
+    model = neural_model(torch.float64, with_prior=False)
+    term = model.terms[0]
+    reference = evaluate(model, positions, cell, topology)
+    types, pair_i, pair_j, vectors_of = half_list_inputs(model, positions, cell, topology)
+    force_errors, energy_errors = [], []
+    for spacing in (0.004, 0.002):
+        path = write_neural_term(
+            term, tmp_path / f"{spacing}.pt", ["A", "B"], filter_spacing=spacing
+        )
+        x = torch.as_tensor(positions).requires_grad_(True)
+        energies = evaluate_layers(
+            torch.jit.load(str(path)), 2, types, pair_i, pair_j, vectors_of(x)
+        )
+        (gradient,) = torch.autograd.grad(energies.sum(), x)
+        forces = reference[K.FORCES]
+        force_errors.append(float((-gradient - forces).abs().max() / forces.abs().max()))
+        bead_energies = reference[K.BEAD_ENERGIES].detach()
+        energy_errors.append(float((energies.detach() - bead_energies).abs().max()))
+    assert force_errors[1] < 1e-5 and energy_errors[1] < 1e-5 * float(bead_energies.abs().max())
+    assert 3.0 < force_errors[0] / force_errors[1] < 5.0
+    assert 3.0 < energy_errors[0] / energy_errors[1] < 5.0
+
+
+def test_filter_table_forces_are_continuous_across_grid_points():
+    """Autograd sees the interpolated exact derivative, not the slope of the interpolated
+    filter (which jumps by about h·W\'\' at every grid point)."""
+    model = neural_model(torch.float64, with_prior=False)
+    table = FilterTable(model.terms[0].network, 0, spacing=0.01)
+    weights = torch.linspace(-1.0, 1.0, table.n_filters, dtype=torch.float64)
+
+    def slope(r):
+        distance = torch.tensor([[r, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+        (gradient,) = torch.autograd.grad((table(distance) * weights).sum(), distance)
+        return float(gradient[0, 0])
+
+    node = 250 * table.spacing
+    jump = abs(slope(node - 1e-9) - slope(node + 1e-9))
+    scale = abs(slope(node)) + 1e-3
+    assert jump < 1e-6 * scale
+    assert slope(CUTOFF + 0.01) == 0.0 and slope(CUTOFF - 0.2) != 0.0
 
 
 def test_export_checks_metadata(tmp_path):
