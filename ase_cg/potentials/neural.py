@@ -263,16 +263,13 @@ class FilterTable(nn.Module):
         self.n_cells = n_cells
         exact = copy.deepcopy(network).double()
         distances = torch.arange(n_cells + 1, dtype=torch.float64) * self.spacing
-        with torch.enable_grad():
-            distances.requires_grad_(True)
-            vectors = torch.stack([distances, 0.0 * distances, 0.0 * distances], dim=1)
-            basis, envelope = exact.pair_basis(vectors)
-            values = exact.interactions[layer].filters(basis, envelope)
-            slopes = [
-                torch.autograd.grad(column.sum(), distances, retain_graph=True)[0]
-                for column in values.unbind(1)
-            ]
-        values, slopes = values.detach(), torch.stack(slopes, dim=1)
+
+        def filters_at(r: Tensor) -> Tensor:
+            basis, envelope = exact.pair_basis(torch.stack([r, 0.0 * r, 0.0 * r], dim=1))
+            return exact.interactions[layer].filters(basis, envelope)
+
+        # each row depends on its own distance only: one forward-mode pass gives every dW/dr
+        values, slopes = torch.func.jvp(filters_at, (distances,), (torch.ones_like(distances),))
         rows = torch.cat(
             [values[:-1], values[1:] - values[:-1], slopes[:-1], slopes[1:] - slopes[:-1]], 1
         )
