@@ -48,8 +48,19 @@ class ClassicalConfig:
     dihedral_intervals: int = 36
     """Intervals of the periodic dihedral splines over 2π."""
 
+    threebody_spacing: float = 0.05
+    """Knot spacing of the three-body angular splines over ``[0, π]``, rad."""
+
+    threebody_cutoff: float = 4.3065
+    """Range r_c of the three-body term, Å (:class:`~ase_cg.potentials.ThreeBodySpline`;
+    default: mW water's aσ). Use about the first minimum of g(r) plus the screening's fall."""
+
+    threebody_screening: float = 2.871
+    """Screening length ℓ = γσ of the three-body term, Å (mW water's)."""
+
     terms: tuple[str, ...] = ("pair", "bond", "angle", "dihedral")
-    """Which term kinds to fit; bonded kinds the topology does not have are skipped."""
+    """Which term kinds to fit; bonded kinds the topology does not have are skipped. Add
+    ``"threebody"`` for the Stillinger–Weber-type angular term of non-bonded neighbours."""
 
     smoothness: float = 1e-6
     """λ_s of the curvature-of-force penalty ``λ_s ∫ (d²F/dx²)² dx``, in (coordinate unit)³;
@@ -107,7 +118,10 @@ class ClassicalConfig:
         unknown = sorted(set(self.terms) - set(SPLINE_TERMS))
         if unknown:
             problems.append(f"terms {unknown} unknown (choose from {sorted(SPLINE_TERMS)})")
-        for name in ("pair_cutoff", "pair_spacing", "bond_spacing", "angle_spacing"):
+        for name in (
+            "pair_cutoff", "pair_spacing", "bond_spacing", "angle_spacing", "threebody_spacing",
+            "threebody_cutoff", "threebody_screening",
+        ):  # fmt: skip
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("smoothness", "ridge", "pressure_weight"):

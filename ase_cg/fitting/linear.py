@@ -2,7 +2,8 @@
 
 The classical CG energy is linear in its spline coefficients ``c``, so the CG force on every bead
 of every frame is ``F = G(x) c`` with ``G`` the (negative) derivative of the basis functions
-(built analytically: basis derivative × coordinate gradient, scattered onto beads). Force
+(built analytically: basis derivative × coordinate gradient, scattered onto beads; for the
+three-body term ``f(θ) g(r_ij) g(r_ik)`` also the basis value × the screening's gradient). Force
 matching (Izvekov & Voth 2005; Noid et al. 2008) minimises
 
 .. math::
@@ -35,7 +36,8 @@ pressure
     P^{CG} = \\frac{1}{3V} \\Big(\\sum_I M_I |V_I|^2 + W(R)\\Big), \\qquad
     W(R) = \\sum_I R_I \\cdot F_I = -\\sum_{\\text{distances } x} x\\, V'(x) = w(R) \\cdot c,
 
-(angles and dihedrals do not change under a uniform dilation and add nothing to ``W``;
+(angles and dihedrals do not change under a uniform dilation and add nothing to ``W``; the
+three-body term adds its screening's ``−B(θ)(r_ij ∂w/∂r_ij + r_ik ∂w/∂r_ik)``;
 periodic images through the pair vectors). Equal mean pressures need
 ``⟨w c⟩ = ⟨3 V P_t − K_t⟩`` with ``K_t`` the CG kinetic term: ``Σ_I M_I |V_I|²`` of the mapped
 bead velocities when the frames have them (its mean is ``3 N_beads k_B T`` for a centre-of-mass
@@ -152,6 +154,14 @@ def _build_terms(n_types, topology, config, ranges) -> list[SplineTerm]:
         terms.append(SPLINE_TERMS[kind](n_types, start, stop, n, **floors))
     if "dihedral" in config.terms and len(topology.dihedrals):
         terms.append(SPLINE_TERMS["dihedral"](n_types, config.dihedral_intervals, **floors))
+    if "threebody" in config.terms:
+        n = max(1, math.ceil(math.pi / config.threebody_spacing - 1e-9))
+        terms.append(
+            SPLINE_TERMS["threebody"](
+                n_types, 0.0, math.pi, n, cutoff=config.threebody_cutoff,
+                screening=config.threebody_screening, **floors,
+            )
+        )  # fmt: skip
     return terms
 
 
@@ -183,7 +193,8 @@ class _NormalEquations:
     def design_matrix(self, graph) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense G (3 n_beads, n_columns) of one chunk, F_model = G c, and the virial rows w
         (n_frames, n_columns), W_model = w c (eV): ``−x dB/dx`` summed over each frame's
-        distances (pair and bond terms; angles and dihedrals add nothing)."""
+        distances (pair and bond terms; angles and dihedrals add nothing; the three-body term
+        through its screening)."""
         n_rows = 3 * graph.n_beads
         n_frames = int(graph.system_index.max()) + 1 if graph.n_beads else 0
         flat = torch.zeros(n_rows * self.n_columns, dtype=torch.float64)
@@ -200,7 +211,8 @@ class _NormalEquations:
             self.histograms[index].view(-1).index_add_(
                 0, combination * term.grid.n_intervals + interval, torch.ones_like(x)
             )
-            derivative = basis_weights(u)[1] / term.grid.spacing  # (n, 4) dB/dx
+            value, derivative = basis_weights(u)[:2]
+            derivative = derivative / term.grid.spacing  # (n, 4) dB/dx
             if term.fixed_tail:  # coefficients held at zero: add nothing to a valid column
                 fixed = basis >= term.n_free
                 derivative = derivative.masked_fill(fixed, 0.0)
@@ -208,12 +220,20 @@ class _NormalEquations:
             columns = int(self.offsets[index]) + combination.unsqueeze(1) * term.n_free + basis
             rows = 3 * beads.unsqueeze(-1) + torch.arange(3)  # (n, k, 3)
             values = -derivative[:, :, None, None] * gradients[:, None, :, :]  # (n, 4, k, 3)
+            frame = graph.system_index[beads[:, 0]]
+            virial_keys = frame.unsqueeze(1) * self.n_columns + columns
+            if term.kind == "threebody":  # E = Σ c B(θ) w(r_ij, r_ik): both factors move
+                w, w_gradients, w_dilation = term.design_screening(graph)
+                values = values * w[:, None, None, None] - (
+                    value[:, :, None, None] * w_gradients[:, None, :, :]
+                )
+                virial_rows = -w_dilation.unsqueeze(1) * value
+                virial.index_add_(0, virial_keys.reshape(-1), virial_rows.reshape(-1))
+            elif term.kind in ("pair", "bond"):
+                virial_rows = -x.unsqueeze(1) * derivative
+                virial.index_add_(0, virial_keys.reshape(-1), virial_rows.reshape(-1))
             keys = rows[:, None, :, :] * self.n_columns + columns[:, :, None, None]
             flat.index_add_(0, keys.reshape(-1), values.reshape(-1))
-            if term.kind in ("pair", "bond"):
-                frame = graph.system_index[beads[:, 0]]
-                keys = frame.unsqueeze(1) * self.n_columns + columns
-                virial.index_add_(0, keys.reshape(-1), (-x.unsqueeze(1) * derivative).reshape(-1))
         return flat.view(n_rows, self.n_columns), virial.view(n_frames, self.n_columns)
 
     def add(self, graph, reference_forces: torch.Tensor, pressure=None) -> None:
@@ -306,7 +326,7 @@ def _install(equations: _NormalEquations, solution: np.ndarray, config: Classica
             term.lower.copy_(torch.as_tensor(lower))
             term.upper.copy_(torch.as_tensor(upper))
             term.samples.copy_(torch.as_tensor(histogram.sum(1)))
-            if term.kind != "pair":  # bonded energies are defined up to a constant: min = 0
+            if term.kind in ("bond", "angle", "dihedral"):  # defined up to a constant: min = 0
                 for combination in np.flatnonzero(histogram.sum(1) > 0):
                     x = torch.linspace(float(lower[combination]), float(upper[combination]), 512)
                     rows = torch.full((512,), int(combination), dtype=torch.int64)

@@ -10,7 +10,13 @@ from ase_cg.potentials.base import (
     register_term,
 )
 from ase_cg.potentials.build import NeuralConfig, build_neural_model
-from ase_cg.potentials.classical import AngleSpline, BondSpline, DihedralSpline, PairSpline
+from ase_cg.potentials.classical import (
+    AngleSpline,
+    BondSpline,
+    DihedralSpline,
+    PairSpline,
+    ThreeBodySpline,
+)
 from ase_cg.potentials.neural import NeuralPotential
 from ase_cg.potentials.prior import HarmonicAngles, HarmonicBonds, Repulsion
 
@@ -29,6 +35,7 @@ __all__ = [
     "NeuralPotential",
     "Repulsion",
     "SystemTopology",
+    "ThreeBodySpline",
     "build_neural_model",
     "make_batch",
     "register_term",

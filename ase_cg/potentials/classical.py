@@ -8,7 +8,10 @@ Each term holds one spline per bead-type combination (unordered pair for pairs a
   (``graph.pair_excluded``) are skipped;
 * :class:`BondSpline` ``V_ab(r)`` over the bond length;
 * :class:`AngleSpline` ``V_abc(θ)``, ``θ ∈ [0, π]`` the angle at the middle bead;
-* :class:`DihedralSpline` ``V_abcd(φ)``, periodic, ``φ ∈ [−π, π)`` (IUPAC: trans = π).
+* :class:`DihedralSpline` ``V_abcd(φ)``, periodic, ``φ ∈ [−π, π)`` (IUPAC: trans = π);
+* :class:`ThreeBodySpline` ``f_abc(θ)`` of every pair of non-bonded neighbours j, k of a bead i,
+  screened by the two distances as in the Stillinger–Weber potential (LAMMPS
+  ``pair_style sw/angle/table``): the many-body term one-bead liquids such as water need.
 
 Because the energy is linear in the coefficients, force matching is a linear least-squares
 problem (:func:`ase_cg.fitting.fit_classical`). Each term exposes, for that fit, the coordinate of
@@ -73,6 +76,21 @@ def dihedral_angles(dihedral_vectors: Tensor) -> Tensor:
 
 def _safe_unit(vectors: Tensor, norms: Tensor) -> Tensor:
     return vectors / norms.clamp(min=1e-300).unsqueeze(-1)
+
+
+def _angle_gradients(a: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """Angle θ between vectors ``a`` and ``c`` (n, 3) at their common origin, and ∂θ/∂(x_a,
+    x_vertex, x_c) (n, 3, 3) for ``a = x_a − x_vertex``, ``c = x_c − x_vertex``."""
+    theta = bond_angles(torch.stack([a, c], dim=1))
+    len_a, len_c = torch.linalg.norm(a, dim=-1), torch.linalg.norm(c, dim=-1)
+    unit_a, unit_c = _safe_unit(a, len_a), _safe_unit(c, len_c)
+    cos = (unit_a * unit_c).sum(-1)
+    sin = torch.sin(theta)
+    # ∂θ/∂a = (cos θ â − ĉ) / (|a| sin θ); undefined (set to 0) for straight angles
+    scale = torch.where(sin > 1e-12, 1.0 / sin.clamp(min=1e-12), torch.zeros_like(sin))
+    grad_a = (cos.unsqueeze(-1) * unit_a - unit_c) * (scale / len_a).unsqueeze(-1)
+    grad_c = (cos.unsqueeze(-1) * unit_c - unit_a) * (scale / len_c).unsqueeze(-1)
+    return theta, torch.stack([grad_a, -grad_a - grad_c, grad_c], dim=1)
 
 
 class SplineTerm(EnergyTerm):
@@ -422,17 +440,8 @@ class AngleSpline(SplineTerm):
         return tuple_energies_to_beads(graph, graph.angles, energy)
 
     def design_coordinates(self, graph: CGGraph) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        a, c = graph.angle_vectors[:, 0].detach(), graph.angle_vectors[:, 1].detach()
-        theta = bond_angles(graph.angle_vectors.detach())
-        len_a, len_c = torch.linalg.norm(a, dim=-1), torch.linalg.norm(c, dim=-1)
-        unit_a, unit_c = _safe_unit(a, len_a), _safe_unit(c, len_c)
-        cos = (unit_a * unit_c).sum(-1)
-        sin = torch.sin(theta)
-        # ∂θ/∂a = (cos θ â − ĉ) / (|a| sin θ); undefined (set to 0) for straight angles
-        scale = torch.where(sin > 1e-12, 1.0 / sin.clamp(min=1e-12), torch.zeros_like(sin))
-        grad_a = (cos.unsqueeze(-1) * unit_a - unit_c) * (scale / len_a).unsqueeze(-1)
-        grad_c = (cos.unsqueeze(-1) * unit_c - unit_a) * (scale / len_c).unsqueeze(-1)
-        gradients = torch.stack([grad_a, -grad_a - grad_c, grad_c], dim=1)
+        vectors = graph.angle_vectors.detach()
+        theta, gradients = _angle_gradients(vectors[:, 0], vectors[:, 1])
         combination = self.combination_index(graph.bead_types[graph.angles])
         return theta, combination, graph.angles, gradients
 
@@ -516,9 +525,155 @@ class DihedralSpline(SplineTerm):
         return -math.pi, math.pi
 
 
+@register_term
+class ThreeBodySpline(SplineTerm):
+    r"""Stillinger–Weber-type three-body energy with a spline angular function.
+
+    .. math::
+
+        E = \sum_i \sum_{j \ne i} \sum_{k > j}
+            f_{t_j t_i t_k}(\theta_{jik})\, g(r_{ij})\, g(r_{ik}), \qquad
+        g(r) = \exp\!\Big(\frac{\ell}{r - r_c}\Big) \text{ for } r < r_c, \text{ else } 0,
+
+    over the non-excluded neighbours j, k of every bead i within ``cutoff`` ``r_c``
+    (Stillinger & Weber, Phys. Rev. B 31, 5262 (1985), with ``r_c = aσ`` and ``ℓ = γσ``);
+    ``f`` is a cubic B-spline in θ (rad) per type triple, vertex type in the middle, and g and
+    all its derivatives vanish at ``r_c``. This is LAMMPS's ``pair_style sw/angle/table`` (its
+    two-body part off), so the term exports as a table. The energy is linear in the spline
+    coefficients, so force matching fits ``f`` together with the pair splines. Defaults for
+    ``cutoff`` and ``screening`` are those of the one-site mW water model (σ = 2.3925 Å,
+    a = 1.8, γ = 1.2: r_c = 4.3065 Å, ℓ = 2.871 Å; Molinero & Moore, J. Phys. Chem. B 113,
+    4008 (2009)).
+
+    Parameters
+    ----------
+    n_types : int
+    start, stop : float, rad
+        Spline grid within ``[0, π]``.
+    n_intervals : int
+    cutoff : float, Å
+        ``r_c``: neighbours beyond it do not count.
+    screening : float, Å
+        ``ℓ``: how fast g falls towards the cutoff (g(r_c − ℓ) = 1/e).
+    force_floor, stiffness_floor : float
+        See :class:`SplineTerm` (eV/rad, eV/rad²).
+    """
+
+    kind = "threebody"
+    arity = 3
+
+    def __init__(
+        self,
+        n_types: int,
+        start: float,
+        stop: float,
+        n_intervals: int,
+        *,
+        cutoff: float = 4.3065,
+        screening: float = 2.871,
+        force_floor: float = 0.1,
+        stiffness_floor: float = 1.0,
+    ) -> None:
+        super().__init__(
+            n_types, start, stop, n_intervals, force_floor=force_floor,
+            stiffness_floor=stiffness_floor,
+        )  # fmt: skip
+        if not (cutoff > 0 and screening > 0):
+            raise ValueError(f"cutoff and screening must be > 0 Å, got {cutoff}, {screening}")
+        self.range = float(cutoff)
+        self.screening = float(screening)
+
+    def config(self) -> dict:
+        return {**super().config(), "cutoff": self.range, "screening": self.screening}
+
+    @property
+    def cutoff(self) -> float:
+        return self.range
+
+    def screen(self, r: Tensor) -> tuple[Tensor, Tensor]:
+        """g(r) and dg/dr (n,) of distances r (n,), Å; zero at and beyond the cutoff."""
+        inside = r < self.range
+        gap = torch.where(inside, r - self.range, torch.full_like(r, -1.0))  # < 0 inside
+        g = torch.where(inside, torch.exp(self.screening / gap), torch.zeros_like(r))
+        return g, -g * self.screening / (gap * gap)
+
+    def triplets(self, graph: CGGraph) -> tuple[Tensor, Tensor, Tensor]:
+        """Bead triples and the two pair vectors of every counted (j, i, k).
+
+        Returns
+        -------
+        beads : (n, 3) int64
+            ``(j, i, k)``, vertex i in the middle.
+        vector_j, vector_k : (n, 3) float, Å
+            ``x_j − x_i`` and ``x_k − x_i`` (differentiable, periodic shifts included).
+        """
+        r = torch.linalg.norm(graph.pair_vectors.detach(), dim=-1)
+        listed = torch.nonzero((~graph.pair_excluded) & (r < self.range)).squeeze(1)
+        listed = listed[torch.argsort(graph.pair_i[listed], stable=True)]
+        centre = graph.pair_i[listed]
+        counts = torch.bincount(centre, minlength=graph.n_beads)
+        first = torch.cumsum(counts, 0) - counts
+        position = torch.arange(len(listed), device=r.device) - first[centre]
+        after = counts[centre] - position - 1  # neighbours of the same bead listed later
+        a = torch.repeat_interleave(torch.arange(len(listed), device=r.device), after)
+        run_start = torch.repeat_interleave(torch.cumsum(after, 0) - after, after)
+        b = a + 1 + torch.arange(len(a), device=r.device) - run_start
+        pair_j, pair_k = listed[a], listed[b]
+        beads = torch.stack([graph.pair_j[pair_j], graph.pair_i[pair_j], graph.pair_j[pair_k]], 1)
+        return beads, graph.pair_vectors[pair_j], graph.pair_vectors[pair_k]
+
+    def coordinates(self, graph: CGGraph) -> tuple[Tensor, Tensor]:
+        beads, vector_j, vector_k = self.triplets(graph)
+        return bond_angles(torch.stack([vector_j, vector_k], 1)), graph.bead_types[beads]
+
+    def forward(self, graph: CGGraph) -> Tensor:
+        beads, vector_j, vector_k = self.triplets(graph)
+        theta = bond_angles(torch.stack([vector_j, vector_k], 1))
+        g_j = self.screen(torch.linalg.norm(vector_j, dim=-1))[0]
+        g_k = self.screen(torch.linalg.norm(vector_k, dim=-1))[0]
+        energy = self.energy(theta, self.combination_index(graph.bead_types[beads])) * g_j * g_k
+        return _scatter_to_vertex(graph, beads[:, 1], energy)
+
+    def design_coordinates(self, graph: CGGraph) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        beads, vector_j, vector_k = self.triplets(graph)
+        theta, gradients = _angle_gradients(vector_j.detach(), vector_k.detach())
+        return theta, self.combination_index(graph.bead_types[beads]), beads, gradients
+
+    def design_screening(self, graph: CGGraph) -> tuple[Tensor, Tensor, Tensor]:
+        """The factor ``w = g(r_ij) g(r_ik)`` of :meth:`design_coordinates`' instances.
+
+        Returns
+        -------
+        w : (n,) float
+        gradients : (n, 3, 3) float, 1/Å
+            ``∂w/∂x`` of the beads ``(j, i, k)``.
+        dilation : (n,) float
+            ``r_ij ∂w/∂r_ij + r_ik ∂w/∂r_ik``: what a uniform dilation does to w (virial).
+        """
+        _, vector_j, vector_k = self.triplets(graph)
+        vector_j, vector_k = vector_j.detach(), vector_k.detach()
+        r_j, r_k = torch.linalg.norm(vector_j, dim=-1), torch.linalg.norm(vector_k, dim=-1)
+        (g_j, dg_j), (g_k, dg_k) = self.screen(r_j), self.screen(r_k)
+        grad_j = (dg_j * g_k).unsqueeze(-1) * _safe_unit(vector_j, r_j)
+        grad_k = (g_j * dg_k).unsqueeze(-1) * _safe_unit(vector_k, r_k)
+        gradients = torch.stack([grad_j, -grad_j - grad_k, grad_k], dim=1)
+        return g_j * g_k, gradients, r_j * dg_j * g_k + r_k * g_j * dg_k
+
+    def default_range(self, types) -> tuple[float, float]:
+        """``(0, π)``."""
+        return 0.0, math.pi
+
+
+def _scatter_to_vertex(graph: CGGraph, vertex: Tensor, energy: Tensor) -> Tensor:
+    """Per-bead energies: each three-body energy to its vertex bead (as LAMMPS's sw does)."""
+    out = torch.zeros(graph.n_beads, dtype=energy.dtype, device=energy.device)
+    return out.index_add(0, vertex, energy)
+
+
 SPLINE_TERMS: dict[str, type[SplineTerm]] = {
     "pair": PairSpline,
     "bond": BondSpline,
     "angle": AngleSpline,
     "dihedral": DihedralSpline,
+    "threebody": ThreeBodySpline,
 }
