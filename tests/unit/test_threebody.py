@@ -41,7 +41,7 @@ def packing(rng, n=48, box=11.5, min_distance=2.5) -> np.ndarray:
 
 def angular(theta: np.ndarray) -> np.ndarray:
     """A known f(θ), eV: a minimum at the tetrahedral angle, steep at small angles."""
-    return 0.05 * (np.cos(theta) + 1.0 / 3.0) ** 2 + 0.02 * np.exp(-((theta - 1.2) / 0.3) ** 2)
+    return 0.05 * (np.cos(theta) + 1.0 / 3.0) ** 2 + 0.02 * np.exp(-(((theta - 1.2) / 0.3) ** 2))
 
 
 def threebody(n_types=1, n_intervals=63) -> ThreeBodySpline:
