@@ -22,7 +22,13 @@ from ase_cg.model import load_model, reference_state
 from ase_cg.start import build_cg_box, read_start
 from lammps_interface.plugin import build_plugin
 from lammps_interface.run import DATA_FILE, DUMP_FILE
-from lammps_interface.tables import ARITY, pair_force_range, tabulate_terms, write_table_file
+from lammps_interface.tables import (
+    ARITY,
+    pair_force_range,
+    tabulate_terms,
+    write_table_file,
+    write_threebody_files,
+)
 from lammps_interface.torchscript import FILTER_SPACING, write_neural_term
 from lammps_interface.units import ATM_TO_BAR, EV_TO_KCAL_PER_MOL, FS_TO_ASE_TIME
 
@@ -38,6 +44,8 @@ NEURAL_FILE = "cgtorch.pt"
 #: devices of ``pair_style cgtorch FILE device DEVICE``
 NEURAL_DEVICES = ("auto", "cpu", "cuda")
 TABLE_FILES = {kind: f"{kind}.table" for kind in ("pair", "bond", "angle", "dihedral")}
+THREEBODY_FILE = "threebody.sw"
+THREEBODY_TABLE_FILE = "threebody.table"
 
 
 def _canonical(types: tuple[int, ...]) -> tuple[int, ...]:
@@ -204,6 +212,7 @@ def export(
         ├── system.in        # units real, read_data, styles, coefficients, exclusions
         ├── data.cg          # beads, masses, molecules, bonds, angles, dihedrals (if atoms given)
         ├── pair.table …     # one per kind present, sections keyed by bead-type names
+        ├── threebody.sw     # three-body term (+ threebody.table, its f(θ))
         └── cgtorch.pt       # many-body term (neural models only)
 
     Parameters
@@ -310,7 +319,9 @@ def export(
         )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    by_kind: dict[str, list] = {"pair": [], "bond": [], "angle": [], "dihedral": [], "manybody": []}
+    by_kind: dict[str, list] = {
+        "pair": [], "bond": [], "angle": [], "dihedral": [], "manybody": [], "threebody": []
+    }  # fmt: skip
     for term in model.terms:
         if term.kind not in by_kind:
             raise InputError(
@@ -322,6 +333,11 @@ def export(
         raise InputError(
             f"the model has {len(by_kind['manybody'])} many-body terms; the LAMMPS export "
             "supports one (one cgtorch plugin instance)"
+        )
+    if len(by_kind["threebody"]) > 1:
+        raise InputError(
+            f"the model has {len(by_kind['threebody'])} three-body terms; the LAMMPS export "
+            "writes one (one sw/angle/table style)"
         )
     if temperature is None:
         temperature = reference_state(model).get("temperature_K")
@@ -347,6 +363,13 @@ def export(
         pair_cutoff, terms["pair"], n_types, float(table_inner), float(pair_force_tolerance)
     )
     manybody = by_kind["manybody"][0] if by_kind["manybody"] else None
+    threebody = next((t for t in float64.terms if t.kind == "threebody"), None)
+    if threebody is not None and any(bonded[kind] for kind in ("bond", "angle", "dihedral")):
+        # sw/angle/table sees every neighbour; the model's term skips bonded (excluded) pairs
+        raise InputError(
+            "the LAMMPS export of a three-body term needs a system without bonds (one-bead "
+            "molecules such as CG water): LAMMPS's sw/angle/table cannot skip bonded neighbours"
+        )
     combinations = [(a, b) for a in range(n_types) for b in range(a, n_types)]
     if terms["pair"]:
         grid = np.linspace(float(table_inner), pair_cutoff, n)
@@ -362,39 +385,46 @@ def export(
             filter_spacing=neural_filter_spacing,
         )  # fmt: skip
         build_plugin()  # cached; `lmp -in in.cg` finds it through the entry point
-    if terms["pair"] and manybody is not None:
+    # pair sub-styles: (declaration, pair_coeff arguments after the types, special factors)
+    substyles: list[tuple[str, list[tuple[str, str]], str]] = []
+    if terms["pair"]:
+        coefficients = [
+            (f"{a + 1} {b + 1}", f"{TABLE_FILES['pair']} {keys[(a, b)]} {pair_cutoff!r}")
+            for a, b in combinations
+        ]
+        substyles.append((f"table {pair_table_style} {n}", coefficients, excluded))
+    if manybody is not None:
+        substyles.append(
+            (f"cgtorch {NEURAL_FILE} device {neural_device}", [("* *", " ".join(names))],
+             "1.0 1.0 1.0")
+        )  # fmt: skip
+    if threebody is not None:
+        outputs["threebody"] = directory / THREEBODY_FILE
+        write_threebody_files(
+            threebody, outputs["threebody"], directory / THREEBODY_TABLE_FILE, list(names), n
+        )
+        substyles.append(("sw/angle/table", [("* *", f"{THREEBODY_FILE} {' '.join(names)}")],
+                          "1.0 1.0 1.0"))  # fmt: skip
+    if len(substyles) == 1:
+        declaration, coefficients, special = substyles[0]
+        style_lines += [f"special_bonds lj/coul {special}", f"pair_style {declaration}"]
+        style_lines += [f"pair_coeff {types} {rest}" for types, rest in coefficients]
+    elif substyles:
         # A global special factor of exactly 0 drops the pair from the neighbour list (the
-        # many-body term must see it) and LAMMPS refuses per-style overrides of 0 or 1 globals,
+        # many-body terms must see it) and LAMMPS refuses per-style overrides of 0 or 1 globals,
         # so the global factor is 0.5 where the table needs 0 and each sub-style sets its own.
         glob = " ".join("0.5" if f == 0.0 else "1.0" for f in exclusion)
+        declarations = " ".join(declaration for declaration, _, _ in substyles)
         style_lines += [
             f"special_bonds lj/coul {glob}",
-            f"pair_style hybrid/overlay table {pair_table_style} {n} cgtorch {NEURAL_FILE} "
-            f"device {neural_device}",
+            f"pair_style hybrid/overlay {declarations}",
         ]
+        for declaration, coefficients, _ in substyles:
+            name = declaration.split()[0]
+            style_lines += [f"pair_coeff {types} {name} {rest}" for types, rest in coefficients]
         style_lines += [
-            f"pair_coeff {a + 1} {b + 1} table {TABLE_FILES['pair']} {keys[(a, b)]} {pair_cutoff!r}"
-            for a, b in combinations
-        ]
-        style_lines += [
-            f"pair_coeff * * cgtorch {' '.join(names)}",
-            f"pair_modify pair table special lj {excluded}",
-            "pair_modify pair cgtorch special lj 1.0 1.0 1.0",
-        ]
-    elif terms["pair"]:
-        style_lines += [
-            f"special_bonds lj/coul {excluded}",
-            f"pair_style table {pair_table_style} {n}",
-        ]
-        style_lines += [
-            f"pair_coeff {a + 1} {b + 1} {TABLE_FILES['pair']} {keys[(a, b)]} {pair_cutoff!r}"
-            for a, b in combinations
-        ]
-    elif manybody is not None:
-        style_lines += [
-            "special_bonds lj/coul 1.0 1.0 1.0",
-            f"pair_style cgtorch {NEURAL_FILE} device {neural_device}",
-            f"pair_coeff * * {' '.join(names)}",
+            f"pair_modify pair {declaration.split()[0]} special lj {special}"
+            for declaration, _, special in substyles
         ]
     else:
         style_lines += ["pair_style zero 1.0", "pair_coeff * *"]

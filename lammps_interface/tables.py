@@ -13,10 +13,15 @@ Table files (``units real``), one section per bead-type combination, keyed ``A_B
     bond.table      N n                      r (Å)     E             F = −dE/dr
     angle.table     N n                      θ (deg)   E             F = −dE/dθ (kcal/mol/deg)
     dihedral.table  N n RADIANS              φ (rad)   E             F = −dE/dφ (kcal/mol/rad)
+
+A three-body term (:class:`~ase_cg.potentials.ThreeBodySpline`) becomes ``pair_style
+sw/angle/table``: a Stillinger–Weber file whose two-body part is off (A = 0) and whose entries
+point at the angular functions f(θ), written as angle tables (:func:`write_threebody_files`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -278,3 +283,47 @@ def write_table_file(path: str | os.PathLike, tables: list[Table], bead_type_nam
         lines.append("")
     write_text_atomic(path, "\n".join(lines))
     return keys
+
+
+def write_threebody_files(
+    term, sw_path: str | os.PathLike, table_path: str | os.PathLike,
+    bead_type_names: list[str], n_points: int,
+) -> None:  # fmt: skip
+    """Write a :class:`~ase_cg.potentials.ThreeBodySpline` for ``pair_style sw/angle/table``.
+
+    The Stillinger–Weber file has one entry per ordered type triple (centre first), with
+    σ = 1 Å, a = the term's cutoff, γ = its screening length (so ``exp(γσ/(r − aσ))`` is the
+    term's g(r)) and A = 0 (no two-body part; ε, λ, cos θ0, B, p, q are unused); each entry
+    names the angle-table section of its f(θ) (θ in degrees, f in kcal/mol, −df/dθ per degree).
+
+    Parameters
+    ----------
+    term : ThreeBodySpline
+    sw_path, table_path : path
+        The ``.sw`` file and the angle-table file it refers to (by file name: keep them in one
+        folder, LAMMPS's working directory).
+    bead_type_names : list of str
+    n_points : int
+        Points of each angle table (and LAMMPS's interpolation of it).
+    """
+    theta = np.linspace(0.0, math.pi, int(n_points))
+    tables = []
+    for combination in term.combinations:
+        energy, force = term.evaluate(np.clip(theta, _STRAIGHT, math.pi - _STRAIGHT), combination)
+        tables.append(Table("angle", tuple(combination), theta, energy, force))
+    keys = write_table_file(table_path, tables, bead_type_names)
+    names = list(bead_type_names)
+    lines = [
+        "# ase_cg three-body term for pair_style sw/angle/table (two-body part off: A = 0)",
+        "# centre neighbour neighbour  epsilon sigma a lambda gamma costheta0 A B p q tol  "
+        "table keyword style N",
+    ]
+    for centre, j, k in itertools.product(range(len(names)), repeat=3):
+        combination = tuple(term.combinations[int(term.combination_index(
+            torch.tensor([[j, centre, k]]))[0])])  # fmt: skip
+        lines.append(
+            f"{names[centre]} {names[j]} {names[k]}  1.0 1.0 {term.range!r} 1.0 "
+            f"{term.screening!r} 0.0 0.0 0.0 0.0 0.0 0.0  {Path(table_path).name} "
+            f"{keys[combination]} spline {int(n_points)}"
+        )
+    write_text_atomic(Path(sw_path), "\n".join(lines) + "\n")

@@ -7,6 +7,8 @@ molecule with angle and dihedral tables. LAMMPS runs in subprocesses.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -18,7 +20,7 @@ from ase_cg.io import read_h5md
 from ase_cg.mapping import CGMapping
 from ase_cg.md import build_cg_box
 from ase_cg.potentials import CGModel, HarmonicAngles, HarmonicBonds, Repulsion
-from ase_cg.potentials.classical import DihedralSpline, PairSpline
+from ase_cg.potentials.classical import DihedralSpline, PairSpline, ThreeBodySpline
 from ase_cg.potentials.neural import NeuralPotential
 from ase_cg.testing import calculator_results
 from lammps_interface import export
@@ -227,3 +229,46 @@ def test_constrained_bonds_keep_their_table_minimum(tmp_path):
     # SHAKE holds EQ = the harmonic r0 (to ~1e-5 Å with the thermostat), against a free
     # fluctuation of sqrt(k_B T / k) ≈ 0.03 Å
     assert np.abs(lengths[1:] - 1.69).max() < 1e-4
+
+
+def test_threebody_term_in_sw_angle_table_equals_calculator(tmp_path):
+    """Pair spline + three-body spline of two bead types: LAMMPS (table + sw/angle/table) and
+    the calculator agree, on 1 and 2 ranks (the triples cross the subdomain boundary)."""
+    rng = np.random.default_rng(3)
+    grid = np.stack(np.meshgrid(*[np.arange(6)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    box = 17.0
+    positions = (grid + 0.5 + rng.normal(0, 0.08, grid.shape)) * box / 6
+    atoms = Atoms(numbers=np.zeros(len(grid), int), positions=positions, cell=[box] * 3, pbc=True)
+    atoms.arrays["bead-type"] = np.array(rng.choice(["A", "B"], len(atoms)))
+    atoms.set_masses(np.full(len(atoms), 18.0))
+    threebody = ThreeBodySpline(2, 0.0, math.pi, 40, cutoff=4.3, screening=2.9)
+    knots = torch.linspace(0.0, math.pi, threebody.grid.n_basis, dtype=torch.float64)
+    with torch.no_grad():
+        for row in range(len(threebody.combinations)):
+            threebody.coefficients[row] = (1 + 0.3 * row) * 0.5 * (torch.cos(knots) + 1 / 3) ** 2
+        threebody.lower.fill_(0.5)  # the extrapolation below 0.5 rad is in the table too
+    spline = pair_spline()
+    pair = PairSpline(2, 2.5, 8.0, 40)
+    pair.coefficients.copy_(spline.coefficients.expand(3, -1))
+    pair.lower.fill_(2.6)
+    model = CGModel(["A", "B"], [pair, threebody]).double()
+    files = export(model, tmp_path, atoms=atoms, table_points=4000, temperature=300.0)
+    text = files["system"].read_text()
+    assert "pair_style hybrid/overlay table spline 4000 sw/angle/table" in text
+    one_rank = evaluate(files["system"])
+    energy, forces, virial = calculator_results(model, atoms)
+    _, threebody_forces, _ = calculator_results(CGModel(["A", "B"], [threebody]).double(), atoms)
+    assert np.abs(threebody_forces).max() > 0.1 * np.abs(forces).max()  # it matters here
+    assert_same(one_rank, (energy, forces, virial), rtol=1e-5)
+    two_ranks = evaluate(files["system"], ranks=2)
+    assert np.abs(two_ranks.forces - one_rank.forces).max() < 1e-9 * np.abs(forces).max()
+
+
+def test_threebody_export_refuses_bonded_systems(tmp_path):
+    model = CGModel(
+        ["CH3"], [rep(), HarmonicBonds(1, k=20.0, r0=1.69), ThreeBodySpline(1, 0.0, math.pi, 10)],
+        mapping=ETHANE,
+    ).double()  # fmt: skip
+    atoms = build_cg_box(model, 8, 0.5495, seed=1)
+    with pytest.raises(InputError, match="without bonds"):
+        export(model, tmp_path, atoms=atoms, temperature=180.0)
