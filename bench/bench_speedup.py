@@ -45,7 +45,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TUNED = {"pair_cutoff": "auto", "pair_table_style": "linear"}
 #: Largest stable constrained time steps, fs (bench/bench_timestep.py).
 TABLES_SHAKE_FS = 15.0
-PLUGIN_SHAKE_FS = 10.0
+PLUGIN_SHAKE_FS = 12.0
 
 
 def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple[Case, int]]:
@@ -93,7 +93,7 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
                 ranks=cores,
                 export_options=neural,
             ),
-            60,
+            150,
         ),
         (
             Case(
@@ -104,7 +104,7 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
                 ranks=cores,
                 export_options={**neural, "neural_filter_spacing": None},
             ),
-            60,
+            150,
         ),
     ]
 
