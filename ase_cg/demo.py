@@ -110,7 +110,7 @@ class DemoSizes:
         )  # fmt: skip
 
 
-class _Clock:
+class StageClock:
     """Wall and CPU time (this process and finished child processes) of each demo stage."""
 
     def __init__(self, n_stages: int, stream) -> None:
@@ -230,7 +230,7 @@ def demo(
     work.mkdir(parents=True, exist_ok=True)
     n_stages = 7 + (reference is None and not (DATA_DIR / "ethane_aa.h5").is_file())
     n_stages += mapping is None
-    clock = _Clock(n_stages, stream)
+    clock = StageClock(n_stages, stream)
     notes: list[str] = []
 
     # --- 1. reference and mapping
@@ -323,7 +323,7 @@ def demo(
         )  # fmt: skip
     training = {
         "classical": load_model(models["classical"]).provenance.get("fit_report", {}),
-        "neural": _read_metrics(work / "neural" / "metrics.csv"),
+        "neural": read_metrics(work / "neural" / "metrics.csv"),
     }
 
     # --- 3. CG MD
@@ -413,7 +413,8 @@ def _write_yaml(path: Path, values: dict) -> None:
     write_text_atomic(path, yaml.safe_dump(values, sort_keys=False))
 
 
-def _read_metrics(path: Path) -> list[dict]:
+def read_metrics(path: Path) -> list[dict]:
+    """Rows of a training ``metrics.csv`` as floats."""
     with path.open() as stream:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(stream)]
 
@@ -452,7 +453,7 @@ def _run_md(runs, models, start, work, sizes, device, ranks, seed, progress, str
     """Run each CG MD from the last mapped reference frame; MD summaries with CPU times."""
     summaries = {}
     for name, run in runs.items():
-        before = _Clock._cpu()
+        before = StageClock._cpu()
         summary = simulate(
             models[run["kind"]],
             engine=run["engine"],
@@ -468,7 +469,7 @@ def _run_md(runs, models, start, work, sizes, device, ranks, seed, progress, str
             progress=progress,
             ranks=ranks,
         )
-        cpu = _Clock._cpu() - before
+        cpu = StageClock._cpu() - before
         summaries[name] = {
             **summary.as_dict(),
             **run,

@@ -39,7 +39,7 @@ def plot_classical(model: CGModel, path: str | os.PathLike, *, n_points: int = 4
     figure, axes = new_figure(1, len(terms), size=(4.2 * len(terms), 3.6))
     axes = np.atleast_1d(axes)
     for axis, term in zip(axes, terms, strict=True):
-        angular = term.kind in ("angle", "dihedral")
+        angular = term.kind in ("angle", "dihedral", "threebody")
         scale = 180.0 / math.pi if angular else 1.0
         for index, combination in enumerate(term.combinations):
             if float(term.samples[index]) <= 0:
@@ -72,9 +72,11 @@ def plot_classical(model: CGModel, path: str | os.PathLike, *, n_points: int = 4
             low = min(v.min() for v in visible)
             axis.set_ylim(low - 0.1 * abs(low) - 1e-3, max(0.05, 3 * abs(low)))
         axis.axhline(0.0, color="0.7", lw=0.8)
-        symbol = {"pair": "r (Å)", "bond": "r (Å)", "angle": "θ (deg)", "dihedral": "φ (deg)"}
+        symbol = {"pair": "r (Å)", "bond": "r (Å)", "angle": "θ (deg)", "dihedral": "φ (deg)",
+                  "threebody": "θ_jik (deg)"}  # fmt: skip
         axis.set_xlabel(symbol[term.kind])
-        axis.set_ylabel("energy (eV)")
+        # the three-body f(θ) is the energy of a triple with both neighbours at g(r) = 1
+        axis.set_ylabel("f(θ) (eV)" if term.kind == "threebody" else "energy (eV)")
         axis.set_title(type(term).__name__)
         axis.legend(fontsize=8)
     save_figure(figure, path, dpi=120)

@@ -74,3 +74,21 @@ def test_demo_rejects_bad_sizes(tmp_path, kwargs, message):
     with pytest.raises(InputError, match=message):
         demo(tmp_path / "report", quick=True, **kwargs)
     assert not (tmp_path / "report").exists()
+
+
+def test_water_demo_quick_three_body_restores_tetrahedral_order(tmp_path):
+    """`ase-cg demo --system water --quick`: a small SPC/E reference, three models in LAMMPS;
+    the pair model loses the tetrahedral order q that the three-body term restores."""
+    assert main(["demo", "--system", "water", "--quick", "-o", str(tmp_path / "w")]) == 0
+    metrics = json.loads((tmp_path / "w" / "metrics.json").read_text())
+    rows = {row["model"]: row for row in metrics["rows"]}
+    assert set(rows) == {"pair", "pair + three-body", "neural"}
+    pair, threebody = rows["pair"], rows["pair + three-body"]
+    assert abs(threebody["mean_q_difference"]) < 0.5 * abs(pair["mean_q_difference"])
+    assert pair["mean_q_difference"] < -0.05  # pair water is less tetrahedral than SPC/E
+    assert threebody["fraction_unexplained"] < pair["fraction_unexplained"]
+    for row in metrics["rows"]:
+        slug = row["model"].replace(" + ", "_")
+        assert (tmp_path / "w" / "compare" / slug / "local_order.png").stat().st_size > 1000
+    text = (tmp_path / "w" / "index.md").read_text()
+    assert "| pair + three-body |" in text and "mean q" in text
