@@ -92,7 +92,13 @@ SHAKE_ITERATIONS = 200
 CONSTRAINT_FIX = "constraints"
 
 
-def constraint_commands(template: MoleculeTemplate) -> list[str]:
+def constraint_commands(
+    template: MoleculeTemplate,
+    *,
+    tolerance: float = SHAKE_TOLERANCE,
+    iterations: int = SHAKE_ITERATIONS,
+    fix_id: str = CONSTRAINT_FIX,
+) -> list[str]:
     """``fix shake`` holding every bond and angle type of a rigid template (else nothing).
 
     To follow :func:`force_field_commands` (after ``read_data``); the bond and angle type
@@ -108,7 +114,7 @@ def constraint_commands(template: MoleculeTemplate) -> list[str]:
     bond_types = " ".join(str(t) for t in range(1, n_bond_types + 1))
     angle_types = " ".join(str(t) for t in range(1, n_angle_types + 1))
     return [
-        f"fix {CONSTRAINT_FIX} all shake {SHAKE_TOLERANCE} {SHAKE_ITERATIONS} 0"
+        f"fix {fix_id} all shake {tolerance} {iterations} 0"
         + (f" b {bond_types}" if bond_types else "")
         + (f" a {angle_types}" if angle_types else "")
     ]

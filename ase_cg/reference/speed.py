@@ -24,6 +24,7 @@ the second half of the run, ``mdrun -resethway``).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -42,6 +43,7 @@ from ase_cg.reference.lammps import (
     CUTOFF,
     KSPACE_ACCURACY,
     check_system,
+    constraint_commands,
     force_field_commands,
     write_lammps_data,
 )
@@ -96,7 +98,8 @@ def _hydrogen_masses(template: MoleculeTemplate) -> list[float]:
 def lammps_deck(
     data_file: str, template: MoleculeTemplate, *, steps: int, temperature: float, seed: int
 ) -> str:
-    """LAMMPS input: reference force field, minimise, SHAKE on bonds to H, warm-up, timed run.
+    """LAMMPS input: reference force field, minimise, SHAKE on bonds to H (every bond and angle
+    of a rigid template), warm-up, timed run.
 
     Parameters
     ----------
@@ -111,7 +114,12 @@ def lammps_deck(
     seed : int
         Velocity seed (LAMMPS is given ``seed + 1``: it takes positive seeds only).
     """
-    hydrogens = " ".join(f"m {m!r}" for m in _hydrogen_masses(template))
+    if template.rigid:  # every bond and angle held (rigid water), at the speed tolerance
+        (constrained,) = constraint_commands(template, tolerance=1.0e-4, iterations=20,
+                                             fix_id="constrain")  # fmt: skip
+    else:
+        hydrogens = " ".join(f"m {m!r}" for m in _hydrogen_masses(template))
+        constrained = f"fix constrain all shake 1.0e-4 20 0 {hydrogens}"
     return "\n".join(
         [
             *force_field_commands(data_file),
@@ -120,7 +128,7 @@ def lammps_deck(
             "reset_timestep 0",
             f"velocity all create {temperature!r} {int(seed) + 1} mom yes rot yes dist gaussian",
             f"fix integrate all nvt temp {temperature!r} {temperature!r} {THERMOSTAT_FS!r}",
-            f"fix constrain all shake 1.0e-4 20 0 {hydrogens}",
+            constrained,
             f"timestep {TIME_STEP_FS!r}",
             f"run {WARMUP_STEPS}",
             f"run {int(steps)}",
@@ -185,7 +193,8 @@ def measure_lammps(
     version = _LAMMPS_VERSION.search(log)
     return _result(
         "lammps",
-        f"all-atom LAMMPS, SHAKE on bonds to H, {TIME_STEP_FS:g} fs, PPPM {KSPACE_ACCURACY:g}, "
+        f"all-atom LAMMPS, SHAKE {'rigid' if template.rigid else 'on bonds to H'}, "
+        f"{TIME_STEP_FS:g} fs, PPPM {KSPACE_ACCURACY:g}, "
         f"{CUTOFF:g} Å",
         int(n_atoms),
         int(procs),
@@ -269,17 +278,21 @@ def write_gromacs_input(
         f"{float(template.charges[i])!r} {float(template.masses[i])!r}"
         for i in range(template.n_atoms)
     ]
-    lines += ["", "[ bonds ]"]
-    lines += [
-        f"{b.i + 1} {b.j + 1} 1 {float(b.r0 / 10.0)!r} {float(2.0 * b.k * ev * 100.0)!r}"
-        for b in template.bonds
-    ]
+    if template.rigid:  # SETTLE (rigid water: O first, two H): no bonds, explicit exclusions
+        lines += _settles(template)
+    else:
+        lines += ["", "[ bonds ]"]
+        lines += [
+            f"{b.i + 1} {b.j + 1} 1 {float(b.r0 / 10.0)!r} {float(2.0 * b.k * ev * 100.0)!r}"
+            for b in template.bonds
+        ]
     pairs = sorted({tuple(sorted((d.i, d.l))) for d in template.dihedrals})
     lines += ["", "[ pairs ]"] + [f"{i + 1} {j + 1} 1" for i, j in pairs]
     lines += ["", "[ angles ]"]
     lines += [
         f"{a.i + 1} {a.j + 1} {a.k + 1} 1 {float(a.theta0)!r} {float(2.0 * a.k_theta * ev)!r}"
         for a in template.angles
+        if not template.rigid
     ]
     lines += ["", "[ dihedrals ]"]
     lines += [
@@ -347,6 +360,17 @@ def write_gromacs_input(
     return paths
 
 
+def _settles(template: MoleculeTemplate) -> list[str]:
+    """``[ settles ]`` and ``[ exclusions ]`` of a rigid three-site water (O, H, H), nm."""
+    (bond, *_), (angle,) = template.bonds, template.angles
+    if template.n_atoms != 3 or angle.j != 0 or len(template.bonds) != 2:
+        raise BenchmarkError(f"{template.name!r}: SETTLE needs a three-site water, O first")
+    d_oh = float(bond.r0) / 10.0
+    d_hh = 2.0 * d_oh * math.sin(math.radians(float(angle.theta0)) / 2.0)
+    return ["", "[ settles ]", f"1 1 {d_oh!r} {d_hh!r}", "", "[ exclusions ]",
+            "1 2 3", "2 1 3", "3 1 2"]  # fmt: skip
+
+
 def gromacs_executable() -> str | None:
     """Path of ``gmx`` (or ``gmx_mpi``) on the ``PATH``, None if GROMACS is not installed."""
     return shutil.which("gmx") or shutil.which("gmx_mpi")
@@ -406,7 +430,8 @@ def measure_gromacs(
     timed = steps - steps // 2
     return _result(
         "gromacs",
-        f"all-atom GROMACS, h-bonds LINCS, {TIME_STEP_FS:g} fs, PME {KSPACE_ACCURACY:g}, "
+        f"all-atom GROMACS, {'SETTLE' if template.rigid else 'h-bonds LINCS'}, "
+        f"{TIME_STEP_FS:g} fs, PME {KSPACE_ACCURACY:g}, "
         f"{CUTOFF:g} Å",
         len(atoms),
         threads,
