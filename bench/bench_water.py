@@ -8,8 +8,11 @@ trained on top of the pair model; plus any model given with ``--model NAME=PATH`
 refined one). Each runs NVT in LAMMPS at the reference volume (300 K, 2 fs, from its last frame)
 and is compared: RDF max |Δg|, the neighbour-angle distribution within the first shell (max
 |Δp| per degree; the reference's halves give its noise), the tetrahedral order q, the pressure,
-and the held-out force residual of the fit. Prints a markdown table and writes ``--output``
-(JSON) and the compare folders (plots) under ``--work``.
+and the held-out force residual of the fit. With ``--speed`` (run it on a quiet machine): ns/day
+of every model in LAMMPS (2 fs, NVT, the reference's last frame, one core) against all-atom
+SPC/E with the same molecules, rigid, 2 fs: LAMMPS (SHAKE, PPPM) and GROMACS (SETTLE, PME, when
+``gmx`` is installed), measured in the same invocation. Prints markdown tables and writes
+``--output`` (JSON) and the compare folders (plots) under ``--work``.
 
 Usage::
 
@@ -41,6 +44,7 @@ def main(argv=None) -> int:
     parser.add_argument("--ranks", type=int, default=1, help="MPI ranks of the LAMMPS runs")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                         help="a further model to run and compare")  # fmt: skip
+    parser.add_argument("--speed", action="store_true", help="CG vs all-atom speed table")
     parser.add_argument("--output", type=Path, required=True, help="JSON record written")
     args = parser.parse_args(argv)
 
@@ -71,9 +75,49 @@ def main(argv=None) -> int:
         "models": {name: str(model["path"]) for name, model in models.items()},
         "rows": rows,
     }
+    print(comparison_table(rows), flush=True)
+    if args.speed:
+        record["speed"] = speed(models, mapped)
     write_json(args.output, json.dumps(record, indent=1) + "\n")
-    print(comparison_table(rows))
     return 0
+
+
+#: Timed CG steps per model (2 fs): the plugin is slower per step.
+SPEED_STEPS = {"pair": 10000, "pair + three-body": 4000, "neural": 300}
+
+
+def speed(models: dict, mapped: Path) -> dict:
+    """ns/day of each model and of all-atom SPC/E (LAMMPS, GROMACS) on one core, one run."""
+    from _cg_runs import Case, run
+
+    from ase_cg.io import read_h5md
+    from ase_cg.reference import WATER
+    from ase_cg.reference.speed import BenchmarkError, measure_gromacs, measure_lammps
+
+    atoms = read_h5md(mapped, -1)
+    n_molecules = len(atoms)
+    allatom = [measure_lammps(WATER, n_molecules, steps=500)]
+    try:
+        gromacs = measure_gromacs(WATER, n_molecules, steps=2000)
+    except BenchmarkError as error:  # e.g. a box shorter than twice GROMACS's cutoff
+        print(f"GROMACS not measured: {str(error).splitlines()[0]}")
+        gromacs = None
+    if gromacs is not None:
+        allatom.append(gromacs)
+    best = max(row["ns_per_day"] for row in allatom)
+    cg = []
+    for name, model in models.items():
+        steps = SPEED_STEPS.get(name, 1000)
+        result = run(Case(name, str(model["path"]), 2.0), atoms, steps, settle=100)
+        result["vs_best_allatom"] = result["ns_per_day"] / best
+        cg.append(result)
+    print(f"\n| run ({n_molecules} molecules, 1 core, 2 fs) | ns/day | vs best all-atom |")
+    print("|---|---:|---:|")
+    for row in allatom:
+        print(f"| {row['label']} | {row['ns_per_day']:.1f} | {row['ns_per_day'] / best:.2f}× |")
+    for row in cg:
+        print(f"| CG {row['case']} | {row['ns_per_day']:.1f} | {row['vs_best_allatom']:.2f}× |")
+    return {"allatom": allatom, "cg": cg}
 
 
 if __name__ == "__main__":
