@@ -45,6 +45,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                         help="a further model to run and compare")  # fmt: skip
     parser.add_argument("--speed", action="store_true", help="CG vs all-atom speed table")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take the models an earlier invocation fitted into --work")  # fmt: skip
     parser.add_argument("--output", type=Path, required=True, help="JSON record written")
     args = parser.parse_args(argv)
 
@@ -59,8 +61,14 @@ def main(argv=None) -> int:
     if args.neural:
         neural = {"n_atom_basis": 32, "n_filters": 32, "n_interactions": 2, "n_rbf": 16,
                   "cutoff": 6.0, "seed": 0}  # fmt: skip
-    models = fit_water_models(mapped, args.mapping, args.work, frames=args.frames,
-                              neural=neural, epochs=args.epochs)  # fmt: skip
+    if args.reuse:
+        previous = json.loads(args.output.read_text())
+        models = {row["model"]: {"path": Path(previous["models"][row["model"]]),
+                                 "fraction_unexplained": row["fraction_unexplained"]}
+                  for row in previous["rows"]}  # fmt: skip
+    else:
+        models = fit_water_models(mapped, args.mapping, args.work, frames=args.frames,
+                                  neural=neural, epochs=args.epochs)  # fmt: skip
     for item in args.model:
         name, _, path = item.partition("=")
         models[name] = {"path": Path(path), "fraction_unexplained": None}
