@@ -45,8 +45,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                         help="a further model to run and compare")  # fmt: skip
     parser.add_argument("--speed", action="store_true", help="CG vs all-atom speed table")
-    parser.add_argument("--reuse", action="store_true",
-                        help="take the models an earlier invocation fitted into --work")  # fmt: skip
+    parser.add_argument(
+        "--reuse", action="store_true", help="take the models an earlier run fitted in --work"
+    )
     parser.add_argument("--output", type=Path, required=True, help="JSON record written")
     args = parser.parse_args(argv)
 
