@@ -8,10 +8,11 @@ trained on top of the pair model; plus any model given with ``--model NAME=PATH`
 refined one). Each runs NVT in LAMMPS at the reference volume (300 K, 2 fs, from its last frame)
 and is compared: RDF max |Δg|, the neighbour-angle distribution within the first shell (max
 |Δp| per degree; the reference's halves give its noise), the tetrahedral order q, the pressure,
-and the held-out force residual of the fit. With ``--speed`` (run it on a quiet machine): ns/day
-of every model in LAMMPS (2 fs, NVT, the reference's last frame, one core) against all-atom
-SPC/E with the same molecules, rigid, 2 fs: LAMMPS (SHAKE, PPPM) and GROMACS (SETTLE, PME, when
-``gmx`` is installed), measured in the same invocation. Prints markdown tables and writes
+and the held-out force residual of the fit. With ``--speed`` (run it on a quiet machine): 1 vs 2
+MPI ranks of each model (forces on the reference's last frame), and ns/day of every model in
+LAMMPS (2 fs, NVT, the reference's last frame, one core) against all-atom SPC/E with the same
+molecules, rigid, 2 fs: LAMMPS (SHAKE, PPPM) and GROMACS (SETTLE, PME, when ``gmx`` is
+installed), measured in the same invocation. Prints markdown tables and writes
 ``--output`` (JSON) and the compare folders (plots) under ``--work``.
 
 Usage::
@@ -87,8 +88,32 @@ def main(argv=None) -> int:
     print(comparison_table(rows), flush=True)
     if args.speed:
         record["speed"] = speed(models, mapped)
+        record["ranks"] = one_vs_two_ranks(models, mapped, args.work)
     write_json(args.output, json.dumps(record, indent=1) + "\n")
     return 0
+
+
+def one_vs_two_ranks(models: dict, mapped: Path, work: Path) -> dict:
+    """Largest force difference (relative to the largest force) of 1 vs 2 MPI ranks, per model,
+    on the reference's last frame in LAMMPS."""
+    from ase_cg.io import read_h5md
+    from ase_cg.model import load_model
+    from lammps_interface import export
+    from lammps_interface.run import evaluate
+
+    atoms = read_h5md(mapped, -1)
+    result = {}
+    for name, model in models.items():
+        folder = work / f"ranks_{name.replace(' + ', '_').replace(' ', '_')}"
+        files = export(load_model(model["path"]), folder, atoms=atoms, temperature=300.0)
+        one, two = evaluate(files["system"], ranks=1), evaluate(files["system"], ranks=2)
+        scale = float(abs(one.forces).max())
+        result[name] = {
+            "max_force_difference_relative": float(abs(one.forces - two.forces).max()) / scale,
+            "energy_difference_relative": abs(one.energy - two.energy) / abs(one.energy),
+        }
+        print(f"1 vs 2 ranks, {name}: {result[name]}", flush=True)
+    return result
 
 
 #: Timed CG steps per model (2 fs): the plugin is slower per step.
