@@ -60,7 +60,7 @@ class WaterDemoSizes:
     """Reference frames used to fit and train (spread over the file)."""
     steps: int = 10000
     """NVT steps (2 fs) of each classical model in LAMMPS."""
-    neural_steps: int = 2500
+    neural_steps: int = 1000
     """NVT steps (2 fs) of the neural model in LAMMPS (the plugin: slower per step)."""
     neural_frames: int = 30
     """Frames the neural term trains on (SchNet training on 1000 beads costs ~1 s CPU per
@@ -273,7 +273,7 @@ def water_demo(
         All-atom SPC/E H5MD with forces; default the shipped ``data/water_aa.h5``, generated
         (small) into ``output_dir/work`` when missing.
     frames, steps : int, optional
-        Frames to fit on; NVT steps of the classical models (the neural model runs a quarter).
+        Frames to fit on; NVT steps of the classical models (the neural model runs a tenth).
     neural : bool
         Train and run the neural model too.
     quick : bool
@@ -294,7 +294,7 @@ def water_demo(
     if frames is not None:
         sizes = dataclasses.replace(sizes, frames=int(frames))
     if steps is not None:
-        sizes = dataclasses.replace(sizes, steps=int(steps), neural_steps=max(1, int(steps) // 4))
+        sizes = dataclasses.replace(sizes, steps=int(steps), neural_steps=max(1, int(steps) // 10))
     if sizes.frames < 2 or sizes.steps < 1:
         raise InputError(f"water demo: need frames ≥ 2 and steps ≥ 1, got {sizes.frames}, "
                          f"{sizes.steps}")  # fmt: skip
