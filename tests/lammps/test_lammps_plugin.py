@@ -25,6 +25,7 @@ import vesin
 from ase_cg.errors import InputError
 from ase_cg.potentials.neural import evaluate_layers
 from lammps_interface.plugin import PLUGIN_FILE, build_plugin, plugin_directory
+from lammps_interface import run as run_module
 from lammps_interface.run import LammpsRunError, evaluate, run_deck
 from lammps_interface.torchscript import (
     METADATA_FILE,
@@ -212,6 +213,16 @@ def test_entry_point_names_the_folder_without_compiling(tmp_path, monkeypatch):
     folder = Path(plugin_directory())
     assert folder.parent == tmp_path / "cache" / "plugins"
     assert not (tmp_path / "cache").exists()  # nothing built, nothing created
+
+
+def test_lammps_runs_let_idle_openmp_threads_sleep(plugin, tmp_path, monkeypatch):
+    """Spinning OpenMP waits collapse the plugin's speed when another process shares the cores
+    (RELIABILITY.md): LAMMPS runs get OMP_WAIT_POLICY=PASSIVE unless the user chose a policy."""
+    (tmp_path / "in.cg").write_text("pair_style cgtorch model.pt\n")
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert run_module._environment(2, tmp_path)["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert run_module._environment(2, tmp_path)["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 def test_open_lammps_has_the_plugin_in_python(plugin):
