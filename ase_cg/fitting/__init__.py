@@ -30,6 +30,7 @@ from ase_cg.fitting.corrections import (
     pressure_ramp,
     structural_correction,
     term_pressure,
+    threebody_correction,
 )
 from ase_cg.fitting.frames import ArrayTrajectory
 from ase_cg.fitting.gradient import (
@@ -65,4 +66,5 @@ __all__ = [
     "pressure_ramp",
     "structural_correction",
     "term_pressure",
+    "threebody_correction",
 ]

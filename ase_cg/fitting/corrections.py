@@ -12,11 +12,12 @@ import numpy as np
 import torch
 from ase import units
 from ase.units import kB
+from torch import Tensor
 
 from ase_cg import _keys as K
 from ase_cg.analysis import rdf
 from ase_cg.fitting.config import FitError
-from ase_cg.potentials.base import CGModel, make_batch
+from ase_cg.potentials.base import CGModel, build_graph, make_batch
 from ase_cg.potentials.classical import PairSpline
 from ase_cg.trajectory import cg_trajectory, is_cg, opened
 
@@ -116,17 +117,11 @@ def _pair_spline_through(n_types: int, curves: dict, cutoff: float, spacing: flo
     start = TABLE_INNER
     n_intervals = max(4, int(round((cutoff - start) / spacing)))
     term = PairSpline(n_types, start, cutoff, n_intervals)
-    x = torch.linspace(start, cutoff, 20 * n_intervals + 1, dtype=torch.float64)
-    rows = torch.zeros(len(x), dtype=torch.int64)
-    eye = torch.eye(term.grid.n_basis, dtype=torch.float64)
-    design = torch.stack([term.grid.evaluate(eye[k : k + 1], rows, x) for k in range(len(eye))], 1)
-    design = design[:, : term.n_free].numpy()
+    x = np.linspace(start, cutoff, 20 * n_intervals + 1)
     with torch.no_grad():
         for key, (r, energy) in curves.items():
-            target = np.interp(x.numpy(), r, energy)
-            solution, *_ = np.linalg.lstsq(design, target, rcond=None)
             row = int(term.combination_index(torch.tensor([key]))[0])
-            term.coefficients[row, : term.n_free] = torch.from_numpy(solution)
+            term.coefficients[row] = _spline_coefficients(term, x, np.interp(x, r, energy))
     return term
 
 
@@ -371,3 +366,167 @@ def _with_term(model: CGModel, term, provenance: dict) -> CGModel:
         exclusion_bonds=model.exclusion_bonds,
         provenance=provenance,
     )
+
+
+def threebody_correction(
+    model: CGModel,
+    reference,
+    cg,
+    *,
+    temperature: float,
+    damping: float = 1.0,
+    bin_width: float = 2.0,
+    min_fraction: float = 0.05,
+    max_frames: int = 20,
+) -> CGModel:
+    r"""``model`` with the angular function of its three-body term corrected by one
+    Boltzmann-inversion step on the screened angle distribution.
+
+    For each type triple c of the :class:`~ase_cg.potentials.classical.ThreeBodySpline` term,
+    :math:`p_c(\theta)` is the distribution of the angles j–i–k of its triples weighted by the
+    screening ``w = g(r_ij) g(r_ik)`` (the factor the term multiplies ``f(θ)`` by), and
+
+    .. math:: \Delta f_c(\theta) = \frac{\alpha k_B T}{\bar w_c}
+              \ln\frac{p^{CG}_c(\theta)}{p^{ref}_c(\theta)}, \qquad
+              \bar w_c = \frac{\sum w^2}{\sum w}\ (\text{reference triples}),
+
+    the IBI update of :func:`ibi_pair_correction` carried to the angle (a triple's angular
+    energy is ``f(θ) w``; ``w̄`` is the mean screening of the triples that make up ``p``).
+    Where either distribution is below ``min_fraction`` of the reference's peak the first and
+    last sampled values are held; the result is smoothed over three bins, its mean over the
+    reference distribution is removed (a constant shift of ``f`` would act as an extra pair
+    term, not as an angular one) and it is added to the term's spline coefficients by least
+    squares, so the model keeps one three-body term and exports as before. No closed theory
+    gives this step for a three-body term: like IBI it is a fixed-point iteration, to be
+    repeated with the MD it corrects (:func:`ase_cg.refine.refine`).
+
+    Parameters
+    ----------
+    model : CGModel
+        Has one ``ThreeBodySpline`` term.
+    reference : path of an H5MD file or sequence of ase.Atoms
+        All-atom reference (mapped with ``model.mapping``) or an already mapped CG one.
+    cg : path of an H5MD file or sequence of ase.Atoms
+        A CG MD run of ``model`` at the reference's state point.
+    temperature : float, K
+    damping : float
+        α of the update.
+    bin_width : float, degrees
+    min_fraction : float
+        Bins below this fraction of the reference's peak count as unsampled.
+    max_frames : int
+        At most this many frames of each trajectory, evenly spread.
+
+    Returns
+    -------
+    CGModel
+        A new model; ``provenance["threebody_correction"]`` holds the max |Δp| (1/deg) of each
+        type triple before the step. ``model`` is not changed.
+    """
+    positions = [i for i, t in enumerate(model.terms) if getattr(t, "kind", None) == "threebody"]
+    if len(positions) != 1:
+        raise FitError(
+            f"threebody_correction: the model has {len(positions)} three-body terms; one is needed"
+        )
+    if not temperature > 0 or not damping > 0 or not bin_width > 0:
+        raise FitError(
+            f"threebody_correction: temperature={temperature!r} K, damping={damping!r} and "
+            f"bin_width={bin_width!r} deg must be positive"
+        )
+    index = positions[0]
+    term = model.terms[index]
+    edges = np.radians(np.arange(0.0, 180.0 + 0.5 * bin_width, bin_width))
+    with opened(reference) as ref_frames, opened(cg) as cg_frames:
+        if not is_cg(ref_frames):
+            if model.mapping is None:
+                raise FitError(
+                    "threebody_correction: the reference is all-atom and the model has no "
+                    "mapping to map it with; give a mapped (CG) reference"
+                )
+            ref_frames = cg_trajectory(
+                ref_frames, model.mapping, split_constraints="allow", atoms_arrays=()
+            )
+        p_ref, w_bar = _screened_angles(model, term, ref_frames, edges, max_frames)
+        p_cg, _ = _screened_angles(model, term, cg_frames, edges, max_frames)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    kt = kB * float(temperature)
+    correction = torch.zeros_like(term.coefficients)
+    before = {}
+    names = list(model.bead_type_names)
+    for combination in range(len(term.combinations)):
+        reference_p, cg_p = p_ref[combination], p_cg[combination]
+        if not reference_p.any() or not cg_p.any():
+            continue
+        label = "-".join(names[t] for t in term.combinations[combination])
+        before[label] = float(np.abs(cg_p - reference_p).max() * np.radians(1.0))
+        sampled = (reference_p > min_fraction * reference_p.max()) & (
+            cg_p > min_fraction * reference_p.max()
+        )
+        delta = np.zeros_like(centres)
+        delta[sampled] = np.log(cg_p[sampled] / reference_p[sampled])
+        first, last = int(np.argmax(sampled)), len(sampled) - 1 - int(np.argmax(sampled[::-1]))
+        delta[:first], delta[last + 1 :] = delta[first], delta[last]
+        delta = np.convolve(np.pad(delta, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
+        delta -= np.sum(delta * reference_p) / np.sum(reference_p)
+        delta *= damping * kt / w_bar[combination]
+        correction[combination] = _spline_coefficients(term, centres, delta)
+    if not before:
+        raise FitError("threebody_correction: no type triple has triples in both trajectories")
+    corrected = copy.deepcopy(term)
+    with torch.no_grad():
+        corrected.coefficients += correction.to(corrected.coefficients)
+    provenance = dict(model.provenance)
+    provenance["threebody_correction"] = {
+        "temperature_K": float(temperature),
+        "damping": float(damping),
+        "max_abs_difference_before_per_deg": before,
+    }
+    terms = list(model.terms)
+    terms[index] = corrected
+    return CGModel(
+        names, terms, mapping=model.mapping, exclusion_bonds=model.exclusion_bonds,
+        provenance=provenance,
+    )  # fmt: skip
+
+
+def _screened_angles(model: CGModel, term, frames, edges: np.ndarray, max_frames: int):
+    """Screening-weighted angle densities (n_combinations, n_bins), 1/rad, of ``term``'s
+    triples over up to ``max_frames`` frames, and each combination's ``Σw² / Σw``."""
+    n_comb = len(term.combinations)
+    counts = np.zeros((n_comb, len(edges) - 1))
+    sum_w, sum_w2 = np.zeros(n_comb), np.zeros(n_comb)
+    n = len(frames)
+    picks = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
+    for pick in picks:
+        atoms = frames[int(pick)]
+        batch = make_batch(
+            atoms.positions[None], atoms.cell.array[None], model.topology(atoms), term.cutoff
+        )
+        graph = build_graph(batch, batch[K.POSITIONS], batch[K.CELL])
+        with torch.no_grad():
+            theta, combination, _, _ = term.design_coordinates(graph)
+            w = term.design_screening(graph)[0]
+        theta, combination, w = theta.numpy(), combination.numpy(), w.numpy()
+        for c in range(n_comb):
+            chosen = combination == c
+            counts[c] += np.histogram(theta[chosen], edges, weights=w[chosen])[0]
+            sum_w[c] += w[chosen].sum()
+            sum_w2[c] += (w[chosen] ** 2).sum()
+    totals = counts.sum(axis=1, keepdims=True)
+    density = np.divide(counts, totals * np.diff(edges), out=np.zeros_like(counts),
+                        where=totals > 0)  # fmt: skip
+    return density, np.divide(sum_w2, sum_w, out=np.ones_like(sum_w), where=sum_w > 0)
+
+
+def _spline_coefficients(term, x: np.ndarray, values: np.ndarray) -> Tensor:
+    """Least-squares B-spline coefficients (n_basis,) of ``term``'s grid through
+    ``values`` at ``x`` (the trailing fixed coefficients stay zero)."""
+    grid = torch.as_tensor(x, dtype=torch.float64)
+    rows = torch.zeros(len(grid), dtype=torch.int64)
+    eye = torch.eye(term.grid.n_basis, dtype=torch.float64)
+    basis = [term.grid.evaluate(eye[k : k + 1], rows, grid) for k in range(len(eye))]
+    design = torch.stack(basis, 1)
+    solution, *_ = np.linalg.lstsq(design[:, : term.n_free].numpy(), values, rcond=None)
+    coefficients = torch.zeros(term.grid.n_basis, dtype=torch.float64)
+    coefficients[: term.n_free] = torch.from_numpy(solution)
+    return coefficients

@@ -24,8 +24,8 @@ import vesin
 
 from ase_cg.errors import InputError
 from ase_cg.potentials.neural import evaluate_layers
-from lammps_interface.plugin import PLUGIN_FILE, build_plugin, plugin_directory
 from lammps_interface import run as run_module
+from lammps_interface.plugin import PLUGIN_FILE, build_plugin, plugin_directory
 from lammps_interface.run import LammpsRunError, evaluate, run_deck
 from lammps_interface.torchscript import (
     METADATA_FILE,

@@ -174,3 +174,56 @@ def test_force_matching_recovers_the_angular_function(rng):
     got, _ = fitted.evaluate(theta, (0, 0, 0))
     expected, _ = true.terms[1].evaluate(theta, (0, 0, 0))
     assert np.abs(got - expected).max() < 1e-3 * np.abs(expected).max()
+
+
+def triangle_frames(angles_deg, per_frame=8, r=3.0, spacing=12.0) -> list[Atoms]:
+    """Frames of isolated j–i–k triangles (|ij| = |ik| = r, |jk| > the three-body cutoff), one
+    triangle per entry of ``angles_deg``, ``per_frame`` triangles to a frame."""
+    frames = []
+    for start in range(0, len(angles_deg), per_frame):
+        positions = []
+        for slot, angle in enumerate(angles_deg[start : start + per_frame]):
+            centre = spacing * np.array([slot % 2, slot // 2 % 2, slot // 4])
+            half = math.radians(angle) / 2
+            arm = r * np.array([math.cos(half), math.sin(half), 0.0])
+            positions += [centre, centre + arm, centre + arm * [1.0, -1.0, 1.0]]
+        frames.append(one_bead_atoms(np.asarray(positions) + 1.0, 2 * spacing))
+    return frames
+
+
+def correction_model() -> CGModel:
+    return CGModel(["W"], [pair(), threebody()])
+
+
+def test_threebody_correction_penalises_overpopulated_angles():
+    """CG triples at 100° three times as often as at 125° against half and half in the
+    reference: one step raises f at 100° and lowers it at 125°, by about
+    k_B T ln 3 / w̄ between the two (smoothing and the spline take some)."""
+    from ase.units import kB
+
+    from ase_cg.fitting import threebody_correction
+
+    model = correction_model()
+    reference = triangle_frames([100.0, 125.0] * 16)
+    cg = triangle_frames([100.0, 100.0, 100.0, 125.0] * 8)
+    corrected = threebody_correction(model, reference, cg, temperature=300.0, bin_width=5.0)
+    before, after = model.terms[1], corrected.terms[1]
+    theta = np.radians([100.0, 125.0])
+    change = after.evaluate(theta, (0, 0, 0))[0] - before.evaluate(theta, (0, 0, 0))[0]
+    assert change[0] > 0 > change[1]
+    w_bar = math.exp(2 * SCREENING / (3.0 - CUTOFF))
+    expected = kB * 300.0 * math.log(3.0) / w_bar
+    assert 0.2 * expected < change[0] - change[1] < 1.2 * expected
+    assert model.terms[1] is before and torch.equal(before.coefficients, threebody().coefficients)
+    record = corrected.provenance["threebody_correction"]["max_abs_difference_before_per_deg"]
+    assert record["W-W-W"] > 0
+    unchanged = threebody_correction(model, reference, reference, temperature=300.0)
+    assert torch.allclose(unchanged.terms[1].coefficients, before.coefficients, atol=1e-12)
+
+
+def test_threebody_correction_needs_a_threebody_term():
+    from ase_cg.fitting import FitError, threebody_correction
+
+    frames = triangle_frames([100.0] * 8)
+    with pytest.raises(FitError, match="three-body terms"):
+        threebody_correction(CGModel(["W"], [pair()]), frames, frames, temperature=300.0)
