@@ -318,15 +318,7 @@ def structural_correction(
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i:]]
     rdfs: dict = {}
     with opened(reference) as ref_frames, opened(cg) as cg_frames:
-        if not is_cg(ref_frames):
-            if model.mapping is None:
-                raise FitError(
-                    "structural_correction: the reference is all-atom and the model has no "
-                    "mapping to map it with; give a mapped (CG) reference"
-                )
-            ref_frames = cg_trajectory(
-                ref_frames, model.mapping, split_constraints="allow", atoms_arrays=()
-            )
+        ref_frames = _as_cg(ref_frames, model, "structural_correction")
         for a, b in pairs:
             r, g_reference = rdf(ref_frames, r_max, n_bins, types=(a, b))
             _, g_cg = rdf(cg_frames, r_max, n_bins, types=(a, b))
@@ -346,6 +338,18 @@ def structural_correction(
         },
     }
     return _with_term(model, term, provenance)
+
+
+def _as_cg(frames, model: CGModel, who: str):
+    """``frames`` as CG frames: mapped with ``model.mapping`` when they are all-atom."""
+    if is_cg(frames):
+        return frames
+    if model.mapping is None:
+        raise FitError(
+            f"{who}: the reference is all-atom and the model has no mapping to map it with; "
+            "give a mapped (CG) reference"
+        )
+    return cg_trajectory(frames, model.mapping, split_constraints="allow", atoms_arrays=())
 
 
 def _correction_cutoff(model: CGModel, cutoff: float | None) -> float:
@@ -437,15 +441,7 @@ def threebody_correction(
     term = model.terms[index]
     edges = np.radians(np.arange(0.0, 180.0 + 0.5 * bin_width, bin_width))
     with opened(reference) as ref_frames, opened(cg) as cg_frames:
-        if not is_cg(ref_frames):
-            if model.mapping is None:
-                raise FitError(
-                    "threebody_correction: the reference is all-atom and the model has no "
-                    "mapping to map it with; give a mapped (CG) reference"
-                )
-            ref_frames = cg_trajectory(
-                ref_frames, model.mapping, split_constraints="allow", atoms_arrays=()
-            )
+        ref_frames = _as_cg(ref_frames, model, "threebody_correction")
         p_ref, w_bar = _screened_angles(model, term, ref_frames, edges, max_frames)
         p_cg, _ = _screened_angles(model, term, cg_frames, edges, max_frames)
     centres = 0.5 * (edges[1:] + edges[:-1])
