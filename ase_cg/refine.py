@@ -17,9 +17,12 @@ weighs the small tail forces by r³ρ²). :func:`refine` iterates
 
 until max |Δg| ≤ ``rdf_tolerance`` and |P − P_ref| ≤ ``pressure_tolerance``, or
 ``max_iterations`` runs. Corrections are pair splines appended to the model (classical or
-neural), so the result exports to LAMMPS tables like the model itself. Everything goes to one
-folder; an interrupted refinement started again with the same folder skips the iterations
-whose ``metrics.json`` is there::
+neural), so the result exports to LAMMPS tables like the model itself. A model with a
+three-body term (one-site water) can have that term's angular function refined too, in
+iterations of its own (``RefineConfig.threebody_period``; the correction is made to the term
+itself, which still exports to ``sw/angle/table``); the screened angle distribution then joins
+the test (``angle_tolerance``). Everything goes to one folder; an interrupted refinement
+started again with the same folder skips the iterations whose ``metrics.json`` is there::
 
     DIR/
     ├── reference_cg.h5        the reference mapped with the model's mapping (made once)
@@ -51,7 +54,12 @@ from tqdm.auto import tqdm
 from ase_cg._paths import atomic_path, write_text_atomic
 from ase_cg.config import config_from_dict
 from ase_cg.errors import InputError
-from ase_cg.fitting import pressure_correction, structural_correction, term_pressure
+from ase_cg.fitting import (
+    pressure_correction,
+    structural_correction,
+    term_pressure,
+    threebody_correction,
+)
 from ase_cg.io import H5MDTrajectory, read_h5md
 from ase_cg.mapping import map_trajectory
 from ase_cg.model import load_model, save_model
@@ -119,6 +127,21 @@ class RefineConfig:
     correction_cutoff: float | None = None
     """Range of the IBI term and the ramp, Å; ``None``: the model's largest pair cutoff (≥ 8)."""
 
+    threebody_period: int = 0
+    """Models with a three-body term: the iterations ``0, p, 2p, …`` correct its angular
+    function (:func:`ase_cg.fitting.threebody_correction`) instead of the pair terms, the others
+    the pairs only (and any iteration whose RDF and pressure already hold, the angles), and the
+    angle distribution joins the convergence test. ``0``: the three-body term stays as it is
+    (its angle error is still reported). Correcting angles and pairs in the same iteration
+    makes one-site water oscillate; one angular step per three iterations converges."""
+
+    threebody_damping: float = 0.5
+    """α of each angular step."""
+
+    angle_tolerance: float = 0.002
+    """Converged (with ``threebody_period``) when every type triple's screened angle
+    distribution has max |p_CG − p_ref| at most this, 1/degree."""
+
     def __post_init__(self) -> None:
         self.repeat = tuple(int(n) for n in self.repeat)
         problems = []
@@ -131,8 +154,13 @@ class RefineConfig:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.equilibration_fraction < 1:
             problems.append("equilibration_fraction must be in [0, 1)")
-        if not (0 < self.ibi_damping <= 1 and 0 < self.pressure_damping <= 1):
-            problems.append("ibi_damping and pressure_damping must be in (0, 1]")
+        if not all(0 < d <= 1 for d in (self.ibi_damping, self.pressure_damping,
+                                         self.threebody_damping)):  # fmt: skip
+            problems.append("ibi_damping, pressure_damping and threebody_damping must be in (0, 1]")
+        if self.threebody_period < 0:
+            problems.append(f"threebody_period must be >= 0, got {self.threebody_period}")
+        if not self.angle_tolerance > 0:
+            problems.append(f"angle_tolerance must be > 0, got {self.angle_tolerance}")
         if len(self.repeat) != 3 or min(self.repeat) < 1:
             problems.append(f"repeat must be three integers >= 1, got {self.repeat}")
         if problems:
@@ -217,6 +245,10 @@ def _run(model_path: Path, start: Path, folder: Path, config: RefineConfig, iter
     }
 
 
+def _has_threebody(model) -> bool:
+    return any(getattr(term, "kind", None) == "threebody" for term in model.terms)
+
+
 def _equilibrated(run: Path, fraction: float) -> list:
     """The frames of ``run`` after the leading ``fraction``."""
     frames = read_h5md(run)
@@ -234,8 +266,9 @@ def _write_table(directory: Path, rows: list[dict]) -> None:
     """``iterations.csv`` and ``progress.png`` from the complete iterations' metrics."""
     columns = [
         "iteration", "max_abs_dg", "pressure_bar", "pressure_error_bar", "reference_pressure_bar",
-        "density_g_cm3", "reference_density_g_cm3", "rdf_ok", "pressure_ok", "converged",
-        "ibi_applied", "ramp_requested_bar",
+        "density_g_cm3", "reference_density_g_cm3", "angle_max_abs_dp_per_deg", "rdf_ok",
+        "pressure_ok", "angle_ok", "converged", "ibi_applied", "ramp_requested_bar",
+        "threebody_applied",
     ]  # fmt: skip
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
@@ -248,9 +281,11 @@ def _write_table(directory: Path, rows: list[dict]) -> None:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    figure = Figure(figsize=(11, 3.4), layout="constrained")
+    angles = [row.get("angle_max_abs_dp_per_deg") for row in rows]
+    panels = 3 if all(value is None for value in angles) else 4
+    figure = Figure(figsize=(3.7 * panels, 3.4), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, 3)
+    axes = figure.subplots(1, panels)
     x = [row["iteration"] for row in rows]
     last = rows[-1]
     axes[0].plot(x, [row["max_abs_dg"] for row in rows], "o-")
@@ -265,6 +300,10 @@ def _write_table(directory: Path, rows: list[dict]) -> None:
     axes[2].plot(x, [row["density_g_cm3"] for row in rows], "o-", label="CG")
     axes[2].axhline(last["reference_density_g_cm3"], color="0.6", ls="--", label="reference")
     axes[2].set_ylabel("density (g/cm³)")
+    if panels == 4:
+        axes[3].plot(x, [np.nan if value is None else value for value in angles], "o-")
+        axes[3].axhline(last["angle_tolerance_per_deg"], color="0.6", ls="--", label="tolerance")
+        axes[3].set_ylabel("angle distribution max |Δp| (1/deg)")
     for axis in axes:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("iteration")
@@ -356,6 +395,18 @@ def refine(
             pressure_error = run["pressure_bar"] - reference_pressure
             rdf_ok = max_dg <= config.rdf_tolerance
             pressure_ok = abs(pressure_error) <= config.pressure_tolerance
+            angular, max_dp, angle_ok = None, None, True
+            if _has_threebody(current):
+                angular = threebody_correction(
+                    current, reference_cg, frames, temperature=temperature,
+                    damping=config.threebody_damping,
+                )  # fmt: skip
+                dp = angular.provenance["threebody_correction"]["max_abs_difference_before_per_deg"]
+                max_dp = max(dp.values())
+                angle_ok = config.threebody_period == 0 or max_dp <= config.angle_tolerance
+            angular_turn = not angle_ok and (
+                iteration % config.threebody_period == 0 or (rdf_ok and pressure_ok)
+            )
             row = {
                 "iteration": iteration,
                 "max_abs_dg": max_dg,
@@ -366,13 +417,20 @@ def refine(
                 "temperature_target_K": temperature,
                 "rdf_tolerance": config.rdf_tolerance,
                 "pressure_tolerance_bar": config.pressure_tolerance,
+                "angle_max_abs_dp_per_deg": max_dp,
+                "angle_tolerance_per_deg": config.angle_tolerance,
                 "rdf_ok": rdf_ok,
                 "pressure_ok": pressure_ok,
-                "converged": rdf_ok and pressure_ok,
+                "angle_ok": angle_ok,
+                "converged": rdf_ok and pressure_ok and angle_ok,
                 "ibi_applied": False,
                 "ramp_requested_bar": 0.0,
+                "threebody_applied": angular_turn,
             }
-            if not row["converged"]:  # also after the last one: a rerun may go on from there
+            following = None
+            if angular_turn:
+                following = angular
+            elif not row["converged"]:
                 following = current
                 remaining = -pressure_error * config.pressure_damping
                 if not rdf_ok:
@@ -384,6 +442,7 @@ def refine(
                         following, frames, remaining, cutoff=config.correction_cutoff
                     )
                     row["ramp_requested_bar"] = remaining
+            if following is not None:  # also after the last iteration: a rerun may go on
                 following.provenance["refine"] = {"iteration": iteration + 1}
                 next_folder = directory / f"iter_{iteration + 1:02d}"
                 next_folder.mkdir(exist_ok=True)

@@ -48,6 +48,26 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=25.0,
         help="|P − P_ref| to reach, bar",
     )
+    parser.add_argument(
+        "--threebody-period",
+        type=_args.nonnegative_int,
+        default=0,
+        help="models with a three-body term: correct its angular function in iterations 0, N, "
+        "2N, … (the pairs in the others) until the angle distribution also matches; 0: keep it "
+        "fixed (3 converges one-site water)",
+    )
+    parser.add_argument(
+        "--threebody-damping",
+        type=_args.positive_float,
+        default=0.5,
+        help="damping α of each angular step, in (0, 1]",
+    )
+    parser.add_argument(
+        "--angle-tolerance",
+        type=_args.positive_float,
+        default=0.002,
+        help="max |Δp| of the screened angle distribution to reach, 1/degree",
+    )
     parser.add_argument("--engine", choices=("lammps", "ase"), default="lammps", help="MD engine")
     parser.add_argument(
         "--interval", type=_args.positive_int, default=50, help="steps between frames"
@@ -72,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
         pressure=args.pressure,
         rdf_tolerance=args.rdf_tolerance,
         pressure_tolerance=args.pressure_tolerance,
+        threebody_period=args.threebody_period,
+        threebody_damping=args.threebody_damping,
+        angle_tolerance=args.angle_tolerance,
         engine=args.engine,
         steps=args.steps,
         time_step_fs=args.time_step,
@@ -82,10 +105,13 @@ def run(args: argparse.Namespace) -> int:
     )
     result = refine(args.model, args.reference, args.output_dir, config=config)
     last = result["iterations"][-1]
+    angles = last.get("angle_max_abs_dp_per_deg")
     print(
         f"iteration {last['iteration']}: max |Δg| {last['max_abs_dg']:.3f}, pressure "
         f"{last['pressure_bar']:.0f} ± {last['pressure_error_bar']:.0f} bar (reference "
-        f"{last['reference_pressure_bar']:.0f}); "
+        f"{last['reference_pressure_bar']:.0f})"
+        + ("" if angles is None else f", angle max |Δp| {angles:.4f}/deg")
+        + "; "
         + ("converged" if result["converged"] else "NOT converged")
     )
     print(f"refined model: {result['model']} (table: {args.output_dir}/iterations.csv)")

@@ -184,6 +184,8 @@ CASES = [
     ("refine-output-is-a-file", ["refine", "{in}/prior.pt", "{in}/cg.h5", "-o",
                                  "{in}/not_a_folder"], 2, "not_a_folder"),
     # bad input found by the library
+    ("refine-threebody-damping-2", ["refine", "{in}/prior.pt", "{in}/cg.h5", "-o", "out",
+                                    "--threebody-damping", "2"], 1, "threebody_damping"),
     ("config-epochs-not-a-number",
      ["train", "{in}/cg.h5", "-o", "out", "--mapping", "{in}/mapping.json", "--config",
       "{in}/epochs.yaml"], 1, "epochs = 'many'"),
