@@ -7,10 +7,11 @@ installed wheel::
     ├── README.md                       what each file is and how it was made
     ├── ethane_aa.h5                    all-atom liquid ethane, H5MD, 300 frames (16 MB)
     ├── ethane_mapping.json             the CH3|CH3 two-bead mapping (CGMapping)
-    ├── ethane_classical.pt             classical spline model (ase_cg.model)
-    ├── ethane_classical_refined.pt     the same after IBI refinement
-    ├── ethane_neural.pt                prior + SchNet model
-    └── ethane_neural_ibi.pt            neural model on an IBI-refined prior
+    ├── ethane_classical_force_matched.pt   pair + bond splines, force matched
+    ├── ethane_classical.pt             the same refined against RDF and pressure
+    ├── ethane_neural.pt                prior + SchNet, force matched and refined
+    ├── water_aa.h5                     all-atom SPC/E water, H5MD, 200 frames (19 MB)
+    └── water_mapping.json              the one-bead water mapping
 
 The repository keeps the files once, in its top-level ``data/`` folder; ``ase_cg/data`` is a
 symbolic link to it, and a wheel built from the repository holds copies of the files (package

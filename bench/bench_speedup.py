@@ -14,7 +14,7 @@ For ``--molecules`` ethane molecules on ``--cores`` cores, measured one after th
     (``bench/bench_timestep.py``);
 
   the table cases run on ``--cores`` MPI ranks;
-  - ``plugin 2 fs``: ``data/ethane_neural.pt`` (SchNet 2 interactions × 32 features, 7 Å, plus
+  - ``plugin 2 fs``: ``data/ethane_neural.pt`` (SchNet 1 interaction × 16 features, 7 Å, plus
     pair tables and a bond) in the cgtorch plugin, float32, filters read from the export's
     tables (0.002 Å), ``--cores`` MPI ranks of one LibTorch thread (faster than one rank of
     several threads on this kind of machine);
