@@ -48,9 +48,18 @@ TABLES_SHAKE_FS = 15.0
 PLUGIN_SHAKE_FS = 12.0
 
 
+def schnet_size(path: Path) -> str:
+    """``"interactions×features"`` of the SchNet term of the model file ``path``."""
+    from ase_cg.model import load_model
+
+    (term,) = [t for t in load_model(path).terms if t.kind == "manybody"]
+    return f"{term.n_interactions}×{term.n_atom_basis}"
+
+
 def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple[Case, int]]:
     """The CG cases and their timed steps."""
     neural = {"neural_dtype": torch.float32}
+    size = schnet_size(NEURAL)
     return [
         (Case("CG tables, 2 fs", str(CLASSICAL), 2.0, ranks=cores), 10000),
         (
@@ -76,35 +85,35 @@ def cg_cases(cores: int, tables_shake: float, plugin_shake: float) -> list[tuple
         ),
         (
             Case(
-                "CG SchNet plugin 2×32, 2 fs",
+                f"CG SchNet plugin {size}, 2 fs",
                 str(NEURAL),
                 2.0,
                 ranks=cores,
                 export_options=neural,
             ),  # fmt: skip
-            60,
+            120,
         ),
         (
             Case(
-                f"CG SchNet plugin 2×32, SHAKE, {plugin_shake:g} fs",
+                f"CG SchNet plugin {size}, SHAKE, {plugin_shake:g} fs",
                 str(NEURAL),
                 plugin_shake,
                 constrain=True,
                 ranks=cores,
                 export_options=neural,
             ),
-            150,
+            300,
         ),
         (
             Case(
-                f"CG SchNet plugin 2×32, SHAKE, {plugin_shake:g} fs, exact filters",
+                f"CG SchNet plugin {size}, SHAKE, {plugin_shake:g} fs, exact filters",
                 str(NEURAL),
                 plugin_shake,
                 constrain=True,
                 ranks=cores,
                 export_options={**neural, "neural_filter_spacing": None},
             ),
-            150,
+            300,
         ),
     ]
 

@@ -65,7 +65,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--angle-tolerance",
         type=_args.positive_float,
-        default=0.002,
+        default=0.001,
         help="max |Δp| of the screened angle distribution to reach, 1/degree",
     )
     parser.add_argument("--engine", choices=("lammps", "ase"), default="lammps", help="MD engine")
