@@ -81,7 +81,13 @@ class PaiNNInteraction(nn.Module):
         self.context2 = _dense(n_atom_basis, 3 * n_atom_basis, dtype=dtype)
 
     def forward(
-        self, x: Tensor, filters: Tensor, directions: Tensor, pair_i: Tensor, pair_j: Tensor
+        self,
+        x: Tensor,
+        filters: list[Tensor],
+        directions: Tensor,
+        pair_i: Tensor,
+        pair_j: Tensor,
+        vector_features: bool = True,
     ) -> Tensor:
         """The messages of each pair summed into both of its beads, packed (n_beads, 4F).
 
@@ -89,31 +95,38 @@ class PaiNNInteraction(nn.Module):
         ----------
         x : (n_beads, 4F)
             Packed features ``[q | μ]``.
-        filters : (n_pairs, 3F)
-            The layer's filters φ of the pairs (envelope and multiplicity weight included).
+        filters : three (n_pairs, F)
+            The layer's filters ``φ^s, φ^r, φ^v`` of the pairs (envelope and multiplicity
+            weight included).
         directions : (n_pairs, 3)
             Unit vectors ``r̂_ij`` from ``i`` to ``j``.
         pair_i, pair_j : (n_pairs,) int64
             Each pair once; ``i`` gets ``j``'s message along ``r̂_ij``, ``j`` gets ``i``'s along
             ``−r̂_ij``.
+        vector_features : bool
+            False when every ``μ`` is zero (the first layer): the ``φ^v`` messages are skipped.
         """
         width = self.n_atom_basis
         n_beads = x.shape[0]
-        q = x[:, :width]
-        mu = x[:, width:].reshape(n_beads, 3, width)
-        context = self.context2(self.activation(self.context1(q)))
-        to_i = filters * context.index_select(0, pair_j)
-        to_j = filters * context.index_select(0, pair_i)
+        context = self.context2(self.activation(self.context1(x[:, :width])))
+        # slice the per-bead (n, 3F) tensors, not per-pair ones: the per-pair work is the cost
+        scalar = context[:, :width]
+        radial = context[:, width : 2 * width]
+        vector = context[:, 2 * width :]
         dq = torch.zeros(n_beads, width, dtype=x.dtype, device=x.device)
-        dq = dq.index_add(0, pair_i, to_i[:, :width]).index_add(0, pair_j, to_j[:, :width])
-        radial = directions.unsqueeze(2)
-        mu_to_i = to_i[:, width : 2 * width].unsqueeze(1) * radial + to_i[:, 2 * width :].unsqueeze(
-            1
-        ) * mu.index_select(0, pair_j)
-        mu_to_j = (
-            to_j[:, 2 * width :].unsqueeze(1) * mu.index_select(0, pair_i)
-            - to_j[:, width : 2 * width].unsqueeze(1) * radial
-        )
+        dq = dq.index_add(0, pair_i, filters[0] * scalar.index_select(0, pair_j))
+        dq = dq.index_add(0, pair_j, filters[0] * scalar.index_select(0, pair_i))
+        along = directions.unsqueeze(2)
+        mu_to_i = (filters[1] * radial.index_select(0, pair_j)).unsqueeze(1) * along
+        mu_to_j = (filters[1] * radial.index_select(0, pair_i)).unsqueeze(1) * -along
+        if vector_features:
+            mu = x[:, width:].reshape(n_beads, 3, width)
+            mu_to_i = mu_to_i + (filters[2] * vector.index_select(0, pair_j)).unsqueeze(
+                1
+            ) * mu.index_select(0, pair_j)
+            mu_to_j = mu_to_j + (filters[2] * vector.index_select(0, pair_i)).unsqueeze(
+                1
+            ) * mu.index_select(0, pair_i)
         dmu = torch.zeros(n_beads, 3, width, dtype=x.dtype, device=x.device)
         dmu = dmu.index_add(0, pair_i, mu_to_i).index_add(0, pair_j, mu_to_j)
         return torch.cat([dq, dmu.reshape(n_beads, 3 * width)], dim=1)
@@ -236,16 +249,14 @@ class PaiNNEnergy(nn.Module):
         basis, envelope = self.pair_basis(vectors)
         # a bead's own periodic images keep both directions, each at half weight
         envelope = torch.where(pair_i == pair_j, 0.5 * envelope, envelope)
-        filters = self.filter_net(basis) * envelope.unsqueeze(1)
         directions = self.pair_directions(vectors)
-        width = 3 * self.n_atom_basis
         x = self.embed(bead_types)
         for index, (interaction, mixing) in enumerate(
             zip(self.interactions, self.mixings, strict=True)
         ):
-            start = 0 if self.shared_filters else index * width
-            layer_filters = filters.narrow(1, start, width)
-            x = mixing(x + interaction(x, layer_filters, directions, pair_i, pair_j))
+            filters = self.layer_filters(index, basis, envelope)
+            aggregated = interaction(x, filters, directions, pair_i, pair_j, index > 0)
+            x = mixing(x + aggregated)
         return self.readout(x, bead_types).to(pair_vectors.dtype)
 
     def embed(self, bead_types: Tensor) -> Tensor:
@@ -264,28 +275,41 @@ class PaiNNEnergy(nn.Module):
         vectors = pair_vectors.to(self.rbf_offsets.dtype)
         return vectors / torch.sqrt((vectors * vectors).sum(dim=1, keepdim=True))
 
-    def layer_filters(self, layer: int, basis: Tensor, envelope: Tensor) -> Tensor:
-        """Filters φ (n_pairs, 3F) of interaction ``layer``, envelope included."""
-        width = 3 * self.n_atom_basis
-        start = 0 if self.shared_filters else layer * width
-        weight = self.filter_net.weight.narrow(0, start, width)
-        bias = self.filter_net.bias.narrow(0, start, width)
-        return functional.linear(basis, weight, bias) * envelope.unsqueeze(1)
+    def layer_filters(self, layer: int, basis: Tensor, envelope: Tensor) -> list[Tensor]:
+        """Filters ``φ^s, φ^r, φ^v`` (three (n_pairs, F)) of interaction ``layer``, envelope
+        included: the layer's rows of ``filter_net`` (one dense layer for all layers)."""
+        width = self.n_atom_basis
+        first = 0 if self.shared_filters else 3 * layer * width
+        weight, bias = self.filter_net.weight, self.filter_net.bias
+        scale = envelope.unsqueeze(1)
+        return [
+            functional.linear(
+                basis,
+                weight.narrow(0, first + k * width, width),
+                bias.narrow(0, first + k * width, width),
+            )
+            * scale
+            for k in range(3)
+        ]
 
     def aggregate(
         self,
         layer: int,
         x: Tensor,
-        filters: Tensor,
+        filters: list[Tensor],
         directions: Tensor,
         pair_i: Tensor,
         pair_j: Tensor,
     ) -> Tensor:
-        """Interaction ``layer``'s message sums (n_beads, 4F); see :class:`PaiNNInteraction`."""
+        """Interaction ``layer``'s message sums (n_beads, 4F); see :class:`PaiNNInteraction`.
+
+        The first layer's vector features are zero (:meth:`embed`), so its ``φ^v`` messages are
+        skipped.
+        """
         aggregated = torch.empty(0)
         for index, interaction in enumerate(self.interactions):
             if index == layer:
-                aggregated = interaction(x, filters, directions, pair_i, pair_j)
+                aggregated = interaction(x, filters, directions, pair_i, pair_j, layer > 0)
         return aggregated
 
     def update(self, layer: int, x: Tensor, aggregated: Tensor) -> Tensor:

@@ -326,6 +326,21 @@ def test_bad_settings_raise():
         PaiNNPotential(2).set_energy_shift([1.0])
 
 
+def test_network_scripts_and_equals_eager(rng):
+    """The network on plain tensors scripts with TorchScript (shared blocks included)."""
+    positions, cell, topology = dimer_liquid(rng)
+    batch = make_batch(positions, cell, topology, CUTOFF)
+    inputs = (batch[K.BEAD_TYPE_INDEX], batch[K.PAIR_I], batch[K.PAIR_J])
+    vectors = batch[K.POSITIONS][batch[K.PAIR_J]] - batch[K.POSITIONS][batch[K.PAIR_I]]
+    vectors = vectors + batch[K.PAIR_SHIFTS] @ batch[K.CELL][0]
+    for shared in (False, True):
+        network = painn_term(shared_interactions=shared, shared_filters=shared).network
+        scripted = torch.jit.script(network)
+        torch.testing.assert_close(
+            scripted(*inputs, vectors), network(*inputs, vectors), rtol=1e-13, atol=1e-13
+        )
+
+
 # --- the plugin's layer-wise view -------------------------------------------------------------
 
 
