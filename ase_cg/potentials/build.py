@@ -56,7 +56,7 @@ class NeuralConfig:
     representation: str = "schnet"
     """The network: ``"schnet"`` (:class:`NeuralPotential`, messages depend on distances only)
     or ``"painn"`` (:class:`PaiNNPotential`, equivariant vector features: angular many-body
-    correlations, about 2–3× the cost of a SchNet of the same width)."""
+    correlations, 2.5–4× the cost of a SchNet of the same width on a CPU)."""
     n_atom_basis: int = 64
     """Width of the bead feature vectors (PaiNN: of the scalar features; its vector features
     are 3 × as wide)."""

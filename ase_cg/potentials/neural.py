@@ -33,6 +33,10 @@ exported module reads each interaction's filter from a :class:`FilterTable` (W a
 basis and the filter network on every pair, which takes the plugin from 32 to 55 ns/day on one
 core for the shipped ethane model (BENCHMARKS.md).
 
+The building blocks shared with the PaiNN term (:mod:`ase_cg.potentials.painn`) live here:
+:func:`dense_layer`, :func:`atomwise_head`, :func:`gaussian_basis`, :func:`undirected_pairs`
+and the :class:`NeuralTerm` base class.
+
 Bead-type embeddings: schnetpack embeds by atomic number (a 100-row table); here the table has
 one row per bead type. :meth:`NeuralPotential.from_schnetpack` copies row ``type_map[t]`` of
 schnetpack's table into row ``t`` of ours.
@@ -52,7 +56,8 @@ from ase_cg.errors import InputError
 from ase_cg.potentials.base import CGGraph, EnergyTerm, register_term
 from ase_cg.potentials.schnetpack_compat import load_schnetpack_weights
 
-_ACTIVATIONS = ("silu", "shifted_softplus")
+#: activations of the networks' blocks and heads
+ACTIVATIONS = ("silu", "shifted_softplus")
 _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 
 
@@ -72,7 +77,7 @@ class ShiftedSoftplus(nn.Module):
         return shifted_softplus(x)
 
 
-def _dense(n_in: int, n_out: int, *, bias: bool = True, dtype: torch.dtype) -> nn.Linear:
+def dense_layer(n_in: int, n_out: int, *, bias: bool = True, dtype: torch.dtype) -> nn.Linear:
     """A linear layer initialised as schnetpack's ``Dense`` (Xavier-uniform weight, zero bias)."""
     layer = nn.Linear(n_in, n_out, bias=bias, dtype=dtype)
     nn.init.xavier_uniform_(layer.weight)
@@ -97,7 +102,7 @@ def atomwise_head(
     sizes = [n_in, *hidden, 1]
     layers: list[nn.Module] = []
     for index in range(len(sizes) - 1):
-        layers.append(_dense(sizes[index], sizes[index + 1], dtype=dtype))
+        layers.append(dense_layer(sizes[index], sizes[index + 1], dtype=dtype))
         if index < len(sizes) - 2:
             layers.append(activation_module(activation))
     nn.init.zeros_(layers[-1].weight)
@@ -137,11 +142,11 @@ class SchNetInteraction(nn.Module):
 
     def __init__(self, n_atom_basis: int, n_rbf: int, n_filters: int, dtype: torch.dtype) -> None:
         super().__init__()
-        self.in2f = _dense(n_atom_basis, n_filters, bias=False, dtype=dtype)
-        self.filter1 = _dense(n_rbf, n_filters, dtype=dtype)
-        self.filter2 = _dense(n_filters, n_filters, dtype=dtype)
-        self.f2out1 = _dense(n_filters, n_atom_basis, dtype=dtype)
-        self.f2out2 = _dense(n_atom_basis, n_atom_basis, dtype=dtype)
+        self.in2f = dense_layer(n_atom_basis, n_filters, bias=False, dtype=dtype)
+        self.filter1 = dense_layer(n_rbf, n_filters, dtype=dtype)
+        self.filter2 = dense_layer(n_filters, n_filters, dtype=dtype)
+        self.f2out1 = dense_layer(n_filters, n_atom_basis, dtype=dtype)
+        self.f2out2 = dense_layer(n_atom_basis, n_atom_basis, dtype=dtype)
 
     def aggregate(
         self, x: Tensor, basis: Tensor, envelope: Tensor, pair_i: Tensor, pair_j: Tensor
@@ -568,9 +573,9 @@ class NeuralPotential(NeuralTerm):
         )
         if not cutoff > 0:
             raise NeuralPotentialError(f"NeuralPotential: cutoff={cutoff!r} Å; it must be > 0")
-        if head_activation not in _ACTIVATIONS:
+        if head_activation not in ACTIVATIONS:
             raise NeuralPotentialError(
-                f"NeuralPotential: head_activation={head_activation!r}; use one of {_ACTIVATIONS}"
+                f"NeuralPotential: head_activation={head_activation!r}; use one of {ACTIVATIONS}"
             )
         if head_hidden is None:
             head_hidden = [max(1, n_atom_basis // 2)]
