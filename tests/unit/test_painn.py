@@ -407,3 +407,29 @@ def test_config_selects_painn_and_refuses_unknown_representations(ethane_mapping
         torch.equal(a, b)
         for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True)
     )
+
+
+def test_train_cli_writes_a_painn_model(data_dir, tmp_path, capsys):
+    """``ase-cg train --kind neural`` with ``neural: {representation: painn}``, end to end on a
+    few frames of the shipped all-atom ethane; ``representation: foo`` is refused by name."""
+    from ase_cg.cli import main
+
+    config = tmp_path / "painn.yaml"
+    config.write_text(
+        "train: {epochs: 1, frame_stride: 10, max_frames: 4, batch_frames: 2, progress: false}\n"
+        "neural: {representation: painn, n_atom_basis: 8, n_interactions: 2, n_rbf: 8, "
+        "cutoff: 6.0, seed: 1}\n"
+    )
+    arguments = [
+        "train", str(data_dir / "ethane_aa.h5"), "--mapping", str(data_dir / "ethane_mapping.json"),
+        "--kind", "neural", "--config", str(config),
+    ]  # fmt: skip
+    assert main([*arguments, "-o", str(tmp_path / "run")]) == 0
+    model = load_model(tmp_path / "run" / "model.pt")
+    term = model.terms[-1]
+    assert isinstance(term, PaiNNPotential) and term.n_interactions == 2
+    assert model.provenance["neural"]["representation"] == "painn"
+    config.write_text("neural: {representation: foo}\n")
+    capsys.readouterr()
+    assert main([*arguments, "-o", str(tmp_path / "bad")]) != 0
+    assert "NeuralConfig.representation='foo'" in capsys.readouterr().err
