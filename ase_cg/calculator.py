@@ -27,7 +27,7 @@ from ase_cg.beads import bead_types_of
 from ase_cg.errors import ASECGError, InputError
 from ase_cg.model import load_model
 from ase_cg.neighbors import closest_pair
-from ase_cg.potentials import CGModel, NeuralPotential, make_batch
+from ase_cg.potentials import CGModel, NeuralTerm, make_batch
 
 _TOPOLOGY_ARRAYS = (K.BEAD_TYPE, K.MOL_ID)
 _TOPOLOGY_CHANGES = ("numbers", *_TOPOLOGY_ARRAYS)
@@ -155,7 +155,7 @@ class CGCalculator(Calculator):
             parameter.requires_grad_(False)
         if compile:
             for term in self.model.terms:
-                if isinstance(term, NeuralPotential):
+                if isinstance(term, NeuralTerm):
                     # in place (nn.Module.compile): module tree and state_dict keys stay as
                     # they are, so calc.model can still be saved
                     term.network.compile(dynamic=True)

@@ -238,6 +238,7 @@ def export(
         Å, grid spacing of the tables the plugin reads each interaction's filter from
         (:class:`~ase_cg.potentials.neural.FilterTable`: errors O(h²), 5e-6 of the largest
         force at 0.002 Å for the shipped ethane model); None or 0 evaluates the filter networks.
+        SchNet terms only: a PaiNN term is exported with exact filters.
     skin : float, default 2.0
         Å, neighbour skin (``neighbor`` command); the ghost shell is the cutoff + skin.
     pair_cutoff : float or "auto", optional

@@ -2,8 +2,10 @@
 
 This module is the one Python owner of the plugin contract (the C++ side reads it in
 ``lammps_interface/src/pair_cgtorch.cpp``). :func:`write_torchscript_model` writes any module
-that keeps the contract; :func:`write_neural_term` writes a
-:class:`~ase_cg.potentials.neural.NeuralPotential`; :func:`export_aoti` compiles one ahead of time
+that keeps the contract; :func:`write_neural_term` writes a network term (SchNet,
+:class:`~ase_cg.potentials.neural.NeuralPotential`, or PaiNN,
+:class:`~ase_cg.potentials.painn.PaiNNPotential`, whose features ``[q | μ]`` pack its vector
+features so they cross ranks like any feature); :func:`export_aoti` compiles one ahead of time
 with AOTInductor (a package for Python use; the plugin loads TorchScript).
 
 A scripted ``torch.nn.Module`` of a message-passing model with ``K`` layers, ``F`` features and
@@ -54,7 +56,7 @@ from torch import Tensor
 from ase_cg._paths import atomic_path
 from ase_cg.errors import InputError
 from ase_cg.neighbors import neighbor_pairs
-from ase_cg.potentials.neural import EnergyAndPairGradient, NeuralPotential
+from ase_cg.potentials.neural import EnergyAndPairGradient, NeuralPotential, NeuralTerm
 
 #: name of the TorchScript extra file holding the metadata (read by the plugin)
 METADATA_FILE = "cgtorch.json"
@@ -62,7 +64,8 @@ METADATA_FILE = "cgtorch.json"
 METADATA_FORMAT = "ase_cg.cgtorch"
 METADATA_VERSION = 2
 #: default grid spacing (Å) of the filter tables of exported SchNet terms
-#: (:class:`~ase_cg.potentials.neural.FilterTable`; None or 0 evaluates the filter networks)
+#: (:class:`~ase_cg.potentials.neural.FilterTable`; None or 0 evaluates the filter networks;
+#: PaiNN terms are always exported with exact filters)
 FILTER_SPACING = 0.002
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
@@ -161,18 +164,18 @@ def write_torchscript_model(
 
 
 def write_neural_term(
-    term: NeuralPotential,
+    term: NeuralTerm,
     path: str | os.PathLike,
     bead_type_names: list[str],
     *,
     dtype: torch.dtype | None = None,
     filter_spacing: float | None = FILTER_SPACING,
 ) -> Path:
-    """Write a SchNet term (its :meth:`~NeuralPotential.lammps_module`) for the plugin.
+    """Write a SchNet or PaiNN term (its ``lammps_module``) for the plugin.
 
     Parameters
     ----------
-    term : NeuralPotential
+    term : NeuralPotential or PaiNNPotential
     path : path
         Output ``.pt`` file, written atomically.
     bead_type_names : list of str
@@ -182,9 +185,16 @@ def write_neural_term(
     filter_spacing : float or None, Å
         Grid spacing of the filter tables the plugin reads instead of evaluating each
         interaction's filter network (:class:`~ase_cg.potentials.neural.FilterTable`); None or
-        0: the networks themselves (exact, slower).
+        0: the networks themselves (exact, slower). SchNet only: a PaiNN term is written with
+        exact filters whatever the spacing.
     """
-    module = term.lammps_module(filter_spacing or None)
+    if not isinstance(term, NeuralTerm):
+        raise InputError(
+            f"write_neural_term: {type(term).__name__} is not a network term; the plugin runs "
+            "NeuralPotential (SchNet) and PaiNNPotential terms"
+        )
+    spacing = (filter_spacing or None) if isinstance(term, NeuralPotential) else None
+    module = term.lammps_module(spacing)
     if len(bead_type_names) != term.n_types:
         raise InputError(
             f"bead_type_names {list(bead_type_names)!r}: the term has {term.n_types} bead types; "
@@ -200,7 +210,7 @@ def write_neural_term(
     )
 
 
-def _example_inputs(term: NeuralPotential, dtype: torch.dtype) -> tuple[Tensor, ...]:
+def _example_inputs(term: NeuralTerm, dtype: torch.dtype) -> tuple[Tensor, ...]:
     """A small random periodic bead configuration with its pair list, for tracing."""
     rng = np.random.default_rng(0)
     box = 2.5 * term.cutoff
@@ -218,7 +228,7 @@ def _example_inputs(term: NeuralPotential, dtype: torch.dtype) -> tuple[Tensor, 
 
 
 def export_aoti(
-    term: NeuralPotential,
+    term: NeuralTerm,
     path: str | os.PathLike,
     bead_type_names: list[str],
     *,
@@ -238,7 +248,7 @@ def export_aoti(
 
     Parameters
     ----------
-    term : NeuralPotential
+    term : NeuralPotential or PaiNNPotential
     path : path of the ``.pt2`` package, written atomically
     bead_type_names : list of str
         As for :func:`write_neural_term`.

@@ -48,7 +48,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="grid spacing (Å) of the tables the plugin reads the SchNet filters from (default "
         "0.002, errors 5e-6 of the largest force); 0: evaluate the filter networks (exact, "
-        "slower)",
+        "slower); PaiNN terms always use exact filters",
     )
     parser.add_argument(
         "--skin", type=_args.nonnegative_float, default=2.0, help="neighbour skin, Å"

@@ -17,7 +17,8 @@ from ase_cg.potentials.classical import (
     PairSpline,
     ThreeBodySpline,
 )
-from ase_cg.potentials.neural import NeuralPotential
+from ase_cg.potentials.neural import NeuralPotential, NeuralTerm
+from ase_cg.potentials.painn import PaiNNPotential
 from ase_cg.potentials.prior import HarmonicAngles, HarmonicBonds, Repulsion
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "HarmonicBonds",
     "NeuralConfig",
     "NeuralPotential",
+    "NeuralTerm",
+    "PaiNNPotential",
     "Repulsion",
     "SystemTopology",
     "ThreeBodySpline",

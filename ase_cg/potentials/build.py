@@ -1,6 +1,9 @@
-"""Build a neural CG model from mapped data: a fitted physical prior plus an untrained SchNet.
+"""Build a neural CG model from mapped data: a fitted physical prior plus an untrained network.
 
-The prior keeps CG MD stable where the training data never went; the SchNet term learns the
+The network is SchNet (:class:`NeuralPotential`, distance-only messages) or PaiNN
+(:class:`PaiNNPotential`, equivariant vector features: it can learn angular correlations such as
+the tetrahedral O–O–O angles of one-site water), chosen by ``NeuralConfig.representation``.
+The prior keeps CG MD stable where the training data never went; the network learns the
 rest by force matching (:mod:`ase_cg.fitting.gradient`). From the mapped reference trajectory:
 
 * bonds: for each pair of bead types, Boltzmann inversion of a Gaussian fitted to the bond
@@ -28,7 +31,8 @@ from ase_cg.config import config_from_dict
 from ase_cg.errors import InputError
 from ase_cg.neighbors import neighbor_pairs
 from ase_cg.potentials.base import CGModel, EnergyTerm, SystemTopology
-from ase_cg.potentials.neural import NeuralPotential
+from ase_cg.potentials.neural import NeuralPotential, NeuralTerm
+from ase_cg.potentials.painn import PaiNNPotential
 from ase_cg.potentials.prior import (
     HarmonicAngles,
     HarmonicBonds,
@@ -37,6 +41,8 @@ from ase_cg.potentials.prior import (
 )
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: values of ``NeuralConfig.representation``
+REPRESENTATIONS = ("schnet", "painn")
 
 
 class NeuralConfigError(InputError):
@@ -45,19 +51,29 @@ class NeuralConfigError(InputError):
 
 @dataclass
 class NeuralConfig:
-    """Settings of a neural CG model (SchNet + prior); saved in the model's provenance."""
+    """Settings of a neural CG model (SchNet or PaiNN + prior); saved in the model's provenance."""
 
+    representation: str = "schnet"
+    """The network: ``"schnet"`` (:class:`NeuralPotential`, messages depend on distances only)
+    or ``"painn"`` (:class:`PaiNNPotential`, equivariant vector features: angular many-body
+    correlations, 2.5–4× the cost of a SchNet of the same width on a CPU)."""
     n_atom_basis: int = 64
-    """Width of the bead feature vectors."""
+    """Width of the bead feature vectors (PaiNN: of the scalar features; its vector features
+    are 3 × as wide)."""
     n_filters: int = 64
-    """Width of the continuous filters of each interaction block."""
+    """Width of the continuous filters of each SchNet interaction block (SchNet only: PaiNN's
+    filters are ``3 · n_atom_basis`` wide)."""
     n_interactions: int = 3
-    """Number of SchNet interaction (message-passing) blocks; a bead feels beads up to
+    """Number of interaction (message-passing) blocks; a bead feels beads up to
     ``n_interactions · cutoff`` away (in LAMMPS the features cross ranks once per block)."""
+    shared_filters: bool = False
+    """PaiNN only: one filter network for all interaction blocks."""
+    shared_interactions: bool = False
+    """PaiNN only: one set of interaction and mixing weights for all blocks."""
     n_rbf: int = 20
     """Number of Gaussians of the distance expansion on [0, cutoff]."""
     cutoff: float = 8.0
-    """SchNet cutoff, Å. 8 Å covers the first and most of the second neighbour shell of liquid
+    """Network cutoff, Å. 8 Å covers the first and most of the second neighbour shell of liquid
     ethane CH3 beads (RDF first minimum 6.6 Å)."""
     head_hidden: list[int] | None = None
     """Hidden widths of the atom-wise energy MLP; None: ``[n_atom_basis // 2]`` (schnetpack's
@@ -76,14 +92,25 @@ class NeuralConfig:
     prior_model: str | None = None
     """Path of a classical model file (``ase-cg train --kind classical``) whose terms (pair,
     bond, angle splines fitted by force matching) are the prior instead of the Boltzmann-inverted
-    harmonic bonds + repulsion. The SchNet term then starts as a zero correction to the best
+    harmonic bonds + repulsion. The network term then starts as a zero correction to the best
     pair + bonded model and learns the many-body remainder; the prior is trained along with it.
     Its bead types must be the mapping's."""
     seed: int | None = None
-    """Seed of the SchNet weight initialisation (a private RNG stream; the global torch RNG
+    """Seed of the network weight initialisation (a private RNG stream; the global torch RNG
     state is left as it was). None: drawn from the global torch RNG."""
 
     def __post_init__(self) -> None:
+        if self.representation not in REPRESENTATIONS:
+            raise NeuralConfigError(
+                f"NeuralConfig.representation={self.representation!r}; use one of "
+                f"{list(REPRESENTATIONS)} (neural: representation: painn)"
+            )
+        if self.representation != "painn" and (self.shared_filters or self.shared_interactions):
+            raise NeuralConfigError(
+                "NeuralConfig.shared_filters / shared_interactions apply to representation "
+                f"'painn' only, not {self.representation!r}; remove them or set representation: "
+                "painn"
+            )
         if self.dtype not in _DTYPES:
             raise NeuralConfigError(
                 f"NeuralConfig.dtype={self.dtype!r}; use one of {sorted(_DTYPES)}"
@@ -267,7 +294,7 @@ def build_neural_model(
     temperature: float,
     prior_model: CGModel | None = None,
 ) -> CGModel:
-    """A CG model of a prior plus an untrained :class:`NeuralPotential`.
+    """A CG model of a prior plus an untrained :class:`NeuralPotential` or :class:`PaiNNPotential`.
 
     Parameters
     ----------
@@ -287,8 +314,9 @@ def build_neural_model(
     Returns
     -------
     CGModel
-        Terms: the prior (see :func:`fit_prior`) then the SchNet term, in ``config.dtype``; the
-        untrained SchNet adds zero energy. ``provenance`` records the config and temperature.
+        Terms: the prior (see :func:`fit_prior`) then the network term
+        (``config.representation``), in ``config.dtype``; the untrained network adds zero
+        energy. ``provenance`` records the config and temperature.
     """
     if not temperature > 0:
         raise InputError(f"temperature={temperature!r} K; give the reference temperature (> 0)")
@@ -314,16 +342,7 @@ def build_neural_model(
     with torch.random.fork_rng(devices=[]):
         if config.seed is not None:
             torch.manual_seed(config.seed)
-        neural = NeuralPotential(
-            len(names),
-            n_atom_basis=config.n_atom_basis,
-            n_filters=config.n_filters,
-            n_interactions=config.n_interactions,
-            n_rbf=config.n_rbf,
-            cutoff=config.cutoff,
-            head_hidden=config.head_hidden,
-            head_activation=config.head_activation,
-        )
+        neural = _network_term(config, len(names))
     provenance = {
         "builder": "ase_cg.potentials.build.build_neural_model",
         "neural_config": config.to_dict(),
@@ -339,6 +358,26 @@ def build_neural_model(
     return model.to(_DTYPES[config.dtype])
 
 
+def _network_term(config: NeuralConfig, n_types: int) -> NeuralTerm:
+    """The untrained network term of ``config`` (SchNet or PaiNN) for ``n_types`` bead types."""
+    common = {
+        "n_atom_basis": config.n_atom_basis,
+        "n_interactions": config.n_interactions,
+        "n_rbf": config.n_rbf,
+        "cutoff": config.cutoff,
+        "head_hidden": config.head_hidden,
+        "head_activation": config.head_activation,
+    }
+    if config.representation == "painn":
+        return PaiNNPotential(
+            n_types,
+            shared_filters=config.shared_filters,
+            shared_interactions=config.shared_interactions,
+            **common,
+        )
+    return NeuralPotential(n_types, n_filters=config.n_filters, **common)
+
+
 def _prior_terms(classical: CGModel, names: list[str]) -> tuple[list[EnergyTerm], int]:
     """The terms and bonded-exclusion depth of a classical prior model, checked."""
     if list(classical.bead_type_names) != names:
@@ -346,7 +385,7 @@ def _prior_terms(classical: CGModel, names: list[str]) -> tuple[list[EnergyTerm]
             f"prior_model: its bead types {classical.bead_type_names} are not the mapping's "
             f"{names}; fit the prior with the same mapping"
         )
-    if any(isinstance(t, NeuralPotential) for t in classical.terms):
+    if any(isinstance(t, NeuralTerm) for t in classical.terms):
         raise NeuralConfigError(
             "prior_model: a neural model cannot be the prior; give a classical model "
             "(ase-cg train --kind classical)"

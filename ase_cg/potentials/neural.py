@@ -33,6 +33,10 @@ exported module reads each interaction's filter from a :class:`FilterTable` (W a
 basis and the filter network on every pair, which takes the plugin from 32 to 55 ns/day on one
 core for the shipped ethane model (BENCHMARKS.md).
 
+The building blocks shared with the PaiNN term (:mod:`ase_cg.potentials.painn`) live here:
+:func:`dense_layer`, :func:`atomwise_head`, :func:`gaussian_basis`, :func:`undirected_pairs`
+and the :class:`NeuralTerm` base class.
+
 Bead-type embeddings: schnetpack embeds by atomic number (a 100-row table); here the table has
 one row per bead type. :meth:`NeuralPotential.from_schnetpack` copies row ``type_map[t]`` of
 schnetpack's table into row ``t`` of ours.
@@ -52,7 +56,8 @@ from ase_cg.errors import InputError
 from ase_cg.potentials.base import CGGraph, EnergyTerm, register_term
 from ase_cg.potentials.schnetpack_compat import load_schnetpack_weights
 
-_ACTIVATIONS = ("silu", "shifted_softplus")
+#: activations of the networks' blocks and heads
+ACTIVATIONS = ("silu", "shifted_softplus")
 _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 
 
@@ -72,13 +77,59 @@ class ShiftedSoftplus(nn.Module):
         return shifted_softplus(x)
 
 
-def _dense(n_in: int, n_out: int, *, bias: bool = True, dtype: torch.dtype) -> nn.Linear:
+def dense_layer(n_in: int, n_out: int, *, bias: bool = True, dtype: torch.dtype) -> nn.Linear:
     """A linear layer initialised as schnetpack's ``Dense`` (Xavier-uniform weight, zero bias)."""
     layer = nn.Linear(n_in, n_out, bias=bias, dtype=dtype)
     nn.init.xavier_uniform_(layer.weight)
     if bias:
         nn.init.zeros_(layer.bias)
     return layer
+
+
+def activation_module(name: str) -> nn.Module:
+    """The activation ``name`` (one of ``"silu"``, ``"shifted_softplus"``) as a module."""
+    return nn.SiLU() if name == "silu" else ShiftedSoftplus()
+
+
+def atomwise_head(
+    n_in: int, hidden: Sequence[int], activation: str, dtype: torch.dtype
+) -> nn.Sequential:
+    """schnetpack's ``Atomwise`` MLP ``n_in → hidden… → 1``, its last layer zero.
+
+    Linear layers at even indices, ``activation`` between them; the zero last layer makes an
+    untrained term add zero energy (an untrained model is exactly its prior).
+    """
+    sizes = [n_in, *hidden, 1]
+    layers: list[nn.Module] = []
+    for index in range(len(sizes) - 1):
+        layers.append(dense_layer(sizes[index], sizes[index + 1], dtype=dtype))
+        if index < len(sizes) - 2:
+            layers.append(activation_module(activation))
+    nn.init.zeros_(layers[-1].weight)
+    return nn.Sequential(*layers)
+
+
+def gaussian_basis(
+    distances: Tensor, offsets: Tensor, widths: Tensor, cutoff: float
+) -> tuple[Tensor, Tensor]:
+    """schnetpack's ``GaussianRBF`` (n_pairs, n_rbf) and ``CosineCutoff`` (n_pairs,) of distances.
+
+    ``distances`` (n_pairs,), Å, in the dtype of ``offsets`` and ``widths`` (n_rbf,); pairs at
+    or beyond ``cutoff`` get a zero envelope.
+    """
+    coefficients = -0.5 / (widths * widths)
+    basis = torch.exp(coefficients * (distances.unsqueeze(1) - offsets) ** 2)
+    envelope = 0.5 * (torch.cos(distances * (math.pi / cutoff)) + 1.0)
+    return basis, envelope * (distances < cutoff).to(distances.dtype)
+
+
+def undirected_pairs(pair_i: Tensor, pair_j: Tensor) -> Tensor:
+    """Indices (n_undirected,) of the pairs with ``i <= j`` in a list holding both directions.
+
+    Such a pair carries messages both ways; a bead's own periodic images (``i == j``) keep both
+    of their directions, each to be weighted by one half.
+    """
+    return torch.nonzero(pair_i <= pair_j).squeeze(1)
 
 
 class SchNetInteraction(nn.Module):
@@ -91,11 +142,11 @@ class SchNetInteraction(nn.Module):
 
     def __init__(self, n_atom_basis: int, n_rbf: int, n_filters: int, dtype: torch.dtype) -> None:
         super().__init__()
-        self.in2f = _dense(n_atom_basis, n_filters, bias=False, dtype=dtype)
-        self.filter1 = _dense(n_rbf, n_filters, dtype=dtype)
-        self.filter2 = _dense(n_filters, n_filters, dtype=dtype)
-        self.f2out1 = _dense(n_filters, n_atom_basis, dtype=dtype)
-        self.f2out2 = _dense(n_atom_basis, n_atom_basis, dtype=dtype)
+        self.in2f = dense_layer(n_atom_basis, n_filters, bias=False, dtype=dtype)
+        self.filter1 = dense_layer(n_rbf, n_filters, dtype=dtype)
+        self.filter2 = dense_layer(n_filters, n_filters, dtype=dtype)
+        self.f2out1 = dense_layer(n_filters, n_atom_basis, dtype=dtype)
+        self.f2out2 = dense_layer(n_atom_basis, n_atom_basis, dtype=dtype)
 
     def aggregate(
         self, x: Tensor, basis: Tensor, envelope: Tensor, pair_i: Tensor, pair_j: Tensor
@@ -175,15 +226,7 @@ class SchNetEnergy(nn.Module):
         self.interactions = nn.ModuleList(
             SchNetInteraction(n_atom_basis, n_rbf, n_filters, dtype) for _ in range(n_interactions)
         )
-        sizes = [n_atom_basis, *head_hidden, 1]
-        layers: list[nn.Module] = []
-        for index in range(len(sizes) - 1):
-            layers.append(_dense(sizes[index], sizes[index + 1], dtype=dtype))
-            if index < len(sizes) - 2:
-                layers.append(nn.SiLU() if head_activation == "silu" else ShiftedSoftplus())
-        # the untrained term adds zero energy: an untrained model is exactly its prior
-        nn.init.zeros_(layers[-1].weight)
-        self.head = nn.Sequential(*layers)
+        self.head = atomwise_head(n_atom_basis, head_hidden, head_activation, dtype)
         self.register_buffer("type_energy_shift", torch.zeros(n_types, dtype=dtype))
 
     def forward(
@@ -203,7 +246,7 @@ class SchNetEnergy(nn.Module):
         # the list holds every pair in both directions with the same distance: keep i < j, which
         # then carries messages both ways; a bead's own periodic images (i == j) keep both of
         # their directions, each at half weight
-        undirected = torch.nonzero(pair_i <= pair_j).squeeze(1)
+        undirected = undirected_pairs(pair_i, pair_j)
         pair_i, pair_j = pair_i.index_select(0, undirected), pair_j.index_select(0, undirected)
         basis, envelope = self.pair_basis(pair_vectors.index_select(0, undirected))
         envelope = torch.where(pair_i == pair_j, 0.5 * envelope, envelope)
@@ -218,13 +261,9 @@ class SchNetEnergy(nn.Module):
         ``pair_vectors`` (n_pairs, 3), Å, are cast to the weights' dtype; pairs at or beyond
         the cutoff get a zero envelope.
         """
-        dtype = self.rbf_offsets.dtype
-        vectors = pair_vectors.to(dtype)
+        vectors = pair_vectors.to(self.rbf_offsets.dtype)
         distances = torch.sqrt((vectors * vectors).sum(dim=1))
-        coefficients = -0.5 / (self.rbf_widths * self.rbf_widths)
-        basis = torch.exp(coefficients * (distances.unsqueeze(1) - self.rbf_offsets) ** 2)
-        envelope = 0.5 * (torch.cos(distances * (math.pi / self.cutoff)) + 1.0)
-        return basis, envelope * (distances < self.cutoff).to(dtype)
+        return gaussian_basis(distances, self.rbf_offsets, self.rbf_widths, self.cutoff)
 
     def readout(self, x: Tensor, bead_types: Tensor) -> Tensor:
         """Per-bead energies (n_beads,), eV, from the last features (n_beads, n_atom_basis)."""
@@ -417,8 +456,70 @@ class EnergyAndPairGradient(nn.Module):
         return energies.detach(), gradient
 
 
+class NeuralTerm(EnergyTerm):
+    """Base of the message-passing energy terms (SchNet: :class:`NeuralPotential`; PaiNN:
+    :class:`~ase_cg.potentials.painn.PaiNNPotential`).
+
+    A subclass holds its network on plain tensors as ``self.network`` (``forward(bead_types,
+    pair_i, pair_j, pair_vectors) -> (n_beads,)`` per-bead energies, a ``type_energy_shift``
+    buffer, an ``rbf_offsets`` buffer in the weights' dtype) and sets ``n_types``,
+    ``n_interactions`` and ``_cutoff``; it implements ``config()`` and
+    ``lammps_module(filter_spacing=None)`` (the plugin's layer-wise view, see
+    :mod:`lammps_interface.torchscript`).
+    """
+
+    kind = "manybody"
+    n_types: int
+    n_interactions: int
+    _cutoff: float
+    network: nn.Module
+
+    @property
+    def cutoff(self) -> float:
+        return self._cutoff
+
+    @property
+    def message_passing_layers(self) -> int:
+        return self.n_interactions
+
+    def forward(self, graph: CGGraph) -> Tensor:
+        """Per-bead energies (n_beads,) in eV, over all pairs of the graph within the cutoff."""
+        return self.network(graph.bead_types, graph.pair_i, graph.pair_j, graph.pair_vectors)
+
+    def set_energy_shift(self, shift: Sequence[float]) -> None:
+        """Set the per-type energy shift Δ (n_types,) in eV, added to every bead of that type."""
+        values = torch.as_tensor(shift, dtype=torch.float64)
+        if values.shape != (self.n_types,):
+            raise NeuralPotentialError(
+                f"energy shift has shape {tuple(values.shape)}; give one value (eV) per bead "
+                f"type: ({self.n_types},)"
+            )
+        shift_buffer = self.network.type_energy_shift
+        shift_buffer.copy_(values.to(shift_buffer.dtype))
+
+    def lammps_module(self, filter_spacing: float | None = None) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must implement lammps_module()")
+
+    def _frozen_network(self) -> nn.Module:
+        """A copy of the network detached from training, for the plugin's module."""
+        network = copy.deepcopy(self.network)
+        for parameter in network.parameters():
+            parameter.requires_grad_(False)
+        return network
+
+
+def check_sizes(owner: str, sizes: Sequence[tuple[str, object, int]]) -> None:
+    """Raise :class:`NeuralPotentialError` unless each ``(name, value, least)`` is an integer
+    ``value ≥ least`` (``owner`` names the class in the message)."""
+    for name, value, least in sizes:
+        if int(value) != value or value < least:
+            raise NeuralPotentialError(
+                f"{owner}: {name}={value!r}; it must be an integer ≥ {least}"
+            )
+
+
 @register_term
-class NeuralPotential(EnergyTerm):
+class NeuralPotential(NeuralTerm):
     """SchNet message passing over beads: a many-body energy term (see the module docstring).
 
     Parameters
@@ -447,8 +548,6 @@ class NeuralPotential(EnergyTerm):
     at zero, so an untrained term adds no energy.
     """
 
-    kind = "manybody"
-
     def __init__(
         self,
         n_types: int,
@@ -462,22 +561,21 @@ class NeuralPotential(EnergyTerm):
         head_activation: str = "silu",
     ) -> None:
         super().__init__()
-        for name, value, least in (
-            ("n_types", n_types, 1),
-            ("n_atom_basis", n_atom_basis, 1),
-            ("n_filters", n_filters, 1),
-            ("n_interactions", n_interactions, 1),
-            ("n_rbf", n_rbf, 2),
-        ):
-            if int(value) != value or value < least:
-                raise NeuralPotentialError(
-                    f"NeuralPotential: {name}={value!r}; it must be an integer ≥ {least}"
-                )
+        check_sizes(
+            "NeuralPotential",
+            (
+                ("n_types", n_types, 1),
+                ("n_atom_basis", n_atom_basis, 1),
+                ("n_filters", n_filters, 1),
+                ("n_interactions", n_interactions, 1),
+                ("n_rbf", n_rbf, 2),
+            ),
+        )
         if not cutoff > 0:
             raise NeuralPotentialError(f"NeuralPotential: cutoff={cutoff!r} Å; it must be > 0")
-        if head_activation not in _ACTIVATIONS:
+        if head_activation not in ACTIVATIONS:
             raise NeuralPotentialError(
-                f"NeuralPotential: head_activation={head_activation!r}; use one of {_ACTIVATIONS}"
+                f"NeuralPotential: head_activation={head_activation!r}; use one of {ACTIVATIONS}"
             )
         if head_hidden is None:
             head_hidden = [max(1, n_atom_basis // 2)]
@@ -501,14 +599,6 @@ class NeuralPotential(EnergyTerm):
             torch.float32,
         )
 
-    @property
-    def cutoff(self) -> float:
-        return self._cutoff
-
-    @property
-    def message_passing_layers(self) -> int:
-        return self.n_interactions
-
     def config(self) -> dict:
         return {
             "n_types": self.n_types,
@@ -521,21 +611,6 @@ class NeuralPotential(EnergyTerm):
             "head_activation": self.head_activation,
         }
 
-    def forward(self, graph: CGGraph) -> Tensor:
-        """Per-bead energies (n_beads,) in eV, over all pairs of the graph within the cutoff."""
-        return self.network(graph.bead_types, graph.pair_i, graph.pair_j, graph.pair_vectors)
-
-    def set_energy_shift(self, shift: Sequence[float]) -> None:
-        """Set the per-type energy shift Δ (n_types,) in eV, added to every bead of that type."""
-        values = torch.as_tensor(shift, dtype=torch.float64)
-        if values.shape != (self.n_types,):
-            raise NeuralPotentialError(
-                f"energy shift has shape {tuple(values.shape)}; give one value (eV) per bead "
-                f"type: ({self.n_types},)"
-            )
-        shift_buffer = self.network.type_energy_shift
-        shift_buffer.copy_(values.to(shift_buffer.dtype))
-
     def lammps_module(self, filter_spacing: float | None = None) -> LAMMPSNeuralModule:
         """A TorchScript-able copy of the network with the LAMMPS plugin's calling convention.
 
@@ -544,10 +619,7 @@ class NeuralPotential(EnergyTerm):
         ``filter_spacing`` (Å) each interaction's filter network is read from a
         :class:`FilterTable` of that spacing instead of being evaluated.
         """
-        network = copy.deepcopy(self.network)
-        for parameter in network.parameters():
-            parameter.requires_grad_(False)
-        return LAMMPSNeuralModule(network, filter_spacing).eval()
+        return LAMMPSNeuralModule(self._frozen_network(), filter_spacing).eval()
 
     @classmethod
     def from_schnetpack(
