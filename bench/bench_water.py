@@ -1,19 +1,19 @@
 """One-site CG water: pair, pair + three-body and neural models against the mapped SPC/E liquid.
 
-The water demo's models and comparison (:mod:`ase_cg.demo_water`) at full size: from an
-all-atom SPC/E reference (``ase-cg reference water``) mapped to one bead per molecule, on the
-same frames and pair cutoff, ``pair`` (force matching), ``pair + three-body`` (pair splines and
-the Stillinger–Weber-type angular term fitted together) and, with ``--neural``, a SchNet term
-trained on top of the pair model; plus any model given with ``--model NAME=PATH`` (e.g. a
-refined one). Each runs NVT in LAMMPS at the reference volume (300 K, 2 fs, from its last frame)
-and is compared: RDF max |Δg|, the neighbour-angle distribution within the first shell (max
-|Δp| per degree; the reference's halves give its noise), the tetrahedral order q, the pressure,
-and the held-out force residual of the fit. With ``--speed`` (run it on a quiet machine): 1 vs 2
-MPI ranks of each model (forces on the reference's last frame), and ns/day of every model in
-LAMMPS (2 fs, NVT, the reference's last frame, one core) against all-atom SPC/E with the same
-molecules, rigid, 2 fs: LAMMPS (SHAKE, PPPM) and GROMACS (SETTLE, PME, when ``gmx`` is
-installed), measured in the same invocation. Prints markdown tables and writes
-``--output`` (JSON) and the compare folders (plots) under ``--work``.
+The water demo's models and comparison (:mod:`ase_cg.demo_water`) at full size: from an all-atom
+SPC/E reference (``ase-cg reference water``) mapped to one bead per molecule, on the same frames
+and pair cutoff, ``pair`` (force matching), ``pair + three-body`` (pair splines and the
+Stillinger–Weber-type angular term fitted together) and, with ``--neural``, a SchNet (or,
+``--representation painn``, PaiNN) term trained on top of the pair model; plus any model given with
+``--model NAME=PATH`` (e.g. a refined one). Each runs NVT in LAMMPS at the reference volume (300 K,
+2 fs, from its last frame) and is compared: RDF max |Δg|, the neighbour-angle distribution within
+the first shell (max |Δp| per degree; the reference's halves give its noise), the tetrahedral order
+q, the pressure, and the held-out force residual of the fit. With ``--speed`` (run it on a quiet
+machine): 1 vs 2 MPI ranks of each model (forces on the reference's last frame), and ns/day of
+every model in LAMMPS (2 fs, NVT, the reference's last frame, one core) against all-atom SPC/E with
+the same molecules, rigid, 2 fs: LAMMPS (SHAKE, PPPM) and GROMACS (SETTLE, PME, when ``gmx`` is
+installed), measured in the same invocation. Prints markdown tables and writes ``--output`` (JSON)
+and the compare folders (plots) under ``--work``.
 
 Usage::
 
@@ -42,6 +42,10 @@ def main(argv=None) -> int:
     parser.add_argument("--neural-steps", type=int, default=5000, help="NVT steps, neural")
     parser.add_argument("--neural", action="store_true", help="train the neural model too")
     parser.add_argument("--epochs", type=int, default=5, help="neural training epochs")
+    parser.add_argument("--representation", choices=("schnet", "painn"), default="schnet",
+                        help="neural term: SchNet (distances) or PaiNN (equivariant)")  # fmt: skip
+    parser.add_argument("--neural-size", default="2x32", metavar="INTERACTIONSxFEATURES",
+                        help="interaction blocks x features (= filters), neural")  # fmt: skip
     parser.add_argument("--ranks", type=int, default=1, help="MPI ranks of the LAMMPS runs")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                         help="a further model to run and compare")  # fmt: skip
@@ -61,7 +65,9 @@ def main(argv=None) -> int:
         map_trajectory(args.reference, mapped, CGMapping.load(args.mapping), progress=False)
     neural = None
     if args.neural:
-        neural = {"n_atom_basis": 32, "n_filters": 32, "n_interactions": 2, "n_rbf": 16,
+        interactions, features = (int(n) for n in args.neural_size.lower().split("x"))
+        neural = {"representation": args.representation, "n_atom_basis": features,
+                  "n_filters": features, "n_interactions": interactions, "n_rbf": 16,
                   "cutoff": 6.0, "seed": 0}  # fmt: skip
     if args.reuse:
         previous = json.loads(args.output.read_text())
