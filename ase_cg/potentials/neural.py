@@ -109,6 +109,16 @@ def atomwise_head(
     return nn.Sequential(*layers)
 
 
+def register_gaussian_basis(module: nn.Module, cutoff: float, n_rbf: int, dtype) -> None:
+    """Give ``module`` the buffers ``rbf_offsets`` and ``rbf_widths`` (n_rbf,) of schnetpack's
+    ``GaussianRBF``: ``n_rbf`` Gaussians evenly spaced on [0, ``cutoff``] Å, each as wide as the
+    spacing (computed in float64, stored in ``dtype``)."""
+    offsets = torch.linspace(0.0, cutoff, n_rbf, dtype=torch.float64)
+    widths = torch.full_like(offsets, cutoff / (n_rbf - 1))
+    module.register_buffer("rbf_offsets", offsets.to(dtype))
+    module.register_buffer("rbf_widths", widths.to(dtype))
+
+
 def gaussian_basis(
     distances: Tensor, offsets: Tensor, widths: Tensor, cutoff: float
 ) -> tuple[Tensor, Tensor]:
@@ -219,10 +229,7 @@ class SchNetEnergy(nn.Module):
         super().__init__()
         self.cutoff = float(cutoff)
         self.embedding = nn.Embedding(n_types, n_atom_basis, dtype=dtype)
-        offsets = torch.linspace(0.0, self.cutoff, n_rbf, dtype=torch.float64)
-        widths = torch.full_like(offsets, self.cutoff / (n_rbf - 1))
-        self.register_buffer("rbf_offsets", offsets.to(dtype))
-        self.register_buffer("rbf_widths", widths.to(dtype))
+        register_gaussian_basis(self, self.cutoff, n_rbf, dtype)
         self.interactions = nn.ModuleList(
             SchNetInteraction(n_atom_basis, n_rbf, n_filters, dtype) for _ in range(n_interactions)
         )

@@ -68,6 +68,7 @@ from ase_cg.potentials.neural import (
     check_sizes,
     dense_layer,
     gaussian_basis,
+    register_gaussian_basis,
     undirected_pairs,
 )
 from ase_cg.potentials.schnetpack_compat import load_schnetpack_painn_weights
@@ -215,10 +216,7 @@ class PaiNNEnergy(nn.Module):
         self.n_atom_basis = n_atom_basis
         self.shared_filters = bool(shared_filters)
         self.embedding = nn.Embedding(n_types, n_atom_basis, dtype=dtype)
-        offsets = torch.linspace(0.0, self.cutoff, n_rbf, dtype=torch.float64)
-        widths = torch.full_like(offsets, self.cutoff / (n_rbf - 1))
-        self.register_buffer("rbf_offsets", offsets.to(dtype))
-        self.register_buffer("rbf_widths", widths.to(dtype))
+        register_gaussian_basis(self, self.cutoff, n_rbf, dtype)
         n_filter_sets = 1 if shared_filters else n_interactions
         self.filter_net = dense_layer(n_rbf, n_filter_sets * 3 * n_atom_basis, dtype=dtype)
         if shared_interactions:
